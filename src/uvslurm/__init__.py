@@ -1,0 +1,3 @@
+"""uvslurm: run uv-managed Python projects on Slurm clusters."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from uvslurm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Command line: a thin argparse layer that dispatches to uvslurm.commands and maps errors to
+exit codes (see docs/reference/exit-codes.md). Imports stay lazy: `submit --dry-run` has a
+150 ms budget."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from uvslurm import __version__
+from uvslurm.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    UsageError,
+    UvslurmError,
+)
+
+# sbatch options whose names uvslurm uses for something else (pass them with --sbatch-arg)
+OWN_NAMES = frozenset({"profile", "extra"})
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, closest valid option) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if m:
+            import difflib
+
+            from uvslurm.sbatch_options import vocabulary
+
+            word = m.group(1).split("=", 1)[0]
+            known = {f"--{n}" for n in vocabulary()} | set(_all_option_strings(self))
+            match = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean '{match[0]}'?" if match else "see `uvslurm submit --help`"
+            raise UsageError(f"unknown option '{word}'", hint)
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
+def _all_option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    out: list[str] = []
+    for action in parser._actions:
+        out += [s for s in action.option_strings if s.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _all_option_strings(sub)
+    return out
+
+
+def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
+    from uvslurm.sbatch_options import FLAGS, vocabulary
+
+    g = p.add_argument_group(
+        "Slurm options", "the usual sbatch options, validated before submission (see man sbatch)"
+    )
+    for name, short in sorted(vocabulary().items()):
+        if name in OWN_NAMES:
+            continue
+        flags = [f"--{name}"] + ([f"-{short}"] if short else [])
+        dest = "sb_" + name.replace("-", "_")
+        if name in FLAGS:
+            g.add_argument(*flags, dest=dest, action="store_true", default=None, help=argparse.SUPPRESS)
+        else:
+            g.add_argument(*flags, dest=dest, metavar="V", help=argparse.SUPPRESS)
+    g.add_argument(
+        "--sbatch-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG to sbatch as an #SBATCH option (repeatable), e.g. --sbatch-arg=--exclusive=user",
+    )
+
+
+def _add_uv_selection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("uv selection (forwarded to uv sync; part of the venv key)")
+    g.add_argument("--extra", action="append", default=[], metavar="NAME")
+    g.add_argument("--all-extras", action="store_true")
+    g.add_argument("--group", action="append", default=[], metavar="NAME")
+    g.add_argument("--no-dev", action="store_true")
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = Parser(
+        prog="uvslurm",
+        description="Run uv projects on Slurm: venvs prepared on the node, keyed by modules and platform.",
+        parents=[common],
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"uvslurm {__version__}")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
+
+    s = sub.add_parser(
+        "submit",
+        parents=[common],
+        allow_abbrev=False,
+        help="submit a .py file, a batch script or a command as a Slurm job",
+        usage="uvslurm submit [OPTIONS] TARGET [ARGS...]  |  uvslurm submit [OPTIONS] -- CMD [ARGS...]",
+    )
+    s.add_argument("--profile", metavar="NAME", help="sbatch options from [tool.uvslurm.profiles.NAME]")
+    s.add_argument("--project", metavar="DIR", help="project directory (default: nearest pyproject.toml)")
+    s.add_argument("--dry-run", action="store_true", help="print the job script, submit nothing")
+    s.add_argument("--wait", action="store_true", help="wait for the job, stream its log, exit with its code")
+    s.add_argument("--parsable", action="store_true", help="print only the job id")
+    s.add_argument("--no-node-local", action="store_true", help="run from the depot, not node-local disk")
+    s.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
+    s.add_argument("--frozen", action="store_true", help="use uv.lock as it is, without checking")
+    _add_uv_selection(s)
+    _add_sbatch_options(s)
+    s.add_argument("target", nargs="?", metavar="TARGET", help="a .py file or a batch script")
+    s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for TARGET")
+
+    pr = sub.add_parser("prepare", parents=[common], help="materialize or revalidate the venv now")
+    pr.add_argument("--project", metavar="DIR")
+    pr.add_argument("--no-node-local", action="store_true")
+    _add_uv_selection(pr)
+
+    f = sub.add_parser("fingerprint", parents=[common], help="show this shell's fingerprint")
+    f.add_argument("--json", action="store_true", help="machine-readable output")
+    f.add_argument("--explain", action="store_true", help="show each component")
+    f.add_argument("--project", metavar="DIR")
+    return parser
+
+
+def _parse_submit(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
+    """`submit [OPTIONS] -- CMD...`: the first `--` ends the options unless a TARGET came before
+    it; then it is one of the TARGET's arguments and is kept verbatim (argparse would drop it)."""
+    if "--" not in argv:
+        return build_parser().parse_args(argv), None
+    i = argv.index("--")
+    ns = build_parser().parse_args(argv[:i])
+    if ns.target:
+        ns.args = [*ns.args, *argv[i:]]
+        return ns, None
+    return ns, argv[i + 1 :]
+
+
+def _sbatch_from(ns: argparse.Namespace) -> dict[str, str | bool]:
+    from uvslurm.sbatch_options import validate
+
+    out: dict[str, str | bool] = {}
+    for key, value in vars(ns).items():
+        if key.startswith("sb_") and value is not None:
+            name = key[3:].replace("_", "-")
+            out[name] = validate(name, value)
+    return out
+
+
+def dispatch(argv: list[str]) -> int:
+    command: list[str] | None = None
+    if argv[:1] == ["submit"]:
+        ns, command = _parse_submit(argv)
+    else:
+        ns = build_parser().parse_args(argv)
+    cwd = Path.cwd()
+    if ns.cmd == "submit":
+        from uvslurm.commands import submit
+
+        req = submit.SubmitRequest(
+            target=ns.target,
+            args=list(ns.args),
+            command=command or [],
+            sbatch=_sbatch_from(ns),
+            sbatch_args=ns.sbatch_arg,
+            profile=ns.profile,
+            project=ns.project,
+            dry_run=ns.dry_run,
+            wait=ns.wait,
+            parsable=ns.parsable,
+            no_node_local=ns.no_node_local,
+            locked=ns.locked,
+            frozen=ns.frozen,
+            extras=ns.extra,
+            all_extras=ns.all_extras,
+            groups=ns.group,
+            no_dev=ns.no_dev,
+            cwd=cwd,
+        )
+        if command is not None and not command:
+            raise UsageError("nothing to run after `--`", "write the command after it")
+        return submit.run(req)
+    if ns.cmd == "prepare":
+        from uvslurm import nodeenv
+        from uvslurm.commands import prepare
+
+        sync = nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev)
+        return prepare.run(ns.project, cwd, sync, ns.no_node_local)
+    if ns.cmd == "fingerprint":
+        from uvslurm.commands import fingerprint
+
+        return fingerprint.run(ns.json, ns.explain, ns.project, cwd)
+    build_parser().print_help(sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    try:
+        return dispatch(args)
+    except UvslurmError as e:
+        if debug:
+            raise
+        from uvslurm.output import error
+
+        error(e.line())
+        return e.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if debug:
+            raise
+        from uvslurm.output import error
+
+        error(f"unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+        return EXIT_UNEXPECTED

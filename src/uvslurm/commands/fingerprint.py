@@ -1,0 +1,70 @@
+"""`uvslurm fingerprint`: the fingerprint of this shell/node and its components."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from uvslurm import nodeenv, sources, uvtool
+from uvslurm.commands.prepare import node_settings
+from uvslurm.errors import UvslurmError
+
+# what each component means, for --explain
+EXPLAIN = {
+    "modules": "loaded environment modules (resolved names, sorted)",
+    "modulefiles": "the modulefiles they came from (sorted)",
+    "modulepath": "MODULEPATH",
+    "arch": "CPU architecture",
+    "cpu": "CPU vendor, family, model and feature flags",
+    "glibc": "C library version",
+    "os": "operating system id and version",
+    "python": "Python the project requests",
+    "uv": "uv version",
+    "gpu": "NVIDIA driver (or none)",
+    "sync": "uv selection flags (extras, groups)",
+}
+
+
+def _settings_outside_project(cwd: Path) -> nodeenv.NodeSettings:
+    config = sources.load(None, {})
+    return nodeenv.NodeSettings(
+        project="",
+        uv=uvtool.find_uv(config.get("uv")),
+        depot=str(nodeenv.depot_root(config)),
+        node_local=str(config.get("node-local")),
+        offline=nodeenv.offline_value(config),
+        python="",
+        sync_args=(),
+        fingerprint_env=nodeenv.fingerprint_env(config),
+    )
+
+
+def run(as_json: bool, explain: bool, project_dir: str | None, cwd: Path) -> int:
+    try:
+        settings = node_settings(project_dir, cwd)
+    except UvslurmError:
+        if project_dir:
+            raise
+        settings = _settings_outside_project(cwd)
+    fp, venv, comps = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
+    if as_json:
+        print(json.dumps({"fingerprint": fp, "venv": venv or None, "components": comps}, indent=2))
+        return 0
+    print(fp)
+    if explain:
+        from rich.markup import escape
+        from rich.table import Table
+
+        from uvslurm.output import console
+
+        table = Table(title=f"fingerprint {fp}", title_justify="left")
+        table.add_column("component")
+        table.add_column("value", overflow="fold")
+        table.add_column("what it is", style="dim")
+        for key, value in comps.items():
+            shown = value if len(value) <= 120 or key != "cpu" else value[:117] + "..."
+            table.add_row(escape(key), escape(shown or "-"), EXPLAIN.get(key, "extra variable"))
+        console().print(table)
+        if venv:
+            console().print(f"depot venv for this project: {escape(venv)}")
+    return 0

@@ -1,0 +1,112 @@
+"""What the prolog needs to know, as one value shared by submit, prepare and fingerprint."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+from uvslurm import paths, proc
+from uvslurm.config import Config
+from uvslurm.errors import PrepareError, UsageError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    project: str
+    uv: str
+    depot: str
+    node_local: str
+    offline: str
+    python: str
+    sync_args: tuple[str, ...]
+    fingerprint_env: tuple[str, ...]
+
+    def environ(self, mode: str) -> dict[str, str]:
+        return {
+            "UVSLURM_PROJECT": self.project,
+            "UVSLURM_UV": self.uv,
+            "UVSLURM_DEPOT": self.depot,
+            "UVSLURM_NODE_LOCAL": self.node_local,
+            "UVSLURM_OFFLINE": self.offline,
+            "UVSLURM_PYTHON": self.python,
+            "UVSLURM_SYNC_ARGS": " ".join(self.sync_args),
+            "UVSLURM_FP_ENV": " ".join(self.fingerprint_env),
+            "UVSLURM_MODE": mode,
+        }
+
+
+def sync_args(
+    extras: Sequence[str], all_extras: bool, groups: Sequence[str], no_dev: bool
+) -> tuple[str, ...]:
+    """uv's selection flags, validated so the prolog can word-split them safely."""
+    out: list[str] = []
+    for flag, names in (("--extra", extras), ("--group", groups)):
+        for n in names:
+            if not _NAME.match(n):
+                raise UsageError(f"{flag}: invalid name '{n}'")
+            out += [flag, n]
+    if all_extras:
+        out.append("--all-extras")
+    if no_dev:
+        out.append("--no-dev")
+    return tuple(out)
+
+
+def depot_root(config: Config) -> Path:
+    configured = config.get("depot")
+    raw = os.path.expandvars(os.path.expanduser(configured)) if configured else None
+    return Path(raw) if raw else paths.default_depot(os.environ)
+
+
+def offline_value(config: Config) -> str:
+    v = config.get("offline", "auto")
+    return "auto" if v == "auto" else ("true" if v else "false")
+
+
+def fingerprint_env(config: Config) -> tuple[str, ...]:
+    names = tuple(config.get("fingerprint.env", []))
+    for n in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n):
+            raise UsageError(f"fingerprint.env: '{n}' is not a variable name")
+    return names
+
+
+@cache
+def prolog_path() -> str:
+    return str(files("uvslurm.resources").joinpath("prolog.sh"))
+
+
+def run_prolog(settings: NodeSettings, mode: str) -> str:
+    """Run the bundled prolog here (prepare / fingerprint); its log lines go to our stderr."""
+    import subprocess
+
+    env = {**os.environ, **settings.environ(mode)}
+    p = subprocess.run(
+        ["bash", prolog_path()], env=env, stdout=subprocess.PIPE, text=True, check=False
+    )
+    if p.returncode == 75:
+        raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")
+    if p.returncode != 0:
+        raise proc.CommandFailed(["bash", "prolog.sh", mode], p.returncode, "")
+    return p.stdout
+
+
+def parse_fingerprint(text: str) -> tuple[str, str, dict[str, str]]:
+    """prolog fingerprint output -> (hash, venv path, components)."""
+    fp, venv, comps = "", "", {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "fingerprint":
+            fp = value
+        elif key == "venv":
+            venv = value
+        else:
+            comps[key] = value
+    return fp, venv, comps

@@ -1,0 +1,341 @@
+#!/bin/bash
+# shellcheck shell=bash
+# uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
+#
+# It runs on compute nodes where uvslurm itself is not installed: it needs bash >= 5, coreutils,
+# flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
+# variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run this file with the same
+# variables in the environment. Inputs:
+#   UVSLURM_PROJECT     absolute project directory (pyproject.toml, uv.lock)
+#   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
+#   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
+#   UVSLURM_NODE_LOCAL  auto | never | a directory
+#   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
+#   UVSLURM_PYTHON      the Python request of the project ("" when it names none)
+#   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
+#   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
+#   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
+#                       activate: return with the venv active (the job script body follows)
+#                       prepare: print the venv path    fingerprint: print components and key
+# Each step logs one "uvslurm: ..." line with its duration to stderr. When the environment cannot
+# be prepared the script exits 75 (EX_TEMPFAIL), a code users' programs rarely use.
+#
+# Venv lifecycle: a venv directory is published by renaming a private build directory that
+# already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
+# venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
+
+_uvslurm_t0=${EPOCHREALTIME/[.,]/}
+
+_uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
+_uvslurm_die() { _uvslurm_log "error: $*"; exit 75; }
+# _uvslurm_since VAR START_US: milliseconds since START_US, without forking
+_uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
+
+# _uvslurm_sorted VAR LIST: the ':'-separated LIST sorted bytewise, so that module load order
+# and the user's locale do not change the fingerprint
+_uvslurm_sorted() {
+  local LC_ALL=C x i
+  local -a items=() out=()
+  IFS=: read -r -a items <<<"$2"
+  for x in "${items[@]}"; do
+    [ -n "$x" ] || continue
+    i=${#out[@]}
+    while ((i > 0)) && [[ ${out[i - 1]} > $x ]]; do out[i]=${out[i - 1]}; i=$((i - 1)); done
+    out[i]=$x
+  done
+  local IFS=:
+  printf -v "$1" '%s' "${out[*]}"
+}
+
+# CPU identity from the first processor block of /proc/cpuinfo: vendor, family, model and the
+# feature flags decide what a -march=native build may use.
+_uvslurm_cpu() {
+  local k v acc=""
+  while IFS=: read -r k v; do
+    [ -z "$k" ] && break
+    k=${k%"${k##*[![:space:]]}"}
+    case $k in
+      vendor_id | "cpu family" | model | flags | "CPU implementer" | "CPU architecture" | \
+        "CPU variant" | "CPU part" | Features) acc+="${k// /_}=${v# } " ;;
+    esac
+  done </proc/cpuinfo
+  printf -v "$1" '%s' "${acc% }"
+}
+
+# Facts that need a subprocess (glibc, uv version) are cached per boot in the depot; the cache
+# is stale when the uv binary is newer than it.
+_uvslurm_facts() {
+  local boot="" f k v glibc="" uvv=""
+  read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
+  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}"
+  if [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ]; then
+    while IFS='=' read -r k v; do
+      case $k in glibc) glibc=$v ;; uv) [ "${v%% *}" = "$_uvslurm_uv" ] && uvv=${v#* } ;; esac
+    done <"$f"
+  fi
+  if [ -z "$glibc" ] || [ -z "$uvv" ]; then
+    glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null) || glibc=unknown
+    uvv=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
+    # best effort: a read-only depot only costs the two subprocesses on the next run
+    if mkdir -p "${f%/*}" 2>/dev/null; then
+      printf 'glibc=%s\nuv=%s %s\n' "$glibc" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
+        mv -f "$f.$$" "$f" 2>/dev/null
+    fi
+  fi
+  _uvslurm_glibc=$glibc
+  _uvslurm_uvversion=$uvv
+}
+
+_uvslurm_os() {
+  local k v id="" ver=""
+  while IFS='=' read -r k v; do
+    v=${v#\"}; v=${v%\"}
+    case $k in ID) id=$v ;; VERSION_ID) ver=$v ;; esac
+  done </etc/os-release
+  printf -v "$1" '%s' "$id-$ver"
+}
+
+# The fingerprint: everything that decides which binaries a venv may contain. Unrelated
+# environment (PWD, job ids, PATH) is not part of it, and neither is Lmod's _ModuleTable*.
+_uvslurm_fingerprint() {
+  local mods loaded cpu os gpu="none" name fp
+  _uvslurm_sorted mods "${_LMFILES_:-}"
+  _uvslurm_sorted loaded "${LOADEDMODULES:-}"
+  _uvslurm_cpu cpu
+  _uvslurm_os os
+  _uvslurm_facts
+  if [ -r /proc/driver/nvidia/version ]; then read -r gpu </proc/driver/nvidia/version; fi
+  fp="modules=$loaded
+modulefiles=$mods
+modulepath=${MODULEPATH:-}
+arch=$HOSTTYPE
+cpu=$cpu
+glibc=$_uvslurm_glibc
+os=$os
+python=${UVSLURM_PYTHON:-}
+uv=$_uvslurm_uvversion
+gpu=$gpu
+sync=${UVSLURM_SYNC_ARGS:-}"
+  for name in ${UVSLURM_FP_ENV:-}; do
+    fp+=$'\n'"env.$name=${!name:-}"
+  done
+  _uvslurm_fp_text=$fp
+}
+
+# _uvslurm_key: fingerprint hash, and the depot location of this project + fingerprint + lock,
+# all from a single sha256sum call (one fork on the warm path)
+_uvslurm_key() {
+  local out ph fh lh name
+  out=$(sha256sum /dev/fd/3 - "$UVSLURM_PROJECT/uv.lock" 3<<<"$UVSLURM_PROJECT" <<<"$_uvslurm_fp_text" 2>/dev/null)
+  { read -r ph _; read -r fh _; read -r lh _; } <<<"$out"
+  _uvslurm_fp=${fh:0:12}
+  # sha256sum prefixes a line with '\' when the file name holds a newline or backslash
+  ph=${ph#\\}; lh=${lh#\\}
+  [ ${#lh} -ge 64 ] || return 1
+  name=${UVSLURM_PROJECT##*/}
+  name=${name//[^A-Za-z0-9._-]/_}
+  _uvslurm_pdir="$UVSLURM_DEPOT/${name:0:40}-${ph:0:10}"
+  _uvslurm_keyname="${_uvslurm_fp}-${lh:0:8}"
+}
+
+_uvslurm_ready() { [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ]; }
+
+# _uvslurm_lock FILE WHAT: take an exclusive flock on FILE (fd in _uvslurm_lockfd), saying so
+# when another process holds it
+_uvslurm_lock() {
+  local t
+  exec {_uvslurm_lockfd}>>"$1" || _uvslurm_die "cannot open lock file $1"
+  if ! flock -n "$_uvslurm_lockfd"; then
+    t=${EPOCHREALTIME/[.,]/}
+    _uvslurm_log "waiting for another process preparing $2"
+    flock "$_uvslurm_lockfd" || _uvslurm_die "cannot lock $1"
+    _uvslurm_since t "$t"
+    _uvslurm_log "waited $t ms for $2"
+  fi
+}
+_uvslurm_unlock() { exec {_uvslurm_lockfd}>&-; }
+
+_uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
+  local venv=$1
+  shift
+  # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
+  UV_PROJECT_ENVIRONMENT=$venv VIRTUAL_ENV='' "$_uvslurm_uv" sync -q --frozen "$@" \
+    --project "$UVSLURM_PROJECT" ${UVSLURM_SYNC_ARGS:-}
+}
+
+# Build the key's venv in the depot (caller holds the key lock). Sets _uvslurm_state.
+_uvslurm_build() {
+  local pd=$_uvslurm_pdir key=$_uvslurm_keyname t size offline=false
+  local tmp="$pd/.$key.build-${HOSTNAME:-node}-$$"
+  t=${EPOCHREALTIME/[.,]/}
+  # leftovers of killed builders: only the lock holder builds, so none of them is alive
+  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-*
+  if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
+  case ${UVSLURM_OFFLINE:-auto} in
+    true) offline=true ;;
+    auto) [ -n "${SLURM_JOB_ID:-}" ] && offline=true ;;
+  esac
+  # a relocatable venv can be renamed into place and copied to node-local disk
+  (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' "$_uvslurm_uv" venv -q --relocatable \
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$tmp") ||
+    { rm -rf "$tmp"; _uvslurm_die "uv venv failed for $UVSLURM_PROJECT"; }
+  if [ "$offline" = true ]; then
+    if ! _uvslurm_sync "$tmp" --offline; then
+      [ "${UVSLURM_OFFLINE:-auto}" = true ] &&
+        { rm -rf "$tmp"; _uvslurm_die "uv sync --offline failed: the shared uv cache lacks something; run 'uvslurm prepare' on a login node"; }
+      _uvslurm_log "warning: offline uv sync failed (cache gap?); retrying with network access"
+      _uvslurm_sync "$tmp" || { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
+    fi
+  else
+    _uvslurm_sync "$tmp" || { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
+  fi
+  "$tmp/bin/python" -c '' || { rm -rf "$tmp"; _uvslurm_die "the new venv's python does not start"; }
+  size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
+  printf 'key=%s\nproject=%s\nsize_kb=%s\nbuilt_on=%s\n%s\n' "$key" "$UVSLURM_PROJECT" "${size:-0}" \
+    "${SLURMD_NODENAME:-${HOSTNAME:-}}" "$_uvslurm_fp_text" >"$tmp/.uvslurm-ready" ||
+    { rm -rf "$tmp"; _uvslurm_die "cannot write to the depot $pd"; }
+  if [ -e "$pd/$key" ]; then mv "$pd/$key" "$pd/.$key.trash-$$" && rm -rf "$pd/.$key.trash-$$"; fi
+  mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
+  _uvslurm_since t "$t"
+  _uvslurm_log "built $pd/$key with uv sync --frozen$([ "$offline" = true ] && echo ' --offline') in $t ms"
+}
+
+# Node-local candidates in order of preference; multi-node jobs use the depot (every node
+# reads the same venv) until node-local placement per node exists.
+_uvslurm_nl_candidates() {
+  _uvslurm_nl=()
+  case ${UVSLURM_NODE_LOCAL:-auto} in
+    never) return ;;
+    auto) _uvslurm_nl=("${SLURM_TMPDIR:-}" "${TMPDIR:-}" /tmp) ;;
+    *) _uvslurm_nl=("$UVSLURM_NODE_LOCAL") ;;
+  esac
+  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then _uvslurm_nl=(); fi
+}
+
+# _uvslurm_userdir BASE: BASE/uvslurm-UID, ours alone. A directory or symlink that someone else
+# planted there (shared /tmp) is refused, never followed.
+_uvslurm_userdir() {
+  local d="$1/uvslurm-$UID" mode
+  if [ ! -e "$d" ] && [ ! -L "$d" ]; then mkdir -m 700 "$d" 2>/dev/null || return 1; fi
+  [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] || return 1
+  mode=$(stat -c %a "$d" 2>/dev/null) && [ "$mode" = 700 ] || return 1
+  _uvslurm_ud=$d
+}
+
+_uvslurm_is_local() {
+  local fs
+  fs=$(stat -f -c %T "$1" 2>/dev/null) || return 1
+  case $fs in nfs* | lustre | gpfs | beegfs | cifs | smb* | fuse* | ceph | 9p | panfs | wekafs) return 1 ;; esac
+}
+
+# Copy the depot venv onto node-local disk (caller checked nothing valid is there). Returns 1 if
+# the disk cannot take it; the caller then runs from the depot.
+_uvslurm_place() {
+  local src=$1 base=$2 dst tmp t need avail
+  _uvslurm_userdir "$base" || { _uvslurm_log "warning: $base/uvslurm-$UID is not a private directory of this user; not using it"; return 1; }
+  dst="$_uvslurm_ud/$_uvslurm_keyname"
+  _uvslurm_lock "$dst.lock" "$dst"
+  if _uvslurm_ready "$dst"; then _uvslurm_unlock; _uvslurm_venv=$dst; return 0; fi
+  t=${EPOCHREALTIME/[.,]/}
+  need=$(sed -n 's/^size_kb=//p' "$src/.uvslurm-ready" 2>/dev/null)
+  avail=$(df -Pk "$_uvslurm_ud" 2>/dev/null | awk 'NR==2{print $4}')
+  if [ -n "$need" ] && [ -n "$avail" ] && [ "$avail" -lt $((need + need / 10 + 1024)) ]; then
+    _uvslurm_unlock
+    _uvslurm_log "warning: node-local $base has ${avail} KB free, the venv needs ${need} KB; using the depot"
+    return 1
+  fi
+  tmp="$_uvslurm_ud/.$_uvslurm_keyname.tmp-$$"
+  rm -rf "$dst" "$_uvslurm_ud/.$_uvslurm_keyname".tmp-*
+  if ! cp -a "$src" "$tmp" 2>/dev/null || ! mv -T "$tmp" "$dst"; then
+    rm -rf "$tmp" "$dst"
+    _uvslurm_unlock
+    _uvslurm_log "warning: copying the venv to node-local $base failed (disk full?); using the depot"
+    return 1
+  fi
+  _uvslurm_unlock
+  _uvslurm_since t "$t"
+  _uvslurm_log "placed on node-local $dst in $t ms"
+  _uvslurm_venv=$dst
+}
+
+_uvslurm_main() {
+  local t base fallback_note="" seen=":"
+  _uvslurm_uv=${UVSLURM_UV:-}
+  if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
+    _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}'); put uv on PATH or set UVSLURM_UV"
+  fi
+  [ -n "${UVSLURM_DEPOT:-}" ] || _uvslurm_die "UVSLURM_DEPOT is not set"
+  _uvslurm_fingerprint
+  if [ "${UVSLURM_MODE:-run}" = fingerprint ]; then
+    [ -n "${UVSLURM_PROJECT:-}" ] && _uvslurm_key || _uvslurm_pdir=""
+    printf 'fingerprint=%s\n' "${_uvslurm_fp:-}"
+    [ -n "$_uvslurm_pdir" ] && printf 'venv=%s/%s\n' "$_uvslurm_pdir" "$_uvslurm_keyname"
+    printf '%s\n' "$_uvslurm_fp_text"
+    exit 0
+  fi
+  [ -f "$UVSLURM_PROJECT/pyproject.toml" ] || _uvslurm_die "no pyproject.toml in $UVSLURM_PROJECT"
+  _uvslurm_key || _uvslurm_die "cannot read $UVSLURM_PROJECT/uv.lock (run 'uv lock' on a login node)"
+  _uvslurm_since t "$_uvslurm_t0"
+  _uvslurm_log "fingerprint $_uvslurm_fp in $t ms"
+
+  local depot_venv="$_uvslurm_pdir/$_uvslurm_keyname"
+  _uvslurm_state=warm
+  _uvslurm_venv=""
+  _uvslurm_nl_candidates
+  # warm: a ready venv where the command would run from
+  for base in "${_uvslurm_nl[@]}"; do
+    [ -n "$base" ] || continue
+    if _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_keyname" && [ -O "$base/uvslurm-$UID" ] && ! [ -L "$base/uvslurm-$UID" ]; then
+      _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_keyname"
+      break
+    fi
+  done
+  if [ -z "$_uvslurm_venv" ]; then
+    if ! _uvslurm_ready "$depot_venv"; then
+      mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory $_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
+      _uvslurm_lock "$depot_venv.lock" "$depot_venv"
+      # another job may have finished it while this one waited
+      _uvslurm_ready "$depot_venv" || _uvslurm_build
+      _uvslurm_unlock
+    fi
+    _uvslurm_venv=$depot_venv
+    for base in "${_uvslurm_nl[@]}"; do
+      # the first writable, local candidate; /tmp is only a candidate once
+      [ -n "$base" ] && [[ $seen != *":$base:"* ]] || continue
+      seen+="$base:"
+      [ -d "$base" ] && [ -w "$base" ] || continue
+      if ! _uvslurm_is_local "$base"; then fallback_note="$base is not node-local"; continue; fi
+      if _uvslurm_place "$depot_venv" "$base"; then
+        [ "$_uvslurm_state" = warm ] && _uvslurm_state=placed
+      fi
+      break
+    done
+    [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$depot_venv" ] && _uvslurm_log "note: $fallback_note; running from the depot"
+  fi
+  _uvslurm_since t "$_uvslurm_t0"
+  _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
+}
+
+_uvslurm_main
+export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
+case ${UVSLURM_MODE:-run} in
+  run)
+    unset VIRTUAL_ENV
+    # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
+    exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+    ;;
+  prepare)
+    printf '%s\n' "$_uvslurm_venv"
+    exit 0
+    ;;
+  activate)
+    # the job body runs `python` and `uv run` against this venv; uv must not re-sync it
+    export VIRTUAL_ENV="$_uvslurm_venv" PATH="$_uvslurm_venv/bin:$PATH" UV_NO_SYNC=1 UV_FROZEN=1
+    unset PYTHONHOME
+    unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
+      _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_lock _uvslurm_unlock \
+      _uvslurm_sync _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_is_local \
+      _uvslurm_place _uvslurm_main
+    ;;
+  *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
+esac

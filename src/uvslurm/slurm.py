@@ -1,0 +1,105 @@
+"""The only place that runs sbatch and scontrol."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from uvslurm import proc
+from uvslurm.errors import UvslurmError
+
+
+def find_sbatch() -> str:
+    found = shutil.which("sbatch")
+    if not found:
+        raise UvslurmError(
+            "sbatch not found on PATH",
+            "run this on a login node of a Slurm cluster (or use --dry-run)",
+        )
+    return found
+
+
+def _job_id(line: str) -> str:
+    # --parsable prints "jobid" or "jobid;cluster"
+    return line.strip().split(";", 1)[0]
+
+
+def submit(sbatch: str, script: Path, script_args: Sequence[str]) -> str:
+    """Submit and return the job id."""
+    try:
+        out = proc.run([sbatch, "--parsable", str(script), *script_args])
+    except proc.CommandFailed as e:
+        raise UvslurmError(f"sbatch refused the job: {e.last_line}") from e
+    job = _job_id(out)
+    if not job:
+        raise UvslurmError("sbatch printed no job id")
+    return job
+
+
+def log_path(job: str) -> str | None:
+    """StdOut= of the job, with Slurm's patterns already expanded by slurmctld."""
+    try:
+        out = proc.run(["scontrol", "show", "job", "-o", job])
+    except (proc.CommandFailed, UvslurmError):
+        return None
+    for field in out.split():
+        if field.startswith("StdOut="):
+            return field[len("StdOut=") :]
+    return None
+
+
+def _pump(f: TextIO | None, path: str | None, sink: TextIO) -> TextIO | None:
+    if f is None and path and Path(path).exists():
+        f = open(path, errors="replace")  # noqa: SIM115 - kept open while the job runs
+    if f is not None:
+        chunk = f.read()
+        if chunk:
+            sink.write(chunk)
+            sink.flush()
+    return f
+
+
+def submit_wait(
+    sbatch: str,
+    script: Path,
+    script_args: Sequence[str],
+    on_job_id: object,
+    stream: bool = True,
+) -> tuple[str, int]:
+    """`sbatch --wait`: returns (job id, the job's exit code), streaming the job's log to stderr
+    while it runs. `on_job_id(job)` is called as soon as the id is known."""
+    p = subprocess.Popen(
+        [sbatch, "--parsable", "--wait", str(script), *script_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    job = _job_id(first)
+    if not job:
+        err = p.stderr.read().strip()
+        p.wait()
+        raise UvslurmError(f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}")
+    if callable(on_job_id):
+        on_job_id(job)
+    path = log_path(job) if stream else None
+    f: TextIO | None = None
+    try:
+        while p.poll() is None:
+            f = _pump(f, path, sys.stderr)
+            time.sleep(0.5)
+        f = _pump(f, path, sys.stderr)
+    finally:
+        if f is not None:
+            f.close()
+    rest = p.stderr.read()
+    code = p.returncode
+    if code != 0 and "error" in rest.lower() and "exit" not in rest.lower():
+        sys.stderr.write(rest)
+    return job, code

@@ -1,0 +1,88 @@
+"""Calls of the user's uv on the login node: find it, check the lock, fill the shared cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from uvslurm import proc
+from uvslurm.errors import UvslurmError
+from uvslurm.project import Project
+
+
+def find_uv(configured: str | None) -> str:
+    """Absolute path of the uv to use: the configured one (UVSLURM_UV / `uv` key) or PATH's."""
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise UvslurmError(
+                f"uv not found at '{configured}' (from UVSLURM_UV or the 'uv' setting)",
+                "point it at a uv executable or unset it",
+            )
+        return os.path.abspath(found)
+    found = shutil.which("uv")
+    if not found:
+        raise UvslurmError("uv not found on PATH", "install uv or set UVSLURM_UV to its path")
+    return os.path.abspath(found)
+
+
+def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # an activated venv on the login node must not leak into uv's idea of the project env
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
+def ensure_lock(uv: str, project: Project, locked: bool) -> None:
+    """`uv lock` when uv.lock is missing or stale; with `locked`, refuse instead."""
+    root = str(project.root)
+    if locked:
+        if not project.lock.is_file():
+            raise UvslurmError(f"no uv.lock in {root}", "run `uv lock`, or drop --locked")
+        try:
+            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_clean_env())
+        except proc.CommandFailed as e:
+            raise UvslurmError(
+                f"uv.lock in {root} is out of date", "run `uv lock`, or drop --locked"
+            ) from e
+        return
+    try:
+        proc.run([uv, "lock", "-q", "--project", root], env=_clean_env())
+    except proc.CommandFailed as e:
+        raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
+
+
+def prefetch(uv: str, project: Project, sync_args: Sequence[str], depot: Path) -> bool:
+    """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
+    builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
+    symlinks into the cache does it at little cost; a stamp skips it next time.
+    Returns True when it ran."""
+    lock_hash = hashlib.sha256(project.lock.read_bytes()).hexdigest()
+    cache_dir = os.environ.get("UV_CACHE_DIR", "")
+    stamp_key = "\0".join([str(project.root), lock_hash, *sync_args, uv, cache_dir])
+    stamps = depot / ".prefetch"
+    stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
+    if stamp.exists():
+        return False
+    stamps.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
+    try:
+        proc.run(
+            [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
+             str(project.root), *sync_args],
+            env=_clean_env({"UV_PROJECT_ENVIRONMENT": os.path.join(tmp, "venv")}),
+        )  # fmt: skip
+    except proc.CommandFailed as e:
+        raise UvslurmError(
+            f"uv could not fetch what the job needs: {e.last_line}",
+            "fix the project so that `uv sync --frozen` works here",
+        ) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    stamp.touch()
+    return True

@@ -1,0 +1,179 @@
+"""Shared fixtures: isolated user dirs, real uv projects, the real dev cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_CLUSTER = REPO / "scripts" / "dev-cluster"
+# one uv cache for every test session on this machine: real downloads, once
+UV_CACHE = Path(os.environ.get("UVSLURM_TEST_UV_CACHE", "/var/tmp/uvslurm-test-uv-cache"))
+
+# prints its arguments and where it runs from, so tests can compare them verbatim
+TRAIN_PY = """\
+import json, os, sys
+data = {"argv": sys.argv[1:], "prefix": sys.prefix, "node": os.environ.get("SLURMD_NODENAME")}
+out = os.environ.get("UVSLURM_TEST_OUT")
+if out:
+    with open(out, "w") as f:
+        json.dump(data, f)
+print("TRAIN " + json.dumps(data))
+sys.exit(int(os.environ.get("UVSLURM_TEST_EXIT", "0")))
+"""
+
+HOSTILE_NAMES = [
+    "sp ace",
+    "q'uote",
+    'd"quote',
+    "$(touch pwned)",
+    "`touch pwned`",
+    "uni ünï 日本",
+    "semi;colon&amp",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Config, state and depot of a fresh user: no test reads or writes the real ones."""
+    home = tmp_path / "user"
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("SCRATCH", "scratch"),
+    ):
+        (home / sub).mkdir(parents=True)
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.setenv("UV_CACHE_DIR", str(UV_CACHE))
+    monkeypatch.setenv("UVSLURM_SITE_CONFIG", str(home / "site-config.toml"))
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.delenv("UVSLURM_DEPOT", raising=False)
+    monkeypatch.delenv("UVSLURM_UV", raising=False)
+    monkeypatch.delenv("UVSLURM_NODE_LOCAL", raising=False)
+    return home
+
+
+def make_project(path: Path, deps: tuple[str, ...] = ()) -> Path:
+    """A real uv app whose train.py reports its argv and venv, with a real uv.lock."""
+    path.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "UV_CACHE_DIR": str(UV_CACHE)}
+    run = lambda *a: subprocess.run(a, cwd=path, env=env, check=True, capture_output=True)  # noqa: E731
+    run("uv", "init", "-q", "--app", "--name", "demo", "--python", "3.11", "--no-workspace", ".")
+    for f in ("main.py", "hello.py"):
+        (path / f).unlink(missing_ok=True)
+    (path / "train.py").write_text(TRAIN_PY)
+    if deps:
+        run("uv", "add", "-q", "--no-sync", *deps)
+    run("uv", "lock", "-q")
+    shutil.rmtree(path / ".venv", ignore_errors=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("template") / "proj", ("six",))
+
+
+@pytest.fixture
+def project(tmp_path: Path, project_template: Path) -> Path:
+    """A fresh copy of a locked project (locking once per session keeps tests fast)."""
+    dst = tmp_path / "proj"
+    shutil.copytree(project_template, dst, ignore=shutil.ignore_patterns(".git", ".venv"))
+    return dst
+
+
+def uvslurm(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI in a subprocess, as a user would."""
+    p = subprocess.run(
+        [sys.executable, "-m", "uvslurm", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"uvslurm {args} exited {p.returncode}:\n{p.stderr}")
+    return p
+
+
+def files_under(path: Path) -> set[str]:
+    return {
+        str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts
+    }
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+
+    def run(self, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(argv), env={**os.environ, **self.env}, cwd=cwd, capture_output=True, text=True
+        )
+
+
+def _cluster_env() -> dict[str, str] | None:
+    if not DEV_CLUSTER.exists():
+        return None
+    st = subprocess.run(["bash", str(DEV_CLUSTER), "status"], capture_output=True, text=True)
+    if st.returncode != 0:
+        return None
+    envfile = subprocess.run(
+        ["bash", str(DEV_CLUSTER), "envfile"], capture_output=True, text=True
+    ).stdout.strip()
+    dump = subprocess.run(
+        ["bash", "-c", f'source "{envfile}" >/dev/null 2>&1; python3 -c "import json,os; print(json.dumps(dict(os.environ)))"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    full = json.loads(dump)
+    keep = ("SLURM_CONF", "MODULEPATH", "PATH", "LMOD_CMD", "MODULESHOME", "LMOD_DIR", "BASH_ENV",
+            "LMOD_PKG", "LMOD_ROOT", "LMOD_VERSION", "LMOD_SETTARG_FULL_SUPPORT", "MANPATH")  # fmt: skip
+    env = {k: v for k, v in full.items() if k in keep or k.startswith("BASH_FUNC_")}
+    return env
+
+
+@pytest.fixture(scope="session")
+def cluster_env() -> Iterator[dict[str, str]]:
+    env = _cluster_env()
+    if env is None:
+        msg = "the dev cluster is not up (run: scripts/dev-cluster up)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + "; CI must run the real-cluster tests")
+        pytest.skip(msg)
+    yield env
+
+
+@pytest.fixture
+def cluster(cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    for k, v in cluster_env.items():
+        monkeypatch.setenv(k, v)
+    return Cluster(cluster_env)
+
+
+_SKIPPED_SLURM: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "slurm" in report.keywords:
+        _SKIPPED_SLURM.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI=true a skipped real-cluster test fails the run: CI must prove the real thing."""
+    if os.environ.get("CI") == "true" and _SKIPPED_SLURM:
+        print(f"\nCI: {len(_SKIPPED_SLURM)} slurm-marked tests were skipped: {_SKIPPED_SLURM[:5]}")
+        session.exitstatus = 1

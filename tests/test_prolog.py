@@ -1,0 +1,184 @@
+"""The prolog run for real on this machine (no Slurm): real bash, real uv, real venvs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import HOSTILE_NAMES, REPO, files_under, uvslurm
+
+PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
+
+
+def prolog(project: Path, depot: Path, mode: str = "prepare", **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        "UVSLURM_PROJECT": str(project),
+        "UVSLURM_DEPOT": str(depot),
+        "UVSLURM_MODE": mode,
+        "UVSLURM_NODE_LOCAL": "never",
+        "UVSLURM_PYTHON": "3.11",
+    }
+    return subprocess.run(
+        ["bash", str(PROLOG)], env={**os.environ, **base, **env}, capture_output=True, text=True
+    )
+
+
+def ready_state(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("uvslurm: ready (")]
+    assert lines, stderr
+    return lines[-1].split("(")[1].split(")")[0]
+
+
+def test_shellcheck_clean() -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed")
+    subprocess.run(["shellcheck", "-S", "warning", str(PROLOG)], check=True)
+
+
+def test_cold_then_warm_in_the_depot(project: Path, tmp_path: Path) -> None:
+    depot = tmp_path / "depot"
+    before = files_under(project)
+    first = prolog(project, depot)
+    assert first.returncode == 0, first.stderr
+    assert ready_state(first.stderr) == "cold"
+    venv = Path(first.stdout.strip())
+    assert venv.is_relative_to(depot)
+    assert (venv / ".uvslurm-ready").is_file()
+    second = prolog(project, depot)
+    assert ready_state(second.stderr) == "warm"
+    assert second.stdout == first.stdout
+    # every step logs one line with its duration
+    assert all(" ms" in line for line in first.stderr.splitlines() if line.startswith("uvslurm:"))
+    assert files_under(project) == before, "the prolog wrote into the project"
+
+
+def test_node_local_placement_then_warm(project: Path, tmp_path: Path) -> None:
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    first = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert ready_state(first.stderr) == "cold"
+    venv = Path(first.stdout.strip())
+    assert venv.parent == local / f"uvslurm-{os.getuid()}"
+    assert oct(venv.parent.stat().st_mode & 0o777) == "0o700"
+    # a fresh node-local disk (per-job TMPDIR): placed from the depot, nothing installed
+    shutil.rmtree(local / f"uvslurm-{os.getuid()}")
+    placed = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert ready_state(placed.stderr) == "placed"
+    assert "built" not in placed.stderr
+    warm = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert ready_state(warm.stderr) == "warm"
+    # the placed venv works where it is
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", "import six, sys; print(sys.prefix)"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == str(venv)
+
+
+def test_planted_directory_in_shared_tmp_is_refused(project: Path, tmp_path: Path) -> None:
+    depot, local = tmp_path / "depot", tmp_path / "shared-tmp"
+    local.mkdir()
+    target = tmp_path / "attacker"
+    target.mkdir()
+    (local / f"uvslurm-{os.getuid()}").symlink_to(target)
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).is_relative_to(depot), "fell back to the depot"
+    assert "not a private directory" in r.stderr
+    assert list(target.iterdir()) == [], "followed the planted symlink"
+
+
+def test_unwritable_node_local_falls_back_to_depot(project: Path, tmp_path: Path) -> None:
+    r = prolog(project, tmp_path / "depot", UVSLURM_NODE_LOCAL="/proc")
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).is_relative_to(tmp_path / "depot")
+
+
+def test_module_set_changes_the_key(project: Path, tmp_path: Path) -> None:
+    a = prolog(project, tmp_path / "d", "fingerprint", _LMFILES_="/m/mpich/1.0.lua", LOADEDMODULES="mpich/1.0")
+    b = prolog(project, tmp_path / "d", "fingerprint", _LMFILES_="/m/mpich/2.0.lua", LOADEDMODULES="mpich/2.0")
+    assert a.stdout.splitlines()[0] != b.stdout.splitlines()[0]
+    assert a.stdout.splitlines()[1] != b.stdout.splitlines()[1]  # venv path
+
+
+def test_fingerprint_ignores_unrelated_environment_and_module_order(project: Path, tmp_path: Path) -> None:
+    base = dict(_LMFILES_="/m/a/1.lua:/m/b/2.lua", LOADEDMODULES="a/1:b/2", MODULEPATH="/m")
+    ref = prolog(project, tmp_path / "d", "fingerprint", **base).stdout
+    noisy = dict(
+        _LMFILES_="/m/b/2.lua:/m/a/1.lua",
+        LOADEDMODULES="b/2:a/1",
+        MODULEPATH="/m",
+        PWD="/somewhere/else",
+        SLURM_JOB_ID="12345",
+        PATH="/opt/unrelated/bin:" + os.environ["PATH"],
+        _ModuleTable001_="X2ModuleTable_={}",
+        LC_ALL="C.UTF-8",
+    )
+    assert prolog(project, tmp_path / "d", "fingerprint", **noisy).stdout == ref
+
+
+def test_kill_during_build_never_leaves_a_ready_venv(project: Path, tmp_path: Path) -> None:
+    depot = tmp_path / "depot"
+    p = subprocess.Popen(
+        ["bash", str(PROLOG)],
+        env={**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(depot),
+             "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": "never", "UVSLURM_PYTHON": "3.11"},  # fmt: skip
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    # kill the whole process group once the build has started
+    deadline = time.time() + 20
+    while time.time() < deadline and not list(depot.glob("*/.*.build-*")):
+        time.sleep(0.005)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not list(depot.glob("*/*/.uvslurm-ready"))
+    r = prolog(project, depot)
+    assert r.returncode == 0, r.stderr
+    assert ready_state(r.stderr) in ("cold", "repaired")
+    assert not list(depot.glob("*/.*.build-*")), "leftover build directory"
+
+
+def test_concurrent_builders_build_once(project: Path, tmp_path: Path) -> None:
+    depot = tmp_path / "depot"
+    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(depot),
+           "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": "never"}  # fmt: skip
+    procs = [subprocess.Popen(["bash", str(PROLOG)], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]  # fmt: skip
+    results = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    states = sorted(ready_state(err) for _, err in results)
+    assert states.count("cold") == 1, states
+    assert len({out for out, _ in results}) == 1
+
+
+def test_no_lock_is_a_prepare_failure(project: Path, tmp_path: Path) -> None:
+    (project / "uv.lock").unlink()
+    r = prolog(project, tmp_path / "depot")
+    assert r.returncode == 75
+    assert "uv.lock" in r.stderr
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES[:4])
+def test_rendered_script_runs_locally_with_hostile_path_and_args(
+    name: str, tmp_path: Path, project: Path
+) -> None:
+    """The whole rendered job script, run by bash here as Slurm would run it on a node."""
+    hostile = tmp_path / f"dir {name}"
+    shutil.copytree(project, hostile)
+    args = ["$(touch pwned)", "`id`", "it's", 'a"b', "line1\nline2", "-n", "--help", ";echo x", "*"]
+    r = uvslurm("submit", "--dry-run", "train.py", *args, cwd=hostile)
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(r.stdout)
+    out_file = tmp_path / "out.json"
+    run = subprocess.run(["bash", str(script)], cwd=hostile, capture_output=True, text=True,
+                         env={**os.environ, "UVSLURM_TEST_OUT": str(out_file)})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out_file.read_text())["argv"] == args
+    assert not list(tmp_path.rglob("pwned"))
+    assert ready_state(run.stderr) in ("cold", "placed", "warm")
