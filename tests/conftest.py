@@ -109,9 +109,7 @@ def uvslurm(
 
 
 def files_under(path: Path) -> set[str]:
-    return {
-        str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts
-    }
+    return {str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts}
 
 
 @dataclass
@@ -134,7 +132,11 @@ def _cluster_env() -> dict[str, str] | None:
         ["bash", str(DEV_CLUSTER), "envfile"], capture_output=True, text=True
     ).stdout.strip()
     dump = subprocess.run(
-        ["bash", "-c", f'source "{envfile}" >/dev/null 2>&1; python3 -c "import json,os; print(json.dumps(dict(os.environ)))"'],
+        [
+            "bash",
+            "-c",
+            f'source "{envfile}" >/dev/null 2>&1; python3 -c "import json,os; print(json.dumps(dict(os.environ)))"',
+        ],
         capture_output=True,
         text=True,
         check=True,

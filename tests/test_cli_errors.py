@@ -112,7 +112,9 @@ def test_debug_shows_the_traceback(project: Path, fake_sbatch: Path) -> None:
 def test_fake_sbatch_submission_prints_job_id_and_keeps_a_copy(
     project: Path, fake_sbatch: Path, isolated_user: Path, tmp_path: Path
 ) -> None:
-    r = uvslurm("submit", "train.py", "x", cwd=project, env={"PATH": f"{fake_sbatch}:{os.environ['PATH']}"})
+    r = uvslurm(
+        "submit", "train.py", "x", cwd=project, env={"PATH": f"{fake_sbatch}:{os.environ['PATH']}"}
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "4242\n"
     copy = isolated_user / "state" / "uvslurm" / "scripts" / "4242.sh"

@@ -17,7 +17,9 @@ from conftest import HOSTILE_NAMES, REPO, files_under, uvslurm
 PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
 
 
-def prolog(project: Path, depot: Path, mode: str = "prepare", **env: str) -> subprocess.CompletedProcess[str]:
+def prolog(
+    project: Path, depot: Path, mode: str = "prepare", **env: str
+) -> subprocess.CompletedProcess[str]:
     base = {
         "UVSLURM_PROJECT": str(project),
         "UVSLURM_DEPOT": str(depot),
@@ -100,13 +102,27 @@ def test_unwritable_node_local_falls_back_to_depot(project: Path, tmp_path: Path
 
 
 def test_module_set_changes_the_key(project: Path, tmp_path: Path) -> None:
-    a = prolog(project, tmp_path / "d", "fingerprint", _LMFILES_="/m/mpich/1.0.lua", LOADEDMODULES="mpich/1.0")
-    b = prolog(project, tmp_path / "d", "fingerprint", _LMFILES_="/m/mpich/2.0.lua", LOADEDMODULES="mpich/2.0")
+    a = prolog(
+        project,
+        tmp_path / "d",
+        "fingerprint",
+        _LMFILES_="/m/mpich/1.0.lua",
+        LOADEDMODULES="mpich/1.0",
+    )
+    b = prolog(
+        project,
+        tmp_path / "d",
+        "fingerprint",
+        _LMFILES_="/m/mpich/2.0.lua",
+        LOADEDMODULES="mpich/2.0",
+    )
     assert a.stdout.splitlines()[0] != b.stdout.splitlines()[0]
     assert a.stdout.splitlines()[1] != b.stdout.splitlines()[1]  # venv path
 
 
-def test_fingerprint_ignores_unrelated_environment_and_module_order(project: Path, tmp_path: Path) -> None:
+def test_fingerprint_ignores_unrelated_environment_and_module_order(
+    project: Path, tmp_path: Path
+) -> None:
     base = dict(_LMFILES_="/m/a/1.lua:/m/b/2.lua", LOADEDMODULES="a/1:b/2", MODULEPATH="/m")
     ref = prolog(project, tmp_path / "d", "fingerprint", **base).stdout
     noisy = dict(
@@ -126,9 +142,18 @@ def test_kill_during_build_never_leaves_a_ready_venv(project: Path, tmp_path: Pa
     depot = tmp_path / "depot"
     p = subprocess.Popen(
         ["bash", str(PROLOG)],
-        env={**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(depot),
-             "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": "never", "UVSLURM_PYTHON": "3.11"},  # fmt: skip
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        env={
+            **os.environ,
+            "UVSLURM_PROJECT": str(project),
+            "UVSLURM_DEPOT": str(depot),
+            "UVSLURM_MODE": "prepare",
+            "UVSLURM_NODE_LOCAL": "never",
+            "UVSLURM_PYTHON": "3.11",
+        },
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     # kill the whole process group once the build has started
     deadline = time.time() + 20

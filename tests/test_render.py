@@ -57,7 +57,9 @@ def test_py_job_matches_golden() -> None:
 
 def test_batch_script_job_matches_golden() -> None:
     script = render.split_script(BATCH, "job.sh")
-    text = render.render(job(command=(), user_script=script, options={"time": "20", "partition": "debug"}))
+    text = render.render(
+        job(command=(), user_script=script, options={"time": "20", "partition": "debug"})
+    )
     check_golden("batch-job.sh", text)
     # the CLI's --time overrides the script's line, which stays visible but disabled
     assert "##SBATCH -t 10  (overridden by uvslurm submit)" in text
@@ -102,7 +104,11 @@ def _bash_values(text: str) -> list[str]:
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_paths_and_args_survive_a_real_shell(name: str, tmp_path: Path) -> None:
     args = (name, "-n", "--help", "$HOME", "line1\nline2", "*", "it's")
-    text = render.render(job(project=f"/work/{name}\n/x", command=("/p/train.py", *args), origin=name + "\n rm -rf /"))
+    text = render.render(
+        job(
+            project=f"/work/{name}\n/x", command=("/p/train.py", *args), origin=name + "\n rm -rf /"
+        )
+    )
     assert _bash_values(text) == [f"/work/{name}\n/x", "/p/train.py", *args]
     # the origin line is a comment: a newline in it must not start a command
     assert "\n rm -rf /" not in text
@@ -110,7 +116,14 @@ def test_hostile_paths_and_args_survive_a_real_shell(name: str, tmp_path: Path) 
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12), max_size=5))
+@given(
+    st.lists(
+        st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12
+        ),
+        max_size=5,
+    )
+)
 def test_any_argument_list_round_trips(args: list[str]) -> None:
     text = render.render(job(command=("/p/train.py", *args)))
     assert _bash_values(text)[2:] == args

@@ -45,7 +45,9 @@ def test_malformed_array_is_refused(value: str) -> None:
         so.validate("array", value)
 
 
-@pytest.mark.parametrize(("value", "ok"), [("16G", True), ("500", True), ("12XB", False), ("G", False)])
+@pytest.mark.parametrize(
+    ("value", "ok"), [("16G", True), ("500", True), ("12XB", False), ("G", False)]
+)
 def test_mem_values(value: str, ok: bool) -> None:
     if ok:
         assert so.validate("mem", value) == value

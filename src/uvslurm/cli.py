@@ -63,7 +63,9 @@ def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
         flags = [f"--{name}"] + ([f"-{short}"] if short else [])
         dest = "sb_" + name.replace("-", "_")
         if name in FLAGS:
-            g.add_argument(*flags, dest=dest, action="store_true", default=None, help=argparse.SUPPRESS)
+            g.add_argument(
+                *flags, dest=dest, action="store_true", default=None, help=argparse.SUPPRESS
+            )
         else:
             g.add_argument(*flags, dest=dest, metavar="V", help=argparse.SUPPRESS)
     g.add_argument(
@@ -102,12 +104,20 @@ def build_parser() -> Parser:
         help="submit a .py file, a batch script or a command as a Slurm job",
         usage="uvslurm submit [OPTIONS] TARGET [ARGS...]  |  uvslurm submit [OPTIONS] -- CMD [ARGS...]",
     )
-    s.add_argument("--profile", metavar="NAME", help="sbatch options from [tool.uvslurm.profiles.NAME]")
-    s.add_argument("--project", metavar="DIR", help="project directory (default: nearest pyproject.toml)")
+    s.add_argument(
+        "--profile", metavar="NAME", help="sbatch options from [tool.uvslurm.profiles.NAME]"
+    )
+    s.add_argument(
+        "--project", metavar="DIR", help="project directory (default: nearest pyproject.toml)"
+    )
     s.add_argument("--dry-run", action="store_true", help="print the job script, submit nothing")
-    s.add_argument("--wait", action="store_true", help="wait for the job, stream its log, exit with its code")
+    s.add_argument(
+        "--wait", action="store_true", help="wait for the job, stream its log, exit with its code"
+    )
     s.add_argument("--parsable", action="store_true", help="print only the job id")
-    s.add_argument("--no-node-local", action="store_true", help="run from the depot, not node-local disk")
+    s.add_argument(
+        "--no-node-local", action="store_true", help="run from the depot, not node-local disk"
+    )
     s.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
     s.add_argument("--frozen", action="store_true", help="use uv.lock as it is, without checking")
     _add_uv_selection(s)

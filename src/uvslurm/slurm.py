@@ -85,7 +85,9 @@ def submit_wait(
     if not job:
         err = p.stderr.read().strip()
         p.wait()
-        raise UvslurmError(f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}")
+        raise UvslurmError(
+            f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}"
+        )
     if callable(on_job_id):
         on_job_id(job)
     path = log_path(job) if stream else None

@@ -82,28 +82,37 @@ _uvslurm_cpu() {
   printf -v "$1" '%s' "${acc% }"
 }
 
-# Facts that need a subprocess (glibc, uv version) are cached per boot in the depot; the cache
-# is stale when the uv binary is newer than it.
+# Facts of the machine (CPU, OS, glibc, uv version) are cached per boot in the depot, so the warm
+# path forks nothing for them; the cache is stale when the uv binary is newer than it.
 _uvslurm_facts() {
-  local boot="" f k v glibc="" uvv=""
+  local boot="" f k v glibc="" uvv="" cpu="" os=""
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
   f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}"
   if [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ]; then
     while IFS='=' read -r k v; do
-      case $k in glibc) glibc=$v ;; uv) [ "${v%% *}" = "$_uvslurm_uv" ] && uvv=${v#* } ;; esac
+      case $k in
+        glibc) glibc=$v ;;
+        cpu) cpu=$v ;;
+        os) os=$v ;;
+        uv) [ "${v%% *}" = "$_uvslurm_uv" ] && uvv=${v#* } ;;
+      esac
     done <"$f"
   fi
-  if [ -z "$glibc" ] || [ -z "$uvv" ]; then
+  if [ -z "$glibc" ] || [ -z "$uvv" ] || [ -z "$os" ]; then
+    _uvslurm_cpu cpu
+    _uvslurm_os os
     glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null) || glibc=unknown
     uvv=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
-    # best effort: a read-only depot only costs the two subprocesses on the next run
+    # best effort: a read-only depot only costs these subprocesses on the next run
     if mkdir -p "${f%/*}" 2>/dev/null; then
-      printf 'glibc=%s\nuv=%s %s\n' "$glibc" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
+      printf 'glibc=%s\ncpu=%s\nos=%s\nuv=%s %s\n' "$glibc" "$cpu" "$os" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
         mv -f "$f.$$" "$f" 2>/dev/null
     fi
   fi
   _uvslurm_glibc=$glibc
   _uvslurm_uvversion=$uvv
+  _uvslurm_cpuid=$cpu
+  _uvslurm_osid=$os
 }
 
 _uvslurm_os() {
@@ -118,20 +127,18 @@ _uvslurm_os() {
 # The fingerprint: everything that decides which binaries a venv may contain. Unrelated
 # environment (PWD, job ids, PATH) is not part of it, and neither is Lmod's _ModuleTable*.
 _uvslurm_fingerprint() {
-  local mods loaded cpu os gpu="none" name fp
+  local mods loaded gpu="none" name fp
   _uvslurm_sorted mods "${_LMFILES_:-}"
   _uvslurm_sorted loaded "${LOADEDMODULES:-}"
-  _uvslurm_cpu cpu
-  _uvslurm_os os
   _uvslurm_facts
   if [ -r /proc/driver/nvidia/version ]; then read -r gpu </proc/driver/nvidia/version; fi
   fp="modules=$loaded
 modulefiles=$mods
 modulepath=${MODULEPATH:-}
 arch=$HOSTTYPE
-cpu=$cpu
+cpu=$_uvslurm_cpuid
 glibc=$_uvslurm_glibc
-os=$os
+os=$_uvslurm_osid
 python=${UVSLURM_PYTHON:-}
 uv=$_uvslurm_uvversion
 gpu=$gpu
@@ -242,10 +249,23 @@ _uvslurm_userdir() {
   _uvslurm_ud=$d
 }
 
-_uvslurm_is_local() {
-  local fs
+# _uvslurm_local_for BASE DEPOT_DIR: is BASE node-local disk worth copying the venv to? Not when
+# it is a network filesystem, and (in auto mode) not when it is the depot's own filesystem: a
+# copy there gains nothing and costs the time and space of a second venv.
+_uvslurm_local_for() {
+  local fs devs
   fs=$(stat -f -c %T "$1" 2>/dev/null) || return 1
-  case $fs in nfs* | lustre | gpfs | beegfs | cifs | smb* | fuse* | ceph | 9p | panfs | wekafs) return 1 ;; esac
+  case $fs in nfs* | lustre | gpfs | beegfs | cifs | smb* | fuse* | ceph | 9p | panfs | wekafs)
+    _uvslurm_why="$1 is on a network filesystem ($fs)"
+    return 1 ;;
+  esac
+  if [ "${UVSLURM_NODE_LOCAL:-auto}" = auto ]; then
+    devs=$(stat -c %d "$1" "$2" 2>/dev/null) || return 1
+    if [ "${devs%%$'\n'*}" = "${devs##*$'\n'}" ]; then
+      _uvslurm_why="$1 is on the depot's filesystem"
+      return 1
+    fi
+  fi
 }
 
 # Copy the depot venv onto node-local disk (caller checked nothing valid is there). Returns 1 if
@@ -279,7 +299,7 @@ _uvslurm_place() {
 }
 
 _uvslurm_main() {
-  local t base fallback_note="" seen=":"
+  local t base fallback_note="" seen=":" _uvslurm_why=""
   _uvslurm_uv=${UVSLURM_UV:-}
   if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
     _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}'); put uv on PATH or set UVSLURM_UV"
@@ -324,13 +344,15 @@ _uvslurm_main() {
       [ -n "$base" ] && [[ $seen != *":$base:"* ]] || continue
       seen+="$base:"
       [ -d "$base" ] && [ -w "$base" ] || continue
-      if ! _uvslurm_is_local "$base"; then fallback_note="$base is not node-local"; continue; fi
+      if ! _uvslurm_local_for "$base" "$_uvslurm_pdir"; then fallback_note=$_uvslurm_why; continue; fi
       if _uvslurm_place "$depot_venv" "$base"; then
         [ "$_uvslurm_state" = warm ] && _uvslurm_state=placed
       fi
       break
     done
-    [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$depot_venv" ] && _uvslurm_log "note: $fallback_note; running from the depot"
+    if [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$depot_venv" ]; then
+      _uvslurm_log "note: $fallback_note; running from the depot"
+    fi
   fi
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
@@ -354,7 +376,7 @@ case ${UVSLURM_MODE:-run} in
     unset PYTHONHOME
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_lock _uvslurm_unlock \
-      _uvslurm_sync _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_is_local \
+      _uvslurm_sync _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for \
       _uvslurm_place _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;

@@ -14,9 +14,7 @@ def node_settings(
     sync_args: tuple[str, ...] = (),
     no_node_local: bool = False,
 ) -> nodeenv.NodeSettings:
-    project = (
-        find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
-    )
+    project = find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
     cli_layer = {"node-local": "never"} if no_node_local else {}
     config = sources.load(project.tool_table, cli_layer, pyproject=project.root / "pyproject.toml")
     return nodeenv.NodeSettings(
@@ -31,9 +29,7 @@ def node_settings(
     )
 
 
-def run(
-    project_dir: str | None, cwd: Path, sync_args: tuple[str, ...], no_node_local: bool
-) -> int:
+def run(project_dir: str | None, cwd: Path, sync_args: tuple[str, ...], no_node_local: bool) -> int:
     settings = node_settings(project_dir, cwd, sync_args, no_node_local)
     venv = nodeenv.run_prolog(settings, "prepare").strip()
     print(venv)

@@ -55,14 +55,19 @@ def resolve_target(req: SubmitRequest) -> Target:
         )
     if not req.target:
         raise UsageError(
-            "nothing to run", "give a .py file, a batch script, or `-- CMD ARGS...` after the options"
+            "nothing to run",
+            "give a .py file, a batch script, or `-- CMD ARGS...` after the options",
         )
     path = req.cwd / req.target
     if not path.is_file():
-        raise UvslurmError(f"{req.target}: no such file", "check the path, or use `-- CMD` for a command")
+        raise UvslurmError(
+            f"{req.target}: no such file", "check the path, or use `-- CMD` for a command"
+        )
     if path.suffix == ".py":
         return Target(
-            command=(str(path.resolve()), *req.args), name=path.stem, search_from=path.resolve().parent
+            command=(str(path.resolve()), *req.args),
+            name=path.stem,
+            search_from=path.resolve().parent,
         )
     try:
         text = path.read_text()
@@ -103,6 +108,20 @@ def _check_output_dir(name: str, value: str | bool, cwd: Path) -> None:
         )
 
 
+def _discover(target: Target, cwd: Path) -> Project:
+    """A .py file belongs to the project around it (`submit ~/proj/train.py` from anywhere); a
+    batch script or command runs in the current directory's project, wherever the script lives.
+    Each falls back to the other place."""
+    here = target.search_from
+    order = [here, cwd] if target.command and here != cwd else [cwd, here]
+    try:
+        return find_project(order[0])
+    except UvslurmError:
+        if order[1] == order[0]:
+            raise
+        return find_project(order[1])
+
+
 @dataclass(frozen=True)
 class Plan:
     project: Project
@@ -120,7 +139,7 @@ def plan(req: SubmitRequest) -> Plan:
     if req.project:
         project = find_project(req.cwd / req.project, explicit=True)
     else:
-        project = find_project(target.search_from)
+        project = _discover(target, req.cwd)
     cli_layer = {"node-local": "never"} if req.no_node_local else {}
     config = sources.load(project.tool_table, cli_layer, pyproject=project.root / "pyproject.toml")
 
@@ -152,9 +171,7 @@ def plan(req: SubmitRequest) -> Plan:
         fingerprint_env=nodeenv.fingerprint_env(config),
     )
     argv = ["uvslurm", "submit", *([req.target] if req.target else ["--", *req.command])]
-    origin = (
-        f"uvslurm {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {shlex.join(argv)}"
-    )
+    origin = f"uvslurm {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {shlex.join(argv)}"
     text = render.render(
         render.JobScript(
             project=node.project,

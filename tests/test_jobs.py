@@ -1,0 +1,152 @@
+"""Real jobs on the real dev cluster (scripts/dev-cluster up): real sbatch, real nodes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import HOSTILE_NAMES, Cluster, files_under, uvslurm
+
+pytestmark = pytest.mark.slurm
+
+READY = re.compile(r"uvslurm: ready \((warm|placed|cold|repaired)\) in (\d+) ms: (.*)")
+
+
+def ready(log: Path) -> tuple[str, int, str]:
+    text = log.read_text()
+    found = READY.findall(text)
+    assert found, f"no ready line in {log}:\n{text[-2000:]}"
+    state, ms, venv = found[-1]
+    return state, int(ms), venv
+
+
+def submit_wait(
+    project: Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return uvslurm("submit", "--wait", "-o", str(log), "-e", str(log), *args, cwd=project, env=env)
+
+
+def test_py_job_cold_then_warm_and_nothing_written_to_the_project(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    before = files_under(project)
+    out = tmp_path / "out.json"
+    r = submit_wait(project, tmp_path / "1.log", "-w", "n1", "train.py", "a", "b c",
+                    env={"UVSLURM_TEST_OUT": str(out)})  # fmt: skip
+    assert r.returncode == 0, r.stderr + (tmp_path / "1.log").read_text()
+    assert re.fullmatch(r"\d+\n", r.stdout), "stdout is the job id"
+    data = json.loads(out.read_text())
+    assert data["argv"] == ["a", "b c"]
+    assert data["node"] == "n1"
+    state, _, venv = ready(tmp_path / "1.log")
+    assert state == "cold"
+    assert data["prefix"] == venv
+    # per-job TMPDIR on this cluster: the same node places again, nothing is built
+    r2 = submit_wait(project, tmp_path / "2.log", "-w", "n1", "train.py")
+    assert r2.returncode == 0, r2.stderr
+    assert ready(tmp_path / "2.log")[0] in ("placed", "warm")
+    assert "built " not in (tmp_path / "2.log").read_text()
+    # from the depot, a ready venv is warm
+    for name in ("3.log", "4.log"):
+        r3 = submit_wait(project, tmp_path / name, "-w", "n2", "--no-node-local", "train.py")
+        assert r3.returncode == 0, r3.stderr
+    state, ms, venv = ready(tmp_path / "4.log")
+    assert state == "warm"
+    assert ms < 200
+    assert files_under(project) == before, "files appeared under the project"
+    assert not (project / ".venv").exists()
+
+
+def test_exit_code_of_the_program_is_propagated(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    r = submit_wait(project, tmp_path / "x.log", "train.py", env={"UVSLURM_TEST_EXIT": "7"})
+    assert r.returncode == 7, r.stderr
+
+
+def test_command_job(cluster: Cluster, project: Path, tmp_path: Path) -> None:
+    r = submit_wait(
+        project,
+        tmp_path / "c.log",
+        "--",
+        "python",
+        "-c",
+        "import six, sys; print('CMD', sys.prefix)",
+    )
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "c.log").read_text()
+    _, _, venv = ready(tmp_path / "c.log")
+    assert f"CMD {venv}" in text
+
+
+def test_batch_script_job_runs_its_body_with_the_venv_active(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    script = project.parent / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH -J body-test\n#SBATCH -t 5\n"
+        "python -c 'import six, sys; print(\"PY\", sys.prefix)'\n"
+        "uv run python -c 'import sys; print(\"UVRUN\", sys.prefix)'\n"
+        "srun python -c 'import sys; print(\"SRUN\", sys.prefix)'\n"
+        'echo "ARGS $*"\n'
+    )
+    r = submit_wait(project, tmp_path / "b.log", str(script), "x y", "z")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "b.log").read_text()
+    _, _, venv = ready(tmp_path / "b.log")
+    for tag in ("PY", "UVRUN", "SRUN"):
+        assert f"{tag} {venv}" in text, text
+    assert "ARGS x y z" in text
+
+
+def test_another_module_set_gets_another_venv(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    venvs = []
+    for v in ("1.0", "2.0"):
+        log = tmp_path / f"m{v}.log"
+        cmd = (
+            "source /usr/share/lmod/lmod/init/bash && module load mpich/" + v + " && "
+            + shlex.join([sys.executable, "-m", "uvslurm", "submit", "--wait", "-o", str(log), "-e", str(log),
+                          "--", "bash", "-c", "echo MPICH=$MPICH_VERSION"])
+        )  # fmt: skip
+        r = subprocess.run(["bash", "-c", cmd], cwd=project, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert log.exists() and f"MPICH={v}" in log.read_text(), r.stdout + r.stderr
+        venvs.append(ready(log)[2])
+    assert venvs[0] != venvs[1]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES[3:5])
+def test_hostile_project_path_and_args_in_a_real_job(
+    cluster: Cluster, project: Path, tmp_path: Path, name: str
+) -> None:
+    hostile = tmp_path / f"h {name} 'q' é"
+    shutil.copytree(project, hostile)
+    args = [
+        "$(touch pwned)",
+        "`id`",
+        "it's",
+        'a"b',
+        "line1\nline2",
+        "-n",
+        "--help",
+        ";echo x",
+        "ünï",
+        "*",
+        "$HOME",
+    ]
+    out = tmp_path / "h.json"
+    r = submit_wait(
+        hostile, tmp_path / "h.log", "train.py", *args, env={"UVSLURM_TEST_OUT": str(out)}
+    )
+    assert r.returncode == 0, r.stderr + (tmp_path / "h.log").read_text()
+    assert json.loads(out.read_text())["argv"] == args
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
