@@ -54,10 +54,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--deps", default="rich", help="packages of the benchmark project")
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument(
+        "--node-local",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="node-local disk to place onto (default /dev/shm, a tmpfs like many per-job TMPDIRs)",
+    )
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="uvslurm-bench-"))
-    proj, depot, local = work / "proj", work / "depot", work / "local"
-    local.mkdir()
+    proj, depot = work / "proj", work / "depot"
+    local = Path(tempfile.mkdtemp(prefix="uvslurm-bench-", dir=a.node_local))
     env = {**os.environ, "SCRATCH": str(work / "scratch"), "UVSLURM_DEPOT": str(depot)}
     env.pop("VIRTUAL_ENV", None)
     proj.mkdir()
@@ -152,6 +157,7 @@ def main() -> int:
         print(f"| {name} | {x:.1f} | {other} | {y:.1f} | {x / y:.2f} |")
     print(f"| `uvslurm submit --dry-run` | {median(dry):.1f} | (target: 150 ms) | | |")
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(local, ignore_errors=True)
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HOSTILE_NAMES, REPO, files_under, uvslurm
+from uvslurm.nodeenv import project_id
 
 PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
 
@@ -22,6 +23,7 @@ def prolog(
 ) -> subprocess.CompletedProcess[str]:
     base = {
         "UVSLURM_PROJECT": str(project),
+        "UVSLURM_PROJECT_ID": project_id(str(project)),
         "UVSLURM_DEPOT": str(depot),
         "UVSLURM_MODE": mode,
         "UVSLURM_NODE_LOCAL": "never",
@@ -76,6 +78,16 @@ def test_node_local_placement_then_warm(project: Path, tmp_path: Path) -> None:
     assert "built" not in placed.stderr
     warm = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
     assert ready_state(warm.stderr) == "warm"
+    # the parallel copy is complete: same files, links and modes as the depot venv
+    depot_venv = next(depot.glob(f"*/{venv.name}"))
+
+    def tree(root: Path) -> dict[str, tuple[int, str]]:
+        return {
+            str(p.relative_to(root)): (p.lstat().st_mode, os.readlink(p) if p.is_symlink() else "")
+            for p in root.rglob("*")
+        }
+
+    assert tree(venv) == tree(depot_venv)
     # the placed venv works where it is
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import six, sys; print(sys.prefix)"],
                          capture_output=True, text=True, check=True)  # fmt: skip
@@ -207,3 +219,50 @@ def test_rendered_script_runs_locally_with_hostile_path_and_args(
     assert json.loads(out_file.read_text())["argv"] == args
     assert not list(tmp_path.rglob("pwned"))
     assert ready_state(run.stderr) in ("cold", "placed", "warm")
+
+
+@pytest.mark.parametrize("name", [*HOSTILE_NAMES, "x" * 60, "a\nb"])
+def test_python_and_shell_agree_on_the_project_id(name: str, tmp_path: Path, project: Path) -> None:
+    d = tmp_path / name
+    shutil.copytree(project, d)
+    r = prolog(d, tmp_path / "depot", "fingerprint", UVSLURM_PROJECT_ID="")
+    venv = next(line for line in r.stdout.splitlines() if line.startswith("venv="))
+    assert Path(venv[len("venv=") :]).parent.name == project_id(str(d))
+
+
+def test_remembered_key_follows_the_lock(project: Path, tmp_path: Path) -> None:
+    depot = tmp_path / "depot"
+    built = Path(prolog(project, depot).stdout.strip())
+    assert (built.parent / ".keys").is_file()
+
+    def venv_of(out: str) -> str:
+        return next(line for line in out.splitlines() if line.startswith("venv="))[5:]
+
+    assert venv_of(prolog(project, depot, "fingerprint").stdout) == str(built)
+    # a changed lock (newer than the remembered keys) gives a new key
+    time.sleep(0.01)
+    with (project / "uv.lock").open("a") as f:
+        f.write("\n# changed\n")
+    changed = venv_of(prolog(project, depot, "fingerprint").stdout)
+    assert changed != str(built)
+    assert changed.rsplit("-", 1)[1] != built.name.rsplit("-", 1)[1], "lock part of the key"
+    # and the remembered entry is replaced once a job runs with the new lock
+    assert str(Path(prolog(project, depot).stdout.strip())) == changed
+
+
+def test_full_node_local_disk_falls_back_to_the_depot(project: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=16", "tmpfs", str(full)]
+    ).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        r = prolog(project, tmp_path / "depot", UVSLURM_NODE_LOCAL=str(full))
+        assert r.returncode == 0, r.stderr
+        assert "warning" in r.stderr and "using the depot" in r.stderr
+        assert Path(r.stdout.strip()).is_relative_to(tmp_path / "depot")
+        left = [p.name for p in (full / f"uvslurm-{os.getuid()}").iterdir()]
+        assert all(n.endswith(".lock") for n in left), f"a partial copy was left behind: {left}"
+    finally:
+        subprocess.run(["umount", str(full)])

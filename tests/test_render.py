@@ -20,6 +20,7 @@ REGEN = "regenerate with: UVSLURM_REGEN_GOLDEN=1 pytest tests/test_render.py"
 def job(**kw: object) -> render.JobScript:
     base: dict[str, object] = dict(
         project="/work/alice/proj",
+        project_id="proj-0123456789",
         uv="/usr/local/bin/uv",
         depot="/scratch/alice/uvslurm",
         node_local="auto",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +17,7 @@ from uvslurm.config import Config
 from uvslurm.errors import PrepareError, UsageError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE = frozenset(string.ascii_letters + string.digits + "._-")
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,14 @@ class NodeSettings:
     sync_args: tuple[str, ...]
     fingerprint_env: tuple[str, ...]
 
+    @property
+    def project_id(self) -> str:
+        return project_id(self.project) if self.project else ""
+
     def environ(self, mode: str) -> dict[str, str]:
         return {
             "UVSLURM_PROJECT": self.project,
+            "UVSLURM_PROJECT_ID": self.project_id,
             "UVSLURM_UV": self.uv,
             "UVSLURM_DEPOT": self.depot,
             "UVSLURM_NODE_LOCAL": self.node_local,
@@ -40,6 +48,17 @@ class NodeSettings:
             "UVSLURM_FP_ENV": " ".join(self.fingerprint_env),
             "UVSLURM_MODE": mode,
         }
+
+
+def project_id(project: str) -> str:
+    """The project's directory name in the depot: `<name>-<hash>`, as the prolog computes it
+    (sha256 of the path plus a newline, the name's bytes outside [A-Za-z0-9._-] as '_').
+    tests/test_prolog.py checks that both agree."""
+    raw = os.fsencode(project)
+    name = raw.rsplit(b"/", 1)[-1]
+    safe = "".join(chr(b) if chr(b) in _SAFE else "_" for b in name)
+    digest = hashlib.sha256(raw + b"\n").hexdigest()
+    return f"{safe[:40]}-{digest[:10]}"
 
 
 def sync_args(

@@ -76,6 +76,7 @@ class JobScript:
     for batch scripts."""
 
     project: str
+    project_id: str
     uv: str
     depot: str
     node_local: str
@@ -121,6 +122,7 @@ def render(job: JobScript) -> str:
     )
     out.append("# --- start templated: settings for the uvslurm prolog below (shell-quoted)")
     out.append(_assign("UVSLURM_PROJECT", job.project))
+    out.append(_assign("UVSLURM_PROJECT_ID", job.project_id))
     out.append(_assign("UVSLURM_UV", job.uv))
     out.append(_assign("UVSLURM_DEPOT", job.depot))
     out.append(_assign("UVSLURM_NODE_LOCAL", job.node_local))

@@ -175,6 +175,7 @@ def plan(req: SubmitRequest) -> Plan:
     text = render.render(
         render.JobScript(
             project=node.project,
+            project_id=node.project_id,
             uv=node.uv,
             depot=node.depot,
             node_local=node.node_local,
