@@ -316,6 +316,7 @@ _uvslurm_copy() {
 # the disk cannot take it; the caller then runs from the depot.
 _uvslurm_place() {
   local src=$1 base=$2 dst tmp t need avail df k v
+  local -a copy
   _uvslurm_userdir "$base" || { _uvslurm_log "warning: $base/uvslurm-$UID is not a private directory of this user; not using it"; return 1; }
   dst="$_uvslurm_ud/$_uvslurm_keyname"
   _uvslurm_lock "$dst.lock" "$dst"
@@ -323,7 +324,11 @@ _uvslurm_place() {
   t=${EPOCHREALTIME/[.,]/}
   need="" avail=""
   while IFS='=' read -r k v; do [ "$k" = size_kb ] && need=$v && break; done <"$src/.uvslurm-ready"
-  df=$(df -Pk "$_uvslurm_ud" 2>/dev/null) && read -r _ _ _ avail _ <<<"${df##*$'\n'}"
+  # a big venv is not copied onto a disk without room for it; a small one just tries (a failed
+  # copy falls back to the depot as well)
+  if [ "${need:-0}" -ge 100000 ]; then
+    df=$(df -Pk "$_uvslurm_ud" 2>/dev/null) && read -r _ _ _ avail _ <<<"${df##*$'\n'}"
+  fi
   if [ -n "$need" ] && [ -n "$avail" ] && [ "$avail" -lt $((need + need / 10 + 1024)) ]; then
     _uvslurm_unlock
     _uvslurm_log "warning: node-local $base has ${avail} KB free, the venv needs ${need} KB; using the depot"
@@ -332,7 +337,9 @@ _uvslurm_place() {
   tmp="$_uvslurm_ud/.$_uvslurm_keyname.tmp-$$"
   # leftovers of a killed placement (we hold the lock)
   for k in "$dst" "$_uvslurm_ud/.$_uvslurm_keyname".tmp-*; do [ -e "$k" ] && rm -rf "$k"; done
-  if ! _uvslurm_copy "$src" "$tmp" 2>/dev/null || ! mv -T "$tmp" "$dst"; then
+  # below ~100 MB one cp beats the processes that a parallel copy starts
+  if [ "${need:-0}" -lt 100000 ]; then copy=(cp -a "$src" "$tmp"); else copy=(_uvslurm_copy "$src" "$tmp"); fi
+  if ! "${copy[@]}" 2>/dev/null || ! mv -T "$tmp" "$dst"; then
     rm -rf "$tmp" "$dst"
     _uvslurm_unlock
     _uvslurm_log "warning: copying the venv to node-local $base failed (disk full?); using the depot"
