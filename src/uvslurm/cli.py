@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -134,6 +134,59 @@ def build_parser() -> Parser:
     f.add_argument("--json", action="store_true", help="machine-readable output")
     f.add_argument("--explain", action="store_true", help="show each component")
     f.add_argument("--project", metavar="DIR")
+    f.add_argument(
+        "--diff", metavar="OTHER", help="say why OTHER (a saved --json, or a depot venv) differs"
+    )
+
+    # login-node and interactive commands (issue 4): each runs uvslurm.commands.<module>.run(ns, cwd)
+    e = sub.add_parser(
+        "env", parents=[common], help="print what points uv at this project's depot venv"
+    )
+    e.add_argument("--shell", choices=["bash", "zsh", "fish", "json"], default="bash")
+    e.add_argument("--project", metavar="DIR")
+    e.set_defaults(module="env")
+
+    h = sub.add_parser(
+        "shell-hook", parents=[common], help="print a shell hook that keeps `uvslurm env` current"
+    )
+    h.add_argument("shell", choices=["bash", "zsh", "fish"])
+    h.set_defaults(module="shell_hook")
+
+    sr = sub.add_parser(
+        "srun",
+        parents=[common],
+        help="interactive job: prepare the venv on the node, then run CMD (default: your shell)",
+        usage="uvslurm srun [SRUN-OPTIONS] [-- CMD [ARGS...]]",
+    )
+    sr.add_argument("--project", metavar="DIR")
+    sr.add_argument("--no-node-local", action="store_true")
+    _add_uv_selection(sr)
+    # SRUN-OPTIONS (everything uvslurm does not know) and CMD after `--`: see _parse_srun
+    sr.set_defaults(module="srun", srun_args=[], command=[])
+
+    d = sub.add_parser("depot", parents=[common], help="see and clean the depot")
+    dsub = d.add_subparsers(dest="depot_cmd", metavar="ACTION", parser_class=Parser, required=True)
+    dl = dsub.add_parser("list", help="venvs with size, inodes, last use, fingerprint")
+    dl.add_argument("--json", action="store_true")
+    dsub.add_parser("path", help="print the depot root")
+    dg = dsub.add_parser("gc", help="remove venvs unused for DAYS and those whose project is gone")
+    dg.add_argument("--older-than", type=float, default=30.0, metavar="DAYS")
+    dg.add_argument("--dry-run", action="store_true")
+    dr = dsub.add_parser("rm", help="remove the venvs of PROJECT (default: this project)")
+    dr.add_argument("project", nargs="?", metavar="PROJECT")
+    d.set_defaults(module="depot")
+
+    doc = sub.add_parser("doctor", parents=[common], help="check the site and explain what to fix")
+    doc.add_argument("--json", action="store_true")
+    doc.add_argument("--project", metavar="DIR")
+    doc.set_defaults(module="doctor")
+
+    cfg = sub.add_parser(
+        "config", parents=[common], help="every effective setting and where it came from"
+    )
+    cfg.add_argument("--json", action="store_true")
+    cfg.add_argument("--project", metavar="DIR")
+    cfg.set_defaults(module="config_cmd")
     return parser
 
 
@@ -148,6 +201,17 @@ def _parse_submit(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None
         ns.args = [*ns.args, *argv[i:]]
         return ns, None
     return ns, argv[i + 1 :]
+
+
+def _parse_srun(argv: list[str]) -> argparse.Namespace:
+    """`srun [OPTIONS] [-- CMD...]`: uvslurm's own flags are parsed, every other option goes to
+    srun as given, and CMD after the first `--` is kept verbatim."""
+    head, cmd = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    ns, rest = build_parser().parse_known_args(head)
+    ns.srun_args, ns.command = rest, cmd
+    return ns
 
 
 def _sbatch_from(ns: argparse.Namespace) -> dict[str, str | bool]:
@@ -165,6 +229,8 @@ def dispatch(argv: list[str]) -> int:
     command: list[str] | None = None
     if argv[:1] == ["submit"]:
         ns, command = _parse_submit(argv)
+    elif argv[:1] == ["srun"]:
+        ns = _parse_srun(argv)
     else:
         ns = build_parser().parse_args(argv)
     cwd = Path.cwd()
@@ -203,7 +269,15 @@ def dispatch(argv: list[str]) -> int:
     if ns.cmd == "fingerprint":
         from uvslurm.commands import fingerprint
 
-        return fingerprint.run(ns.json, ns.explain, ns.project, cwd)
+        return fingerprint.run(ns.json, ns.explain, ns.project, cwd, diff=ns.diff)
+    module = getattr(ns, "module", None)
+    if module:
+        from importlib import import_module
+
+        run: Callable[[argparse.Namespace, Path], int] = import_module(
+            f"uvslurm.commands.{module}"
+        ).run
+        return run(ns, cwd)
     build_parser().print_help(sys.stderr)
     return 2
 

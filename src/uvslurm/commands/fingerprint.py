@@ -39,7 +39,9 @@ def _settings_outside_project(cwd: Path) -> nodeenv.NodeSettings:
     )
 
 
-def run(as_json: bool, explain: bool, project_dir: str | None, cwd: Path) -> int:
+def run(
+    as_json: bool, explain: bool, project_dir: str | None, cwd: Path, diff: str | None = None
+) -> int:
     try:
         settings = node_settings(project_dir, cwd)
     except UvslurmError:
