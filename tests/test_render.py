@@ -12,24 +12,28 @@ from hypothesis import strategies as st
 from conftest import HOSTILE_NAMES
 from uvslurm import render
 from uvslurm.errors import UsageError
+from uvslurm.nodeenv import NodeSettings
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = "regenerate with: UVSLURM_REGEN_GOLDEN=1 pytest tests/test_render.py"
 
 
 def job(**kw: object) -> render.JobScript:
-    base: dict[str, object] = dict(
-        project="/work/alice/proj",
-        project_id="proj-0123456789",
+    settings = NodeSettings(
+        project=str(kw.pop("project", "/work/alice/proj")),
         uv="/usr/local/bin/uv",
         depot="/scratch/alice/uvslurm",
         node_local="auto",
         offline="auto",
         python="3.11",
+        sync_args=("--extra", "gpu"),
+        fingerprint_env=(),
+    )
+    base: dict[str, object] = dict(
+        settings=settings,
         options={"time": "00:05:00", "partition": "debug", "job-name": "train"},
         origin="uvslurm 0.1.0 on 2026-01-01 00:00:00 UTC: uvslurm submit train.py",
         command=("/work/alice/proj/train.py", "--lr", "3"),
-        sync_args=("--extra", "gpu"),
     )
     base.update(kw)
     return render.JobScript(**base)  # type: ignore[arg-type]

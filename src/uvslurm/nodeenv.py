@@ -14,7 +14,8 @@ from pathlib import Path
 
 from uvslurm import paths, proc
 from uvslurm.config import Config
-from uvslurm.errors import PrepareError, UsageError
+from uvslurm.errors import PrepareError, UsageError, UvslurmError
+from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE = frozenset(string.ascii_letters + string.digits + "._-")
@@ -30,6 +31,10 @@ class NodeSettings:
     python: str
     sync_args: tuple[str, ...]
     fingerprint_env: tuple[str, ...]
+    fingerprint_commands: tuple[str, ...] = ()
+    fingerprint_modules: bool = True
+    rebuild: tuple[str, ...] = ()  # normalized package names
+    rebuild_sources: str = ""  # rebuild.encode(...) of their locked sources
 
     @property
     def project_id(self) -> str:
@@ -46,6 +51,10 @@ class NodeSettings:
             "UVSLURM_PYTHON": self.python,
             "UVSLURM_SYNC_ARGS": " ".join(self.sync_args),
             "UVSLURM_FP_ENV": " ".join(self.fingerprint_env),
+            "UVSLURM_FP_COMMANDS": "".join(c + "\x1e" for c in self.fingerprint_commands),
+            "UVSLURM_FP_MODULES": "1" if self.fingerprint_modules else "0",
+            "UVSLURM_REBUILD": ",".join(self.rebuild),
+            "UVSLURM_REBUILD_SOURCES": self.rebuild_sources,
             "UVSLURM_MODE": mode,
         }
 
@@ -95,6 +104,41 @@ def fingerprint_env(config: Config) -> tuple[str, ...]:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n):
             raise UsageError(f"fingerprint.env: '{n}' is not a variable name")
     return names
+
+
+def settings_for(
+    project: Project | None,
+    config: Config,
+    sync: tuple[str, ...] = (),
+    with_sources: bool = True,
+) -> NodeSettings:
+    """The prolog's inputs for `project` (None: outside any project) under `config`.
+    `with_sources` resolves where each `rebuild` package's source will be (no download)."""
+    from uvslurm import rebuild, uvtool
+
+    names = tuple(rebuild.normalize(n) for n in config.get("rebuild", []))
+    sources = ""
+    if project is not None and names and with_sources:
+        if not project.lock.is_file():
+            raise UvslurmError(f"rebuild: no uv.lock in {project.root}", "run `uv lock` first")
+        from uvslurm.sources import read_toml
+
+        located = rebuild.locate(read_toml(project.lock), names, project.root)
+        sources = rebuild.encode(rebuild.local_sources(located, depot_root(config)))
+    return NodeSettings(
+        project=str(project.root) if project else "",
+        uv=uvtool.find_uv(config.get("uv")),
+        depot=str(depot_root(config)),
+        node_local=str(config.get("node-local")),
+        offline=offline_value(config),
+        python=project.python_request() if project else "",
+        sync_args=sync,
+        fingerprint_env=fingerprint_env(config),
+        fingerprint_commands=tuple(config.get("fingerprint.commands", [])),
+        fingerprint_modules=bool(config.get("fingerprint.modules", True)),
+        rebuild=names,
+        rebuild_sources=sources,
+    )
 
 
 @cache

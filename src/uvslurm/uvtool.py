@@ -57,14 +57,18 @@ def ensure_lock(uv: str, project: Project, locked: bool) -> None:
         raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
 
 
-def prefetch(uv: str, project: Project, sync_args: Sequence[str], depot: Path) -> bool:
+def prefetch(
+    uv: str, project: Project, sync_args: Sequence[str], depot: Path, skip: Sequence[str] = ()
+) -> bool:
     """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
     builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
     symlinks into the cache does it at little cost; a stamp skips it next time.
     Returns True when it ran."""
     lock_hash = hashlib.sha256(project.lock.read_bytes()).hexdigest()
     cache_dir = os.environ.get("UV_CACHE_DIR", "")
-    stamp_key = "\0".join([str(project.root), lock_hash, *sync_args, uv, cache_dir])
+    # `skip`: rebuild packages, built on the node under its modules (the login node may lack them)
+    skip_args = [a for name in skip for a in ("--no-install-package", name)]
+    stamp_key = "\0".join([str(project.root), lock_hash, *sync_args, *skip_args, uv, cache_dir])
     stamps = depot / ".prefetch"
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
     if stamp.exists():
@@ -74,7 +78,7 @@ def prefetch(uv: str, project: Project, sync_args: Sequence[str], depot: Path) -
     try:
         proc.run(
             [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
-             str(project.root), *sync_args],
+             str(project.root), *sync_args, *skip_args],
             env=_clean_env({"UV_PROJECT_ENVIRONMENT": os.path.join(tmp, "venv")}),
         )  # fmt: skip
     except proc.CommandFailed as e:

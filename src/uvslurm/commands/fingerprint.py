@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from uvslurm import nodeenv, sources, uvtool
+from uvslurm import nodeenv, sources
 from uvslurm.commands.prepare import node_settings
 from uvslurm.errors import UvslurmError
 
@@ -26,17 +26,7 @@ EXPLAIN = {
 
 
 def _settings_outside_project(cwd: Path) -> nodeenv.NodeSettings:
-    config = sources.load(None, {})
-    return nodeenv.NodeSettings(
-        project="",
-        uv=uvtool.find_uv(config.get("uv")),
-        depot=str(nodeenv.depot_root(config)),
-        node_local=str(config.get("node-local")),
-        offline=nodeenv.offline_value(config),
-        python="",
-        sync_args=(),
-        fingerprint_env=nodeenv.fingerprint_env(config),
-    )
+    return nodeenv.settings_for(None, sources.load(None, {}))
 
 
 def run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uvslurm import nodeenv, sources, uvtool
+from uvslurm import nodeenv, sources
 from uvslurm.project import find_project
 
 
@@ -17,16 +17,7 @@ def node_settings(
     project = find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
     cli_layer = {"node-local": "never"} if no_node_local else {}
     config = sources.load(project.tool_table, cli_layer, pyproject=project.root / "pyproject.toml")
-    return nodeenv.NodeSettings(
-        project=str(project.root),
-        uv=uvtool.find_uv(config.get("uv")),
-        depot=str(nodeenv.depot_root(config)),
-        node_local=str(config.get("node-local")),
-        offline=nodeenv.offline_value(config),
-        python=project.python_request(),
-        sync_args=sync_args,
-        fingerprint_env=nodeenv.fingerprint_env(config),
-    )
+    return nodeenv.settings_for(project, config, sync_args)
 
 
 def run(project_dir: str | None, cwd: Path, sync_args: tuple[str, ...], no_node_local: bool) -> int:

@@ -9,7 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uvslurm import __version__, nodeenv, paths, render, sbatch_options, slurm, sources, uvtool
+from uvslurm import (
+    __version__,
+    nodeenv,
+    paths,
+    rebuild,
+    render,
+    sbatch_options,
+    slurm,
+    sources,
+    uvtool,
+)
 from uvslurm.config import Config
 from uvslurm.errors import UsageError, UvslurmError
 from uvslurm.project import Project, find_project
@@ -160,33 +170,17 @@ def plan(req: SubmitRequest) -> Plan:
         if name in effective and name not in defaults:
             _check_output_dir(name, effective[name], req.cwd)
 
-    node = nodeenv.NodeSettings(
-        project=str(project.root),
-        uv=uvtool.find_uv(config.get("uv")),
-        depot=str(nodeenv.depot_root(config)),
-        node_local=str(config.get("node-local")),
-        offline=nodeenv.offline_value(config),
-        python=project.python_request(),
-        sync_args=nodeenv.sync_args(req.extras, req.all_extras, req.groups, req.no_dev),
-        fingerprint_env=nodeenv.fingerprint_env(config),
-    )
+    sync = nodeenv.sync_args(req.extras, req.all_extras, req.groups, req.no_dev)
+    node = nodeenv.settings_for(project, config, sync, with_sources=project.lock.is_file())
     argv = ["uvslurm", "submit", *([req.target] if req.target else ["--", *req.command])]
     origin = f"uvslurm {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {shlex.join(argv)}"
     text = render.render(
         render.JobScript(
-            project=node.project,
-            project_id=node.project_id,
-            uv=node.uv,
-            depot=node.depot,
-            node_local=node.node_local,
-            offline=node.offline,
-            python=node.python,
+            settings=node,
             options=options,
             origin=origin,
             command=target.command,
             user_script=target.script,
-            sync_args=node.sync_args,
-            fingerprint_env=node.fingerprint_env,
         )
     )
     return Plan(project, config, node, options, effective, target, text)
@@ -232,7 +226,15 @@ def run(req: SubmitRequest) -> int:
         elif not p.project.lock.is_file():
             raise UvslurmError(f"no uv.lock in {p.project.root}", "run `uv lock`, or drop --frozen")
     with output.Status("fetching wheels and Python into the uv cache for offline nodes"):
-        uvtool.prefetch(p.node.uv, p.project, p.node.sync_args, depot)
+        uvtool.prefetch(p.node.uv, p.project, p.node.sync_args, depot, p.node.rebuild)
+    if p.node.rebuild:
+        # the lock may have been (re)written just now: render with its sources
+        p = plan(req)
+        with output.Status("fetching the sources of rebuild packages"):
+            rebuild.download(
+                rebuild.locate(sources.read_toml(p.project.lock), p.node.rebuild, p.project.root),
+                depot,
+            )
     fp, venv, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(p.node, "fingerprint"))
 
     copy = _save_copy(p.text)

@@ -14,6 +14,10 @@
 #   UVSLURM_PYTHON      the Python request of the project ("" when it names none)
 #   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
 #   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
+#   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
+#   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
+#   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
+#   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
 #   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
 #                       activate: return with the venv active (the job script body follows)
 #                       prepare: print the venv path    fingerprint: print components and key
@@ -107,14 +111,18 @@ _uvslurm_os() {
 # The fingerprint: everything that decides which binaries a venv may contain. Unrelated
 # environment (PWD, job ids, PATH) is not part of it, and neither is Lmod's _ModuleTable*.
 _uvslurm_fingerprint() {
-  local mods loaded gpu="none" name fp
-  _uvslurm_sorted mods "${_LMFILES_:-}"
-  _uvslurm_sorted loaded "${LOADEDMODULES:-}"
+  local mods="" loaded="" mpath="" gpu="none" name fp cmd out
+  # UVSLURM_FP_MODULES=0 (fingerprint.modules = false) leaves the module system out
+  if [ "${UVSLURM_FP_MODULES:-1}" != 0 ]; then
+    _uvslurm_sorted mods "${_LMFILES_:-}"
+    _uvslurm_sorted loaded "${LOADEDMODULES:-}"
+    mpath=${MODULEPATH:-}
+  fi
   _uvslurm_facts
   if [ -r /proc/driver/nvidia/version ]; then read -r gpu </proc/driver/nvidia/version; fi
   fp="modules=$loaded
 modulefiles=$mods
-modulepath=${MODULEPATH:-}
+modulepath=$mpath
 arch=$HOSTTYPE
 cpu=$_uvslurm_cpuid
 glibc=$_uvslurm_glibc
@@ -122,10 +130,18 @@ os=$_uvslurm_osid
 python=${UVSLURM_PYTHON:-}
 uv=$_uvslurm_uvversion
 gpu=$gpu
-sync=${UVSLURM_SYNC_ARGS:-}"
+sync=${UVSLURM_SYNC_ARGS:-}
+rebuild=${UVSLURM_REBUILD:-}"
   for name in ${UVSLURM_FP_ENV:-}; do
     fp+=$'\n'"env.$name=${!name:-}"
   done
+  # fingerprint.commands (e.g. "mpicc -show"): each costs a process on every job start
+  if [ -n "${UVSLURM_FP_COMMANDS:-}" ]; then
+    while IFS= read -r -d $'\x1e' cmd; do
+      out=$(bash -c "$cmd" 2>&1) || out="failed($?): $out"
+      fp+=$'\n'"cmd.$cmd=${out//$'\n'/ }"
+    done <<<"$UVSLURM_FP_COMMANDS"
+  fi
   _uvslurm_fp_text=$fp
 }
 
@@ -197,31 +213,95 @@ _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
     --project "$UVSLURM_PROJECT" ${UVSLURM_SYNC_ARGS:-}
 }
 
+# _uvslurm_uvnet WHAT CMD...: run a uv command, offline inside jobs (UVSLURM_OFFLINE=auto) with
+# one retry on the network when the shared cache has a gap; offline=true makes a gap fatal.
+_uvslurm_uvnet() {
+  local what=$1
+  shift
+  if [ "$_uvslurm_offline" = true ]; then
+    "$@" --offline && return 0
+    [ "${UVSLURM_OFFLINE:-auto}" = true ] && return 1
+    _uvslurm_log "warning: offline $what failed (a gap in the uv cache?); retrying with network access"
+  fi
+  "$@"
+}
+
+# _uvslurm_wheel NAME VERSION KIND SRC PYTHON: the wheel of a `rebuild` package for this
+# fingerprint, in <depot>/.wheels/NAME-VERSION/<fingerprint>/. Built at most once per fingerprint
+# and depot (under a lock), from a pristine copy of SRC: uv's cache would reuse one build for
+# every module set, and setuptools would reuse stale objects in a shared source tree.
+_uvslurm_wheel() {
+  local d="$UVSLURM_DEPOT/.wheels/$1-$2" fp=$_uvslurm_fp t tmp fd srcdir
+  local -a found
+  mkdir -p "$d" && exec {fd}>>"$d/$fp.lock" && flock "$fd" || return 1
+  found=("$d/$fp"/*.whl)
+  if [ -f "${found[0]}" ]; then
+    exec {fd}>&-
+    _uvslurm_whl=${found[0]}
+    _uvslurm_log "reused the $1 $2 wheel built for fingerprint $fp"
+    return 0
+  fi
+  t=${EPOCHREALTIME/[.,]/}
+  tmp="$d/.$fp.build-${HOSTNAME:-node}-$$"
+  rm -rf "$d/.$fp".build-*
+  mkdir -p "$tmp/src" &&
+    case $3 in
+      archive) tar -xf "$4" -C "$tmp/src" ;;
+      *) cp -a "$4/." "$tmp/src/" && rm -rf "$tmp/src/build" "$tmp/src"/*.egg-info ;;
+    esac || { rm -rf "$tmp"; exec {fd}>&-; return 1; }
+  found=("$tmp/src"/*)
+  srcdir=$tmp/src
+  if [ ${#found[@]} -eq 1 ] && [ -d "${found[0]}" ]; then srcdir=${found[0]}; fi
+  _uvslurm_log "building $1 $2 from source for fingerprint $fp"
+  if ! _uvslurm_uvnet "build of $1" "$_uvslurm_uv" build -q --wheel --python "$5" \
+    --out-dir "$tmp/dist" "$srcdir" || ! mv -T "$tmp/dist" "$d/$fp"; then
+    rm -rf "$tmp"
+    exec {fd}>&-
+    return 1
+  fi
+  rm -rf "$tmp"
+  exec {fd}>&-
+  found=("$d/$fp"/*.whl)
+  _uvslurm_whl=${found[0]}
+  _uvslurm_since t "$t"
+  _uvslurm_log "built the $1 $2 wheel for fingerprint $fp in $t ms"
+}
+
 # Build the key's venv in the depot (caller holds the key lock). Sets _uvslurm_state.
 _uvslurm_build() {
-  local pd=$_uvslurm_pdir key=$_uvslurm_keyname t size offline=false
+  local pd=$_uvslurm_pdir key=$_uvslurm_keyname t size name version kind src
   local tmp="$pd/.$key.build-${HOSTNAME:-node}-$$"
+  local -a skip=() rebuild=() wheels=()
   t=${EPOCHREALTIME/[.,]/}
   # leftovers of killed builders: only the lock holder builds, so none of them is alive
   rm -rf "$pd/.$key".build-* "$pd/.$key".trash-*
   if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
+  _uvslurm_offline=false
   case ${UVSLURM_OFFLINE:-auto} in
-    true) offline=true ;;
-    auto) [ -n "${SLURM_JOB_ID:-}" ] && offline=true ;;
+    true) _uvslurm_offline=true ;;
+    auto) [ -n "${SLURM_JOB_ID:-}" ] && _uvslurm_offline=true ;;
   esac
+  if [ -n "${UVSLURM_REBUILD_SOURCES:-}" ]; then
+    while IFS=$'\x1f' read -r -d $'\x1e' name version kind src; do
+      rebuild+=("$name" "$version" "$kind" "$src")
+      skip+=(--no-install-package "$name")
+    done <<<"$UVSLURM_REBUILD_SOURCES"
+  fi
   # a relocatable venv can be renamed into place and copied to node-local disk
   (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' "$_uvslurm_uv" venv -q --relocatable \
     ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$tmp") ||
     { rm -rf "$tmp"; _uvslurm_die "uv venv failed for $UVSLURM_PROJECT"; }
-  if [ "$offline" = true ]; then
-    if ! _uvslurm_sync "$tmp" --offline; then
-      [ "${UVSLURM_OFFLINE:-auto}" = true ] &&
-        { rm -rf "$tmp"; _uvslurm_die "uv sync --offline failed: the shared uv cache lacks something; run 'uvslurm prepare' on a login node"; }
-      _uvslurm_log "warning: offline uv sync failed (cache gap?); retrying with network access"
-      _uvslurm_sync "$tmp" || { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
-    fi
-  else
-    _uvslurm_sync "$tmp" || { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
+  _uvslurm_uvnet "uv sync" _uvslurm_sync "$tmp" "${skip[@]}" ||
+    { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
+  while [ ${#rebuild[@]} -gt 0 ]; do
+    _uvslurm_wheel "${rebuild[@]:0:4}" "$tmp/bin/python" ||
+      { rm -rf "$tmp"; _uvslurm_die "building ${rebuild[0]} ${rebuild[1]} from source failed (see above)"; }
+    wheels+=("$_uvslurm_whl")
+    rebuild=("${rebuild[@]:4}")
+  done
+  if [ ${#wheels[@]} -gt 0 ]; then
+    VIRTUAL_ENV='' "$_uvslurm_uv" pip install -q --python "$tmp/bin/python" --no-deps --offline "${wheels[@]}" ||
+      { rm -rf "$tmp"; _uvslurm_die "installing the rebuilt wheels failed"; }
   fi
   "$tmp/bin/python" -c '' || { rm -rf "$tmp"; _uvslurm_die "the new venv's python does not start"; }
   size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
@@ -231,7 +311,7 @@ _uvslurm_build() {
   if [ -e "$pd/$key" ]; then mv "$pd/$key" "$pd/.$key.trash-$$" && rm -rf "$pd/.$key.trash-$$"; fi
   mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
   _uvslurm_since t "$t"
-  _uvslurm_log "built $pd/$key with uv sync --frozen$([ "$offline" = true ] && echo ' --offline') in $t ms"
+  _uvslurm_log "built $pd/$key with uv sync --frozen$([ "$_uvslurm_offline" = true ] && echo ' --offline') in $t ms"
 }
 
 # Node-local candidates in order of preference; multi-node jobs use the depot (every node
@@ -408,7 +488,7 @@ case ${UVSLURM_MODE:-run} in
     unset PYTHONHOME
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_lock _uvslurm_unlock \
-      _uvslurm_sync _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy \
+      _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy \
       _uvslurm_place _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
