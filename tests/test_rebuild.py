@@ -61,7 +61,7 @@ def test_each_module_set_gets_its_own_build_and_reuses_it(rb_project: Path, tmp_
         assert r.returncode == 0, r.stderr
         venvs[v] = r.stdout.strip()
         assert built_for(venvs[v]) == v
-        assert f"built the fpext 0.1.0 wheel for fingerprint" in r.stderr
+        assert "built the fpext 0.1.0 wheel for fingerprint" in r.stderr
     assert venvs["1.0"] != venvs["2.0"]
     assert log.read_text().split() == ["1.0", "2.0"]
     # the venv is purged, the wheel store is not: a new venv for 1.0 reuses 1.0's wheel
