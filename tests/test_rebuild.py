@@ -116,3 +116,48 @@ def test_jobs_under_two_modules_import_their_own_build(
     # the second job under mpich/1.0 found its venv ready: nothing built at all
     assert "built" not in results["1.0"][1][1]
     assert log.read_text().split() == ["1.0", "2.0"]
+
+
+MPI = {
+    # module -> (srun --mpi plugin, what MPI.Get_library_version() starts with)
+    "mpi/mpich": ("pmi2", "MPICH"),
+    "mpi/openmpi": ("pmix", "Open MPI"),
+}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_mpi4py_is_built_for_each_mpi_and_runs_across_two_nodes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The real thing: Debian's MPICH and Open MPI as Lmod modules, mpi4py rebuilt per module
+    set (~2.5 min each), `srun -n 2` over both nodes."""
+    if not (shutil.which("mpicc.mpich") and shutil.which("mpicc.openmpi")):
+        pytest.fail(
+            "Debian's MPICH and Open MPI are missing: run WITH_MPI=1 scripts/dev-cluster up"
+        )
+    proj = make_project(tmp_path / "mpiproj", ("mpi4py",))
+    with (proj / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.uvslurm]\nrebuild = ["mpi4py"]\n')
+    job = proj / "mpi-job.sh"
+    job.write_text(
+        "#!/bin/bash\n#SBATCH -N 2\n#SBATCH -n 2\n#SBATCH -t 20\n"
+        'srun --mpi="$MPI_PLUGIN" python -c "from mpi4py import MPI; import os; '
+        "c = MPI.COMM_WORLD; "
+        "print('RANK', c.Get_rank(), 'OF', c.Get_size(), os.environ['SLURMD_NODENAME'], "
+        'MPI.Get_library_version().splitlines()[0])"\n'
+    )
+    for module, (plugin, library) in MPI.items():
+        log = tmp_path / f"{module.replace('/', '-')}.log"
+        script = (
+            f"source /usr/share/lmod/lmod/init/bash && module load {module} && "
+            f"MPI_PLUGIN={plugin} {sys.executable} -m uvslurm submit --wait -o {log} -e {log} {job}"
+        )
+        r = subprocess.run(["bash", "-c", script], cwd=proj, capture_output=True, text=True)
+        text = log.read_text() if log.exists() else ""
+        assert r.returncode == 0, r.stderr + text
+        assert "built the mpi4py" in text, text
+        ranks = re.findall(r"RANK (\d) OF 2 (n\d) (.*)", text)
+        assert sorted(r[0] for r in ranks) == ["0", "1"], text
+        assert {r[1] for r in ranks} == {"n1", "n2"}, "one rank per node"
+        assert all(r[2].startswith(library) for r in ranks), text

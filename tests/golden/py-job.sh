@@ -443,7 +443,13 @@ _uvslurm_main() {
   [ -n "${UVSLURM_DEPOT:-}" ] || _uvslurm_die "UVSLURM_DEPOT is not set"
   _uvslurm_fingerprint
   if [ "${UVSLURM_MODE:-run}" = fingerprint ]; then
-    [ -n "${UVSLURM_PROJECT:-}" ] && _uvslurm_key || _uvslurm_pdir=""
+    _uvslurm_pdir=""
+    if ! { [ -n "${UVSLURM_PROJECT:-}" ] && _uvslurm_key; }; then
+      # outside a project (or without a lock) there is no venv, but there is a fingerprint
+      _uvslurm_pdir=""
+      read -r _uvslurm_fp _ < <(sha256sum <<<"$_uvslurm_fp_text")
+      _uvslurm_fp=${_uvslurm_fp:0:12}
+    fi
     printf 'fingerprint=%s\n' "${_uvslurm_fp:-}"
     [ -n "$_uvslurm_pdir" ] && printf 'venv=%s/%s\n' "$_uvslurm_pdir" "$_uvslurm_keyname"
     printf '%s\n' "$_uvslurm_fp_text"

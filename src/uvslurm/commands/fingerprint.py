@@ -22,6 +22,7 @@ EXPLAIN = {
     "uv": "uv version",
     "gpu": "NVIDIA driver (or none)",
     "sync": "uv selection flags (extras, groups)",
+    "rebuild": "packages built from source per fingerprint",
 }
 
 
@@ -39,6 +40,12 @@ def run(
             raise
         settings = _settings_outside_project(cwd)
     fp, venv, comps = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
+    if diff:
+        from uvslurm import fpdiff
+
+        lines = fpdiff.explain(fpdiff.load_other(diff), comps)
+        print("\n".join(lines) if lines else "same fingerprint")
+        return 0
     if as_json:
         print(json.dumps({"fingerprint": fp, "venv": venv or None, "components": comps}, indent=2))
         return 0

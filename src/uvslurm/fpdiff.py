@@ -1,0 +1,96 @@
+"""Say in plain words why two fingerprints differ. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from uvslurm.errors import UvslurmError
+
+# header lines of a venv's .uvslurm-ready marker that are not fingerprint components
+MARKER_HEADER = ("key", "project", "size_kb", "built_on")
+LABELS = {
+    "modules": "loaded modules",
+    "modulefiles": "modulefiles",
+    "modulepath": "MODULEPATH",
+    "arch": "CPU architecture",
+    "cpu": "CPU",
+    "glibc": "glibc",
+    "os": "OS",
+    "python": "requested Python",
+    "uv": "uv",
+    "gpu": "GPU driver",
+    "sync": "uv selection flags",
+    "rebuild": "rebuild packages",
+}
+
+
+def load_other(ref: str) -> dict[str, str]:
+    """Components from a saved `uvslurm fingerprint --json` or from a venv's ready marker."""
+    path = Path(ref)
+    marker = path / ".uvslurm-ready"
+    try:
+        if marker.is_file():
+            comps: dict[str, str] = {}
+            for line in marker.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and key not in MARKER_HEADER:
+                    comps[key] = value
+            return comps
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return {str(k): str(v) for k, v in data["components"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UvslurmError(f"cannot read a fingerprint from {ref}: {e}") from e
+    raise UvslurmError(
+        f"{ref}: not a saved `uvslurm fingerprint --json` file nor a venv of the depot",
+        "pass a file or a venv directory (see `uvslurm depot list`)",
+    )
+
+
+def _list_change(old: str, new: str, sep: str) -> str:
+    a = [x for x in old.split(sep) if x]
+    b = [x for x in new.split(sep) if x]
+    gone = [x for x in a if x not in b]
+    came = [x for x in b if x not in a]
+    if len(gone) == len(came) == 1:
+        return f"{gone[0]} → {came[0]}"
+    parts = [f"-{x}" for x in gone] + [f"+{x}" for x in came]
+    return " ".join(parts) or f"{old or '(none)'} → {new or '(none)'}"
+
+
+def _cpu_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = ""
+    for word in text.split():
+        if "=" in word:
+            key, _, value = word.partition("=")
+            fields[key] = value
+        elif key:
+            fields[key] += " " + word
+    return fields
+
+
+def explain(other: Mapping[str, str], here: Mapping[str, str]) -> list[str]:
+    """One line per differing component, from `other` to `here`."""
+    lines = []
+    for key in [*other, *(k for k in here if k not in other)]:
+        a, b = other.get(key, ""), here.get(key, "")
+        if a == b:
+            continue
+        label = LABELS.get(key, key)
+        if key in ("modules", "modulefiles"):
+            lines.append(f"{label}: {_list_change(a, b, ':')}")
+        elif key == "cpu":
+            fa, fb = _cpu_fields(a), _cpu_fields(b)
+            changes = [f"{k} {fa.get(k, '-')} → {fb.get(k, '-')}" for k in ("vendor_id", "cpu_family", "model") if fa.get(k) != fb.get(k)]  # fmt: skip
+            flags = _list_change(fa.get("flags", ""), fb.get("flags", ""), " ")
+            if fa.get("flags") != fb.get("flags"):
+                changes.append(f"flags {flags}")
+            lines.append(f"{label}: {'; '.join(changes) or 'changed'}")
+        elif key.startswith("env."):
+            lines.append(f"${key[4:]}: {a or '(unset)'} → {b or '(unset)'}")
+        else:
+            lines.append(f"{label}: {a or '(none)'} → {b or '(none)'}")
+    return lines
