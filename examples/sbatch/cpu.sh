@@ -1,15 +1,15 @@
 #!/bin/bash
-# A CPU job. Submit from your project directory:
-#   uvslurm submit path/to/cpu.sh [ARGS...]
-# (here: cd examples/hello && uvslurm submit ../sbatch/cpu.sh)
-# Options on the command line override these lines, e.g. uvslurm submit -t 30 cpu.sh
-#SBATCH --job-name=cpu-example
+# uvslurm template "cpu": one task with a few cores. Submit it from your project directory:
+#     uvslurm submit cpu.sh [ARGS...]
+# uvslurm prepares the project's venv on the node, then runs the body below with it active.
+# Command-line options override these lines, e.g. `uvslurm submit -t 2:00:00 cpu.sh`.
+#SBATCH --job-name=cpu-job
 #SBATCH --time=00:10:00
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=2
-#SBATCH --mem=1G
+#SBATCH --mem=2G
 
-# uvslurm's prolog runs here: the project's venv is active below.
-echo "running on ${SLURMD_NODENAME:-$(hostname)} with $(python --version)"
-python -c 'import sys; print("venv:", sys.prefix)'
-if [ -f train.py ]; then python train.py "$@"; fi
+# Threads for NumPy & co.: as many as Slurm gave this task.
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+echo "node ${SLURMD_NODENAME:-?}, ${OMP_NUM_THREADS} cores, $(python --version)"
+if [ -f train.py ]; then python train.py "$@"; else python -c 'import sys; print("venv:", sys.prefix)'; fi

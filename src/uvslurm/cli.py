@@ -187,6 +187,17 @@ def build_parser() -> Parser:
     cfg.add_argument("--json", action="store_true")
     cfg.add_argument("--project", metavar="DIR")
     cfg.set_defaults(module="config_cmd")
+
+    t = sub.add_parser(
+        "template", parents=[common], help="write an #SBATCH header template (cpu, gpu, array, mpi)"
+    )
+    t.add_argument(
+        "name", nargs="?", metavar="NAME", help="cpu, gpu, array or mpi (none: list them)"
+    )
+    t.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    t.add_argument("--profile", metavar="NAME", help="fill in the options of this profile")
+    t.add_argument("--project", metavar="DIR")
+    t.set_defaults(module="template")
     return parser
 
 
