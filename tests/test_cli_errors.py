@@ -123,3 +123,24 @@ def test_fake_sbatch_submission_prints_job_id_and_keeps_a_copy(
     assert submitted.parent == copy.parent and not submitted.exists(), "renamed after submission"
     assert copy.read_text().startswith("#!/bin/bash\n#SBATCH")
     assert "4242" in r.stderr and "fingerprint" in r.stderr
+
+
+def test_option_precedence_config_profile_script_cli(project: Path) -> None:
+    """config defaults < --profile < #SBATCH lines of the script < command line."""
+    with (project / "pyproject.toml").open("a") as f:
+        f.write(
+            '\n[tool.uvslurm.sbatch]\ntime = "1"\npartition = "cfg"\nqos = "cfgq"\nmem = "1G"\n'
+            '[tool.uvslurm.profiles.p]\ntime = "2"\npartition = "prof"\nmem = "2G"\n'
+        )  # fmt: skip
+    (project / "job.sh").write_text("#!/bin/bash\n#SBATCH --time=3\n#SBATCH --mem=3G\necho hi\n")
+    r = uvslurm("submit", "--dry-run", "--profile", "p", "-t", "4", "job.sh", cwd=project)
+    assert r.returncode == 0, r.stderr
+    active = [line for line in r.stdout.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --time=4" in active  # CLI over the script
+    assert "#SBATCH --mem=3G" in active  # script over the profile
+    assert "#SBATCH --partition=prof" in active  # profile over the config
+    assert "#SBATCH --qos=cfgq" in active  # config where nothing else says
+    assert not any(
+        line.startswith(("#SBATCH --time=3", "#SBATCH --mem=2G", "#SBATCH --time=2"))
+        for line in active
+    )
