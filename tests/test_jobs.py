@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,66 @@ def test_hostile_project_path_and_args_in_a_real_job(
     assert r.returncode == 0, r.stderr + (tmp_path / "h.log").read_text()
     assert json.loads(out.read_text())["argv"] == args
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
+
+
+def test_wait_on_an_array_reports_each_task_and_the_highest_exit_code(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    (project / "arr.py").write_text(
+        "import os, sys\nsys.exit(3 if os.environ['SLURM_ARRAY_TASK_ID'] == '2' else 0)\n"
+    )
+    r = uvslurm(
+        "submit", "--wait", "-a", "0-3", "-o", str(tmp_path / "a-%a.log"), "arr.py", cwd=project
+    )
+    assert r.returncode == 3, r.stderr
+    assert "COMPLETED: 3 tasks" in r.stderr
+    assert re.search(r"FAILED: 2 \(exit 3", r.stderr), r.stderr
+    logs = sorted(tmp_path.glob("a-*.log"))
+    assert len(logs) == 4
+    states = [ready(p)[0] for p in logs]
+    assert states.count("cold") == 1, states
+
+
+def test_a_requeued_job_revalidates_and_succeeds(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "rq.log"
+    (project / "rq.py").write_text(
+        "import os, time\n"
+        "n = int(os.environ.get('SLURM_RESTART_COUNT', '0'))\n"
+        "print('RUN', n, flush=True)\n"
+        "if n == 0:\n    time.sleep(120)\n"
+    )
+    r = uvslurm(
+        "submit",
+        "--parsable",
+        "--requeue",
+        "--open-mode=append",
+        "-o",
+        str(log),
+        "-e",
+        str(log),
+        "rq.py",
+        cwd=project,
+    )
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip()
+    for _ in range(300):
+        if log.exists() and "RUN 0" in log.read_text():
+            break
+        time.sleep(0.2)
+    assert cluster.run("scontrol", "requeue", job).returncode == 0
+    # Slurm holds a requeued job back (BeginTime in the future); let it start now
+    for _ in range(100):
+        if "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout:
+            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+            break
+        time.sleep(0.2)
+    for _ in range(600):
+        if "RUN 1" in log.read_text():
+            break
+        time.sleep(0.2)
+    text = log.read_text()
+    assert "RUN 1" in text, text
+    assert len(READY.findall(text)) == 2, "the prolog ran again on the restarted job"
+    assert READY.findall(text)[-1][0] in ("warm", "placed")

@@ -53,6 +53,23 @@ def log_path(job: str) -> str | None:
     return None
 
 
+def task_states(job: str) -> list[tuple[str, str, str]]:
+    """(array task id, state, exit code) of every task of an array job, as scontrol reports
+    them (ended tasks stay visible for MinJobAge seconds)."""
+    try:
+        out = proc.run(["scontrol", "show", "job", "-o", job])
+    except (proc.CommandFailed, UvslurmError):
+        return []
+    tasks = []
+    for line in out.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if "ArrayTaskId" in fields:
+            tasks.append(
+                (fields["ArrayTaskId"], fields.get("JobState", "?"), fields.get("ExitCode", "?"))
+            )
+    return sorted(tasks, key=lambda t: (len(t[0]), t[0]))
+
+
 def _pump(f: TextIO | None, path: str | None, sink: TextIO) -> TextIO | None:
     if f is None and path and Path(path).exists():
         f = open(path, errors="replace")  # noqa: SIM115 - kept open while the job runs

@@ -207,6 +207,20 @@ def _save_copy(text: str) -> Path:
     return path
 
 
+def _report_tasks(job: str) -> None:
+    """After `--wait` on an array: one line per state, naming the tasks that did not complete."""
+    from collections import defaultdict
+
+    from uvslurm import output
+
+    by_state: dict[str, list[str]] = defaultdict(list)
+    for task, state, code in slurm.task_states(job):
+        by_state[state].append(task if state == "COMPLETED" else f"{task} (exit {code})")
+    for state, tasks in sorted(by_state.items()):
+        shown = f"{len(tasks)} tasks" if state == "COMPLETED" else ", ".join(tasks)
+        output.console().print(f"  {state}: {shown}", highlight=False)
+
+
 def run(req: SubmitRequest) -> int:
     from uvslurm import output
 
@@ -237,6 +251,7 @@ def run(req: SubmitRequest) -> int:
             )
     fp, venv, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(p.node, "fingerprint"))
 
+    is_array = "array" in p.effective
     copy = _save_copy(p.text)
     copy.chmod(0o755)
     job_copy: list[Path] = [copy]
@@ -247,7 +262,11 @@ def run(req: SubmitRequest) -> int:
         job_copy[0] = final
         print(job, flush=True)
         if not req.parsable:
-            log = slurm.log_path(job) or str(p.effective.get("output", ""))
+            pattern = str(p.effective.get("output", ""))
+            if is_array:  # one log per task: show the pattern, with the job id filled in
+                log = pattern.replace("%A", job).replace("%j", job) + "  (%a: task id)"
+            else:
+                log = slurm.log_path(job) or pattern
             output.summary(
                 f"submitted job {job}",
                 [
@@ -261,10 +280,14 @@ def run(req: SubmitRequest) -> int:
 
     try:
         if req.wait:
-            job, code = slurm.submit_wait(sbatch, copy, p.target.script_args, announce)
+            job, code = slurm.submit_wait(
+                sbatch, copy, p.target.script_args, announce, stream=not is_array
+            )
             if not req.parsable:
                 word = "succeeded" if code == 0 else f"failed with exit code {code}"
                 (output.console().print if code == 0 else output.warn)(f"job {job} {word}")
+                if is_array:
+                    _report_tasks(job)
             return code
         job = slurm.submit(sbatch, copy, p.target.script_args)
     except BaseException:
