@@ -266,3 +266,52 @@ def test_full_node_local_disk_falls_back_to_the_depot(project: Path, tmp_path: P
         assert all(n.endswith(".lock") for n in left), f"a partial copy was left behind: {left}"
     finally:
         subprocess.run(["umount", str(full)])
+
+
+def _depot_paths_touched(trace: Path, depot: Path) -> set[str]:
+    """Distinct paths under the depot that the traced processes opened or stat'ed."""
+    import re as _re
+
+    paths = set()
+    for line in trace.read_text(errors="replace").splitlines():
+        for m in _re.finditer(r'"((?:[^"\\]|\\.)*)"', line):
+            if m.group(1).startswith(str(depot)):
+                paths.add(m.group(1))
+    return paths
+
+
+def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path) -> None:
+    if not shutil.which("strace") or not shutil.which("zstd"):
+        pytest.skip("needs strace and zstd")
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    built = prolog(project, depot, UVSLURM_IMAGE="tar.zst")
+    assert built.returncode == 0, built.stderr
+    assert "packed the image" in built.stderr
+    venv = Path(built.stdout.strip())
+    assert (venv.parent / f"{venv.name}.tar.zst").is_file()
+    assert list(venv.rglob("*.pyc")), "bytecode compiled once at build time"
+    counts = {}
+    for image in ("tar.zst", "none"):
+        shutil.rmtree(local / f"uvslurm-{os.getuid()}", ignore_errors=True)
+        trace = tmp_path / f"trace-{image}"
+        env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
+               "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": str(local),
+               "UVSLURM_PYTHON": "3.11", "UVSLURM_IMAGE": image}  # fmt: skip
+        if image == "none":
+            (venv.parent / f"{venv.name}.tar.zst").unlink()
+        r = subprocess.run(
+            ["strace", "-f", "-qq", "-e", "trace=%file", "-o", str(trace), "bash", str(PROLOG)],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert ready_state(r.stderr) == "placed"
+        assert ("from the image" in r.stderr) == (image == "tar.zst")
+        counts[image] = len(_depot_paths_touched(trace, depot))
+        out = subprocess.run(
+            [f"{r.stdout.strip()}/bin/python", "-c", "import six"], capture_output=True
+        )
+        assert out.returncode == 0
+    assert counts["tar.zst"] <= 10, counts
+    assert counts["none"] > counts["tar.zst"] * 5, counts
+    print(f"depot paths touched to place a venv: {counts}")

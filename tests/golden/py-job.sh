@@ -20,6 +20,7 @@ UVSLURM_FP_COMMANDS=''
 UVSLURM_FP_MODULES=1
 UVSLURM_REBUILD=''
 UVSLURM_REBUILD_SOURCES=''
+UVSLURM_IMAGE=none
 UVSLURM_MODE=run
 UVSLURM_CMD=(/work/alice/proj/train.py --lr 3)
 # --- end templated
@@ -40,6 +41,7 @@ UVSLURM_CMD=(/work/alice/proj/train.py --lr 3)
 #   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
 #   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
 #   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
+#   UVSLURM_IMAGE       none | tar.zst: also keep each depot venv as one compressed file
 #   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
 #   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
 #   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
@@ -298,8 +300,10 @@ _uvslurm_build() {
   local -a skip=() rebuild=() wheels=()
   t=${EPOCHREALTIME/[.,]/}
   # leftovers of killed builders: only the lock holder builds, so none of them is alive
-  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-*
+  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-* "$pd/$key.tar.zst"
   if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
+  # an image is unpacked by many processes: compile the bytecode once, here
+  if [ "${UVSLURM_IMAGE:-none}" = tar.zst ]; then skip+=(--compile-bytecode); fi
   _uvslurm_offline=false
   case ${UVSLURM_OFFLINE:-auto} in
     true) _uvslurm_offline=true ;;
@@ -336,6 +340,7 @@ _uvslurm_build() {
   mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
   _uvslurm_since t "$t"
   _uvslurm_log "built $pd/$key with uv sync --frozen$([ "$_uvslurm_offline" = true ] && echo ' --offline') in $t ms"
+  if [ "${UVSLURM_IMAGE:-none}" = tar.zst ]; then _uvslurm_pack "$pd/$key"; fi
 }
 
 # Node-local candidates in order of preference; multi-node jobs use the depot (every node
@@ -395,6 +400,30 @@ _uvslurm_copy() {
     (cd "$src/$sp" && find . -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r -n 16 -P "$jobs" cp -a -t "$dst/$sp")
 }
 
+# With image = "tar.zst" the depot keeps, next to each venv directory, one compressed file of it
+# (bytecode compiled once, at build time): placing it on a node then reads one file from the
+# shared filesystem instead of thousands.
+_uvslurm_pack() {
+  local venv=$1 img="$1.tar.zst" t size
+  local -
+  set -o pipefail
+  t=${EPOCHREALTIME/[.,]/}
+  if tar -C "$venv" -cf - . | zstd -q -1 -T0 -o "$img.tmp-$$" && mv -f "$img.tmp-$$" "$img"; then
+    size=$(du -k "$img" 2>/dev/null) && size=${size%%[[:space:]]*}
+    _uvslurm_since t "$t"
+    _uvslurm_log "packed the image $img (${size:-?} KB) in $t ms"
+  else
+    rm -f "$img.tmp-$$"
+    _uvslurm_log "warning: could not pack $img (is zstd installed?); nodes will copy the directory"
+  fi
+}
+
+_uvslurm_unpack() {
+  local -
+  set -o pipefail
+  mkdir -p "$2" && zstd -q -d -c "$1" | tar -C "$2" -xf -
+}
+
 # Copy the depot venv onto node-local disk (caller checked nothing valid is there). Returns 1 if
 # the disk cannot take it; the caller then runs from the depot.
 _uvslurm_place() {
@@ -420,8 +449,14 @@ _uvslurm_place() {
   tmp="$_uvslurm_ud/.$_uvslurm_keyname.tmp-$$"
   # leftovers of a killed placement (we hold the lock)
   for k in "$dst" "$_uvslurm_ud/.$_uvslurm_keyname".tmp-*; do [ -e "$k" ] && rm -rf "$k"; done
-  # below ~100 MB one cp beats the processes that a parallel copy starts
-  if [ "${need:-0}" -lt 100000 ]; then copy=(cp -a "$src" "$tmp"); else copy=(_uvslurm_copy "$src" "$tmp"); fi
+  # the image when there is one; below ~100 MB one cp beats the processes of a parallel copy
+  if [ -f "$src.tar.zst" ]; then
+    copy=(_uvslurm_unpack "$src.tar.zst" "$tmp")
+  elif [ "${need:-0}" -lt 100000 ]; then
+    copy=(cp -a "$src" "$tmp")
+  else
+    copy=(_uvslurm_copy "$src" "$tmp")
+  fi
   if ! "${copy[@]}" 2>/dev/null || ! mv -T "$tmp" "$dst"; then
     rm -rf "$tmp" "$dst"
     _uvslurm_unlock
@@ -430,7 +465,7 @@ _uvslurm_place() {
   fi
   _uvslurm_unlock
   _uvslurm_since t "$t"
-  _uvslurm_log "placed on node-local $dst in $t ms"
+  _uvslurm_log "placed on node-local $dst$([ -f "$src.tar.zst" ] && echo ' from the image') in $t ms"
   _uvslurm_venv=$dst
 }
 
@@ -518,7 +553,7 @@ case ${UVSLURM_MODE:-run} in
     unset PYTHONHOME
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_lock _uvslurm_unlock \
-      _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy \
+      _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
       _uvslurm_place _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
