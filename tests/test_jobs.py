@@ -214,3 +214,26 @@ def test_a_requeued_job_revalidates_and_succeeds(
     assert "RUN 1" in text, text
     assert len(READY.findall(text)) == 2, "the prolog ran again on the restarted job"
     assert READY.findall(text)[-1][0] in ("warm", "placed")
+
+
+def test_job_without_network_builds_from_what_submit_prefetched(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A compute node with no network: every connection fails (dead proxy) inside the job, yet the
+    cold build succeeds from the shared cache that `submit` filled on the login node."""
+    from conftest import make_project
+
+    proj = make_project(tmp_path / "offline", ("idna",))
+    log = tmp_path / "off.log"
+    dead = "http://127.0.0.1:9"
+    r = uvslurm(
+        "submit", "--wait", f"--export=ALL,HTTPS_PROXY={dead},HTTP_PROXY={dead},ALL_PROXY={dead}",
+        "-o", str(log), "-e", str(log), "--", "python", "-c", "import idna, os; print('OFFLINE', os.environ['HTTPS_PROXY'])",
+        cwd=proj,
+        env={"UV_CACHE_DIR": str(tmp_path / "fresh-cache")},  # only what submit fetched
+    )  # fmt: skip
+    text = log.read_text()
+    assert r.returncode == 0, r.stderr + text
+    assert f"OFFLINE {dead}" in text
+    assert "uv sync --frozen --offline" in text
+    assert "retrying with network access" not in text
