@@ -315,3 +315,56 @@ def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path
     assert counts["tar.zst"] <= 10, counts
     assert counts["none"] > counts["tar.zst"] * 5, counts
     print(f"depot paths touched to place a venv: {counts}")
+
+
+def missing_files(venv: Path) -> list[str]:
+    """Files that a dist-info RECORD of the venv lists but that are not there: what `uv sync
+    --check` does not notice after a kill mid-install."""
+    missing = []
+    site = next(venv.glob("lib/python*/site-packages"))
+    for record in site.glob("*.dist-info/RECORD"):
+        for line in record.read_text().splitlines():
+            path = line.rsplit(",", 2)[0]
+            if path and not (site / path).exists():
+                missing.append(path)
+    return missing
+
+
+@pytest.mark.slow
+def test_kill_at_random_moments_never_exposes_a_half_built_venv(
+    project: Path, tmp_path: Path
+) -> None:
+    import random
+
+    rng = random.Random(1234)
+    depot = tmp_path / "depot"
+    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
+           "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": str(tmp_path / "local"),
+           "UVSLURM_PYTHON": "3.11"}  # fmt: skip
+    (tmp_path / "local").mkdir()
+    t0 = time.perf_counter()
+    assert subprocess.run(["bash", str(PROLOG)], env=env, capture_output=True).returncode == 0
+    full = time.perf_counter() - t0
+    survived = 0
+    for _ in range(20):
+        shutil.rmtree(depot)
+        shutil.rmtree(tmp_path / "local")
+        (tmp_path / "local").mkdir()
+        p = subprocess.Popen(["bash", str(PROLOG)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)  # fmt: skip
+        time.sleep(rng.uniform(0, full))
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        # whatever the moment, a venv that looks ready is complete
+        for marker in [
+            *depot.glob("*/*/.uvslurm-ready"),
+            *(tmp_path / "local").glob("*/*/.uvslurm-ready"),
+        ]:
+            assert missing_files(marker.parent) == [], marker
+        r = subprocess.run(["bash", str(PROLOG)], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        venv = Path(r.stdout.strip())
+        assert missing_files(venv) == []
+        assert subprocess.run([f"{venv}/bin/python", "-c", "import six"]).returncode == 0
+        survived += 1
+    assert survived == 20
