@@ -13,11 +13,12 @@ def node_settings(
     cwd: Path,
     sync_args: tuple[str, ...] = (),
     no_node_local: bool = False,
+    with_sources: bool = True,
 ) -> nodeenv.NodeSettings:
     project = find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
     cli_layer = {"node-local": "never"} if no_node_local else {}
     config = sources.load(project.tool_table, cli_layer, pyproject=project.root / "pyproject.toml")
-    return nodeenv.settings_for(project, config, sync_args)
+    return nodeenv.settings_for(project, config, sync_args, with_sources=with_sources)
 
 
 def run(project_dir: str | None, cwd: Path, sync_args: tuple[str, ...], no_node_local: bool) -> int:

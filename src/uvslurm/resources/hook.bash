@@ -1,0 +1,16 @@
+# shellcheck shell=bash
+# uvslurm shell hook for bash: eval "$(uvslurm shell-hook bash)" in ~/.bashrc.
+# Keeps UV_PROJECT_ENVIRONMENT pointing at this project's depot venv for the loaded modules.
+# A prompt where nothing relevant changed compares one string and returns.
+_uvslurm_hook() {
+  local state="$PWD|${_LMFILES_:-}|${LOADEDMODULES:-}|${MODULEPATH:-}"
+  [ "$state" = "${_UVSLURM_HOOK_STATE:-}" ] && return 0
+  _UVSLURM_HOOK_STATE=$state
+  local code
+  code=$(@UVSLURM@ env --shell bash 2>/dev/null) && eval "$code"
+  return 0
+}
+case ";${PROMPT_COMMAND:-};" in
+  *";_uvslurm_hook;"*) ;;
+  *) PROMPT_COMMAND="_uvslurm_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
+esac

@@ -1,0 +1,13 @@
+# uvslurm shell hook for zsh: eval "$(uvslurm shell-hook zsh)" in ~/.zshrc.
+# Keeps UV_PROJECT_ENVIRONMENT pointing at this project's depot venv for the loaded modules.
+# A prompt where nothing relevant changed compares one string and returns.
+_uvslurm_hook() {
+  local state="$PWD|${_LMFILES_:-}|${LOADEDMODULES:-}|${MODULEPATH:-}"
+  [[ "$state" == "${_UVSLURM_HOOK_STATE:-}" ]] && return 0
+  _UVSLURM_HOOK_STATE=$state
+  local code
+  code=$(@UVSLURM@ env --shell zsh 2>/dev/null) && eval "$code"
+  return 0
+}
+autoload -Uz add-zsh-hook
+add-zsh-hook precmd _uvslurm_hook
