@@ -238,6 +238,7 @@ _uvslurm_wheel() {
   found=("$d/$fp"/*.whl)
   if [ -f "${found[0]}" ]; then
     exec {fd}>&-
+    : >"$d/$fp/.uvslurm-used" 2>/dev/null
     _uvslurm_whl=${found[0]}
     _uvslurm_log "reused the $1 $2 wheel built for fingerprint $fp"
     return 0
@@ -506,6 +507,8 @@ _uvslurm_main() {
       _uvslurm_log "note: $fallback_note; running from the depot"
     fi
   fi
+  # last use, for `uvslurm depot gc` (an O_TRUNC open updates the mtime without a process)
+  : >"$depot_venv/.uvslurm-used" 2>/dev/null
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
 }
