@@ -143,9 +143,10 @@ class Plan:
     text: str
 
 
-def plan(req: SubmitRequest) -> Plan:
-    """Everything up to the rendered text: pure apart from reading files and finding uv."""
-    target = resolve_target(req)
+def plan(req: SubmitRequest, target: Target | None = None) -> Plan:
+    """Everything up to the rendered text: pure apart from reading files and finding uv.
+    `target` overrides what `req` names (uvslurm srun's command or interactive shell)."""
+    target = target or resolve_target(req)
     if req.project:
         project = find_project(req.cwd / req.project, explicit=True)
     else:

@@ -1,0 +1,52 @@
+"""`uvslurm srun [SRUN-OPTIONS] [-- CMD ...]`: an interactive job whose node prepares the venv
+(the same prolog as batch jobs), then runs CMD through `uv run`, or your shell with the venv
+active. The exit code is CMD's (srun passes it on)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+from uvslurm import paths, render, uvtool
+from uvslurm.commands.submit import SubmitRequest, Target, plan
+from uvslurm.errors import UvslurmError
+
+# The user's shell, venv first on PATH even after their rc file (pyenv, conda and module inits
+# there prepend their own bin directories). zsh and fish read their own rc files unchanged.
+SHELL_BODY = """\
+if [ -z "${SHELL:-}" ] || [ "${SHELL##*/}" = bash ]; then
+  exec bash --rcfile <(printf '%s\\n' '[ -f ~/.bashrc ] && . ~/.bashrc' 'PATH="$VIRTUAL_ENV/bin:$PATH"') -i
+fi
+exec "$SHELL" -i"""
+
+
+def run(ns: argparse.Namespace, cwd: Path) -> int:
+    srun = shutil.which("srun")
+    if not srun:
+        raise UvslurmError("srun not found on PATH", "run this on a login node of a Slurm cluster")
+    req = SubmitRequest(
+        command=ns.command, project=ns.project, no_node_local=ns.no_node_local,
+        extras=ns.extra, all_extras=ns.all_extras, groups=ns.group, no_dev=ns.no_dev, cwd=cwd,
+    )  # fmt: skip
+    if ns.command:
+        target = Target(command=tuple(ns.command), name="interactive", search_from=cwd)
+    else:
+        shell = render.UserScript(render.BASH_SHEBANG, [], SHELL_BODY)
+        target = Target(script=shell, name="interactive", search_from=cwd)
+    p = plan(req, target)
+    uvtool.ensure_lock(p.node.uv, p.project, locked=False)
+    uvtool.prefetch(p.node.uv, p.project, p.node.sync_args, Path(p.node.depot), p.node.rebuild)
+    p = plan(req, target)  # the lock may have been written just now
+    scripts = paths.state_dir() / "scripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    script = scripts / f"srun-{os.getpid()}-{time.time_ns()}.sh"
+    script.write_text(p.text)
+    # the script must be readable on the node: the state dir is in $HOME, shared on clusters
+    # --pty only with a terminal (srun warns and ignores it otherwise: scripts, CI)
+    pty = ["--pty"] if os.isatty(0) else []
+    argv = [srun, *pty, *ns.srun_args, "bash", str(script)]
+    os.execv(srun, argv)
+    return 0  # pragma: no cover - execv does not return

@@ -1,0 +1,69 @@
+"""`uvslurm srun` through real srun on the dev cluster, with and without a terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Cluster, files_under, uvslurm
+
+pytestmark = pytest.mark.slurm
+
+
+def test_command_runs_in_the_venv_and_its_exit_code_comes_back(
+    cluster: Cluster, project: Path
+) -> None:
+    before = files_under(project)
+    r = uvslurm(
+        "srun",
+        "-w",
+        "n1",
+        "--",
+        "python",
+        "-c",
+        "import six, sys; print('PFX', sys.prefix)",
+        cwd=project,
+    )
+    assert r.returncode == 0, r.stderr
+    venv = re.search(r"uvslurm: ready \(\w+\) in \d+ ms: (.*)", r.stderr)
+    assert venv and f"PFX {venv.group(1)}" in r.stdout
+    assert uvslurm("srun", "--", "bash", "-c", "exit 3", cwd=project).returncode == 3
+    assert files_under(project) == before
+
+
+def test_interactive_shell_on_a_pseudo_terminal(cluster: Cluster, project: Path) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a user at a terminal
+        os.chdir(project)
+        os.execv(sys.executable, [sys.executable, "-m", "uvslurm", "srun", "-w", "n2"])
+    out = b""
+    deadline = time.time() + 120
+
+    def read_until(pattern: bytes) -> None:
+        nonlocal out
+        while pattern not in out and time.time() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    read_until(b"uvslurm: ready")
+    os.write(fd, b"python -c 'import sys; print(\"PFX\" + sys.prefix)'\n")
+    read_until(b"PFX/")
+    os.write(fd, b"exit 7\n")
+    read_until(b"\x00never")
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    venv = re.search(r"uvslurm: ready \(\w+\) in \d+ ms: (\S+)", text)
+    assert venv, text
+    assert f"PFX{venv.group(1)}" in text, text
+    assert os.waitstatus_to_exitcode(status) == 7
