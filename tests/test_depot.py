@@ -94,3 +94,33 @@ def test_config_shows_each_value_and_its_source(project: Path, isolated_user: Pa
     assert data["sbatch.time"]["source"].endswith("[tool.uvslurm]")
     assert data["depot"]["source"] == "default ($SCRATCH)"
     assert data["offline"] == {"value": "auto", "source": "default"}
+
+
+def _doctor(cwd: Path, **env: str) -> tuple[int, dict[str, dict[str, str]]]:
+    r = uvslurm("doctor", "--json", cwd=cwd, env=env)
+    return r.returncode, {c["what"]: c for c in json.loads(r.stdout)}
+
+
+def test_doctor_reports_each_part_and_fails_on_what_blocks_jobs(
+    project: Path, tmp_path: Path
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    uv = shutil.which("uv")
+    assert uv
+    (bindir / "uv").symlink_to(uv)
+    # no Slurm on this PATH, and a depot that cannot be written
+    rc, checks = _doctor(project, PATH=f"{bindir}:/nonexistent",
+                         UVSLURM_DEPOT="/proc/nope")  # fmt: skip
+    assert rc == 1
+    assert checks["sbatch"]["status"] == "fail" and "login node" in checks["sbatch"]["fix"]
+    assert checks["depot"]["status"] == "fail" and "UVSLURM_DEPOT" in checks["depot"]["fix"]
+    assert checks["uv"]["status"] == "ok"
+
+
+def test_doctor_sees_the_node_local_candidates(project: Path, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    _, checks = _doctor(project, TMPDIR=str(local))
+    assert "the depot's filesystem" in checks["node-local TMPDIR"]["detail"]
+    assert checks["python"]["status"] == "ok", "the project's Python is there for offline nodes"

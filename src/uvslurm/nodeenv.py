@@ -100,6 +100,13 @@ def offline_value(config: Config) -> str:
     return "auto" if v == "auto" else ("true" if v else "false")
 
 
+def uvtool_find(config: Config) -> str:
+    """The uv executable the configuration names (UvslurmError when there is none)."""
+    from uvslurm import uvtool
+
+    return uvtool.find_uv(config.get("uv"))
+
+
 def image_value(config: Config) -> str:
     """How the depot stores venvs. `auto` is a plain directory for now: measured here, copying a
     directory onto tmpfs beats unpacking an image, which pays off on the shared filesystem's
