@@ -67,3 +67,22 @@ def test_interactive_shell_on_a_pseudo_terminal(cluster: Cluster, project: Path)
     assert venv, text
     assert f"PFX{venv.group(1)}" in text, text
     assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_a_full_cycle_creates_nothing_under_the_project(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    """Zero inodes on $WORK: hook + uv sync on the login node, a batch job, an interactive job."""
+    import shutil
+    import subprocess
+
+    before = files_under(project)
+    hook = uvslurm("shell-hook", "bash", cwd=project, check=True).stdout
+    uv = shutil.which("uv")
+    r = subprocess.run(["bash", "--norc", "-c", f'{hook}\neval "$PROMPT_COMMAND"\n\'{uv}\' sync -q && \'{uv}\' run python -c pass'],
+                       cwd=project, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "cycle.log"
+    assert uvslurm("submit", "--wait", "-o", str(log), "train.py", cwd=project).returncode == 0
+    assert uvslurm("srun", "--", "python", "train.py", cwd=project).returncode == 0
+    assert files_under(project) == before
