@@ -131,15 +131,20 @@ def modulepath(tmp_path: Path) -> Path:
     return mp
 
 
-def lmod_fingerprint(mp: Path, commands: str, tmp_path: Path) -> dict[str, object]:
+def in_lmod(mp: Path, commands: str, uvslurm_args: str, tmp_path: Path) -> str:
+    """Run `uvslurm ARGS` in a bash with Lmod, MODULEPATH=mp, after module purge + commands."""
     script = (
         f"source {LMOD_INIT} && export MODULEPATH={shlex.quote(str(mp))} && module purge && {commands} && "
-        f"{shlex.quote(sys.executable)} -m uvslurm fingerprint --json"
+        f"{shlex.quote(sys.executable)} -m uvslurm {uvslurm_args}"
     )
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "UVSLURM_DEPOT": str(tmp_path / "depot")})  # fmt: skip
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)  # type: ignore[no-any-return]
+    return r.stdout
+
+
+def lmod_fingerprint(mp: Path, commands: str, tmp_path: Path) -> dict[str, object]:
+    return json.loads(in_lmod(mp, commands, "fingerprint --json", tmp_path))  # type: ignore[no-any-return]
 
 
 def test_real_lmod_resolved_names_order_and_tcl_modules(modulepath: Path, tmp_path: Path) -> None:
@@ -172,11 +177,10 @@ def test_real_lmod_resolved_names_order_and_tcl_modules(modulepath: Path, tmp_pa
 def test_cli_diff_against_a_saved_fingerprint(modulepath: Path, tmp_path: Path) -> None:
     saved = tmp_path / "fp.json"
     saved.write_text(json.dumps(lmod_fingerprint(modulepath, "module load mpich/1.0", tmp_path)))
-    script = (
-        f"source {LMOD_INIT} && export MODULEPATH={shlex.quote(str(modulepath))} && module purge && "
-        f"module load mpich/2.0 && {shlex.quote(sys.executable)} -m uvslurm fingerprint --diff {shlex.quote(str(saved))}"
+    out = in_lmod(
+        modulepath,
+        "module load mpich/2.0",
+        f"fingerprint --diff {shlex.quote(str(saved))}",
+        tmp_path,
     )
-    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                       env={**os.environ, "UVSLURM_DEPOT": str(tmp_path / "depot")})  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert "loaded modules: mpich/1.0 → mpich/2.0" in r.stdout
+    assert "loaded modules: mpich/1.0 → mpich/2.0" in out
