@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -85,7 +85,7 @@ def submit_wait(
     sbatch: str,
     script: Path,
     script_args: Sequence[str],
-    on_job_id: object,
+    on_job_id: Callable[[str], None],
     stream: bool = True,
 ) -> tuple[str, int]:
     """`sbatch --wait`: returns (job id, the job's exit code), streaming the job's log to stderr
@@ -105,8 +105,7 @@ def submit_wait(
         raise UvslurmError(
             f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}"
         )
-    if callable(on_job_id):
-        on_job_id(job)
+    on_job_id(job)
     path = log_path(job) if stream else None
     f: TextIO | None = None
     try:

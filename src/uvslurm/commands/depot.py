@@ -114,10 +114,10 @@ def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
     for path in leftovers:
         if dry_run:
             print(f"would remove {path}: leftover")
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
-                missing_ok=True
-            )
+            path.unlink(missing_ok=True)
     verb = "would free" if dry_run else "freed"
     print(f"{verb} {freed / 2**20:.0f} MB")
     return 0

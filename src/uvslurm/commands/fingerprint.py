@@ -26,7 +26,7 @@ EXPLAIN = {
 }
 
 
-def _settings_outside_project(cwd: Path) -> nodeenv.NodeSettings:
+def _settings_outside_project() -> nodeenv.NodeSettings:
     return nodeenv.settings_for(None, sources.load(None, {}))
 
 
@@ -38,7 +38,7 @@ def run(
     except UvslurmError:
         if project_dir:
             raise
-        settings = _settings_outside_project(cwd)
+        settings = _settings_outside_project()
     fp, venv, comps = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
     if diff:
         from uvslurm import fpdiff
