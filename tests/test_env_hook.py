@@ -112,3 +112,44 @@ def test_hook_is_cheap_when_nothing_changed(project: Path, tmp_path: Path) -> No
     lines = trace.read_text().splitlines()
     execs = [line for line in lines if "execve(" in line and sys.executable in line]
     assert len(execs) == 1, "one uvslurm process for the first prompt, none for the next five"
+
+
+def test_hook_in_an_interactive_bash_driven_through_tmux(
+    project: Path, tmp_path: Path, isolated_user: Path
+) -> None:
+    """A real interactive bash (prompts and all) in tmux: cd in, uv sync, cd out."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    import time
+
+    hook = tmp_path / "hook.sh"
+    hook.write_text(uvslurm("shell-hook", "bash", cwd=tmp_path, check=True).stdout)
+    out = tmp_path / "seen"
+    uv = shutil.which("uv")
+    session = f"uvslurm-test-{os.getpid()}"
+    env = {**os.environ, "HOME": str(tmp_path), "PS1": "$ "}
+    subprocess.run(
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "bash --norc -i"],
+        env=env,
+        check=True,
+    )
+    try:
+        for line in (f"source '{hook}'", f"cd '{project}'", f"'{uv}' sync -q",
+                     f'echo "IN=$UV_PROJECT_ENVIRONMENT" >> {out}', "cd /", f'echo "OUT=$UV_PROJECT_ENVIRONMENT" >> {out}'):  # fmt: skip
+            subprocess.run(
+                ["tmux", "-L", session, "send-keys", "-t", session, line, "Enter"], check=True
+            )
+            time.sleep(0.3)
+        for _ in range(100):
+            if out.exists() and "OUT=" in out.read_text():
+                break
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert Path(seen["IN"]).parent == isolated_user / "scratch" / "uvslurm" / project_id(
+        str(project)
+    )
+    assert Path(seen["IN"], "bin", "python").exists()
+    assert seen["OUT"] == ""
+    assert not (project / ".venv").exists()
