@@ -49,7 +49,15 @@ srun hostname
 """
 
 
+PROLOG_PLACEHOLDER = "# <<< the prolog: src/uvslurm/resources/prolog.sh, verbatim >>>"
+
+
 def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/NAME. The prolog itself is checked by running it
+    (test_prolog.py); the golden files show everything around it."""
+    prolog = render.prolog_text().rstrip("\n")
+    assert text.count(prolog) == 1, "the prolog is pasted exactly once"
+    text = text.replace(prolog, PROLOG_PLACEHOLDER)
     path = GOLDEN / name
     if os.environ.get("UVSLURM_REGEN_GOLDEN"):
         path.write_text(text)
@@ -81,11 +89,16 @@ def test_other_options_on_an_overridden_line_still_hold() -> None:
 
 
 @pytest.mark.parametrize("name", ["py-job.sh", "batch-job.sh"])
-def test_golden_scripts_are_valid_bash_and_shellcheck_clean(name: str) -> None:
-    subprocess.run(["bash", "-n", str(GOLDEN / name)], check=True)
+def test_rendered_scripts_are_valid_bash_and_shellcheck_clean(name: str, tmp_path: Path) -> None:
+    text = (
+        (GOLDEN / name).read_text().replace(PROLOG_PLACEHOLDER, render.prolog_text().rstrip("\n"))
+    )
+    script = tmp_path / name
+    script.write_text(text)
+    subprocess.run(["bash", "-n", str(script)], check=True)
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
-    subprocess.run(["shellcheck", "-S", "warning", str(GOLDEN / name)], check=True)
+    subprocess.run(["shellcheck", "-S", "warning", str(script)], check=True)
 
 
 def test_non_bash_scripts_are_refused_and_sh_becomes_bash() -> None:
