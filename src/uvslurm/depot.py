@@ -3,147 +3,380 @@
 Layout (see docs/reference/job-script.md): <depot>/<project id>/<key>/ is a job venv with its
 .uvslurm-ready marker, <key>.lock its build lock, <key>.tar.zst its image; shell-<fp>/ is the
 interactive venv of `uvslurm env`; <depot>/.wheels/<pkg>-<version>/<fp>/ holds rebuilt wheels.
+
+Who holds what (docs/design.md, "Depot maintenance"): a builder or placer holds the key's
+exclusive lock; a job holds a shared flock on <venv>/.uvslurm-used for as long as its command
+runs (opening that file also records the last use). Removing a venv takes both exclusively,
+without waiting, renames the venv away, and gives it back if a job touched it meanwhile.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from uvslurm.nodeenv import project_id
 
 MARKER = ".uvslurm-ready"
 USED = ".uvslurm-used"
+UV_LOCK = ".lock"  # uv's own lock inside a venv, held while it installs
+DAY = 86400.0
+# a builder's private directory, and what a builder or gc renamed away to delete
+_BUILD = re.compile(r"^\.(?P<key>.+)\.build-.+$")
+_TRASH = re.compile(r"^\.(?P<key>.+)\.trash-.+$")
 
 
 @dataclass(frozen=True)
 class Venv:
     path: Path
-    kind: str  # "job", "interactive" or "incomplete"
+    kind: str  # "job", "interactive" or "incomplete" (a directory without its marker)
     project: str  # the project path ("" when unknown)
-    components: dict[str, str]
-    last_used: float  # epoch seconds
+    components: dict[str, str]  # the fingerprint components recorded in the marker
+    built_on: str = ""
+    size_kb: int | None = None  # recorded at build time
+    last_used: float = 0.0  # epoch seconds
+    used_stamp: int | None = None  # mtime_ns of .uvslurm-used when it was read
+
+    @property
+    def key(self) -> str:
+        return self.path.name
 
     @property
     def project_exists(self) -> bool:
         return bool(self.project) and Path(self.project).is_dir()
 
+    @property
+    def lock(self) -> Path:
+        """The lock a builder holds: the prolog's key lock, or uv's own in an interactive venv."""
+        if self.kind == "interactive":
+            return self.path / UV_LOCK
+        return self.path.parent / f"{self.path.name}.lock"
 
-def _marker(path: Path) -> tuple[str, dict[str, str]]:
-    project, comps = "", dict[str, str]()
+
+@dataclass(frozen=True)
+class Marker:
+    project: str = ""
+    built_on: str = ""
+    size_kb: int | None = None
+    components: dict[str, str] = field(default_factory=dict)
+
+
+def read_marker(venv: Path) -> Marker | None:
+    """The venv's ready marker (None when it has none). The project path is trusted only when
+    it is the one the depot directory was named after (a path may hold a newline)."""
     try:
-        text = (path / MARKER).read_text()
+        text = (venv / MARKER).read_text(errors="surrogateescape")
     except OSError:
-        return project, comps
-    for line in text.splitlines():
+        return None
+    # the project path ends at one of the "\nsize_kb=" that follow: the one it hashes to
+    project, rest = "", text
+    head = re.match(r"key=[^\n]*\nproject=", text)
+    if head:
+        for end in (m.start() for m in re.finditer(r"\nsize_kb=", text)):
+            if project_id(text[head.end() : end]) == venv.parent.name:
+                project, rest = text[head.end() : end], text[end + 1 :]
+                break
+    built_on, size_kb, comps = "", None, dict[str, str]()
+    for line in rest.splitlines():
         key, sep, value = line.partition("=")
-        if not sep:
+        if not sep or key in ("key", "project"):
             continue
-        if key == "project":
-            project = value
-        elif key not in ("key", "size_kb", "built_on"):
+        if key == "size_kb":
+            size_kb = int(value) if value.isdigit() else None
+        elif key == "built_on":
+            built_on = value
+        else:
             comps[key] = value
-    return project, comps
+    return Marker(project, built_on, size_kb, comps)
 
 
-def _last_used(path: Path) -> float:
-    for name in (USED, MARKER, "pyvenv.cfg"):
-        try:
-            return (path / name).stat().st_mtime
-        except OSError:
-            continue
+def _mtime_ns(path: Path) -> int | None:
     try:
-        return path.stat().st_mtime
+        return path.stat().st_mtime_ns
     except OSError:
+        return None
+
+
+def _last_used(venv: Path, interactive: bool) -> float:
+    """A job records each use in .uvslurm-used; uv changes an interactive venv's files when it
+    syncs (plain `uv run` records nothing, see docs/howto/depot-maintenance.md)."""
+    names = [USED, MARKER, "pyvenv.cfg", "."]
+    if interactive:
+        names += [str(p.relative_to(venv)) for p in venv.glob("lib/python*/site-packages")]
+    stamps = [_mtime_ns(venv / n) for n in names]
+    found = [s for s in stamps if s is not None]
+    if not found:
         return 0.0
+    return (max(found) if interactive else found[0]) / 1e9
+
+
+def _project_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def venvs(root: Path) -> Iterator[Venv]:
-    """Every venv of the depot, job and interactive ones, and directories left incomplete."""
-    if not root.is_dir():
-        return
-    for pdir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        interactive_project = ""
-        for entry in sorted(pdir.iterdir()):
-            if not entry.is_dir() or entry.name.startswith("."):
-                continue
-            project, comps = _marker(entry)
-            if entry.name.startswith("shell-"):
-                kind = "interactive"
-                project = interactive_project or _interactive_project(pdir)
-                interactive_project = project
+    """Every venv of the depot: job and interactive ones, and directories left incomplete."""
+    for pdir in _project_dirs(root):
+        entries = sorted(p for p in pdir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        markers = {e: read_marker(e) for e in entries if not e.name.startswith("shell-")}
+        # an interactive venv has no marker: a job venv of the same project names the project
+        known = next((m.project for m in markers.values() if m and m.project), "")
+        for entry in entries:
+            marker = markers.get(entry)
+            interactive = entry.name.startswith("shell-")
+            if interactive:
+                kind, marker = "interactive", Marker(project=known)
             else:
-                kind = "job" if (entry / MARKER).is_file() else "incomplete"
-            yield Venv(entry, kind, project, comps, _last_used(entry))
-
-
-def _interactive_project(pdir: Path) -> str:
-    """An interactive venv has no marker; a job venv of the same project names it."""
-    for marker in pdir.glob(f"*/{MARKER}"):
-        project, _ = _marker(marker.parent)
-        if project:
-            return project
-    return ""
+                kind = "job" if marker else "incomplete"
+                marker = marker or Marker()
+            yield Venv(
+                entry, kind, marker.project, marker.components, marker.built_on,
+                marker.size_kb, _last_used(entry, interactive), _mtime_ns(entry / USED),
+            )  # fmt: skip
 
 
 def usage(path: Path) -> tuple[int, int]:
-    """(bytes on disk, inodes) of a tree, without following links."""
-    size, inodes = 0, 0
+    """(bytes on disk, inodes) of a tree as `du` counts them: links not followed, a file with
+    several hard links inside the tree counted once."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0, 0
+    size, inodes = st.st_blocks * 512, 1
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(path):
         for name in (*dirnames, *filenames):
             try:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 continue
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
             size += st.st_blocks * 512
             inodes += 1
-    return size, inodes + 1
+    return size, inodes
 
 
 class Busy(Exception):
-    """A job is building or placing this venv right now."""
+    """A job holds this venv (building, placing or running from it): it was not removed."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
 
 
-def remove(venv: Path) -> None:
-    """Remove a venv (and its image) under its build lock; Busy if a builder holds it."""
-    lock = venv.parent / f"{venv.name}.lock"
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def _try_lock(path: Path, create: bool) -> int | None:
+    """An exclusive flock on `path` without waiting: the fd, None when the file does not exist
+    (and `create` is false). BlockingIOError when another process holds it."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        # opened for writing: NFS emulates flock with POSIX locks, which need it; no O_TRUNC,
+        # which would count as a use
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
+def _locked(path: Path) -> bool:
+    """Does another process hold a flock on `path`? (Takes it for an instant when not.)"""
+    try:
+        fd = _try_lock(path, create=False)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    _close(fd)
+    return False
+
+
+def holder(venv: Venv) -> str | None:
+    """Why `venv` cannot be removed now, or None."""
+    if _locked(venv.lock):
+        return "a job is building or placing it"
+    if _locked(venv.path / USED):
+        return "a running job uses it"
+    return None
+
+
+def _trash_name(path: Path) -> Path:
+    return path.parent / f".{path.name}.trash-gc-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def remove(venv: Venv) -> None:
+    """Remove `venv` (and its image and lock file) unless a job holds it (Busy). A job that
+    starts using it while this runs either finds it gone and rebuilds it, or keeps it: the
+    venv is renamed away first and given back when its .uvslurm-used changed since `venvs()`
+    read it."""
+    try:
+        key_fd = _try_lock(venv.lock, create=venv.kind != "interactive")
+    except BlockingIOError:
+        raise Busy(venv.path, "a job is building or placing it") from None
+    use_fd = None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise Busy(str(venv)) from e
-        # rename first: a job starting now sees no marker rather than a half-deleted venv
-        trash = venv.parent / f".{venv.name}.trash-gc-{os.getpid()}"
-        os.rename(venv, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        image = venv.parent / f"{venv.name}.tar.zst"
-        image.unlink(missing_ok=True)
+            use_fd = _try_lock(venv.path / USED, create=False)
+        except BlockingIOError:
+            raise Busy(venv.path, "a running job uses it") from None
+        trash = _trash_name(venv.path)
+        os.rename(venv.path, trash)
+        if _mtime_ns(trash / USED) != venv.used_stamp:
+            os.rename(trash, venv.path)
+            raise Busy(venv.path, "a job started using it just now")
+        venv.path.with_name(f"{venv.path.name}.tar.zst").unlink(missing_ok=True)
+        if venv.kind != "interactive":
+            # unlinked while held: a prolog waiting on this file locks the new one instead
+            venv.lock.unlink(missing_ok=True)
     finally:
-        os.close(fd)
-    lock.unlink(missing_ok=True)
+        _close(use_fd, key_fd)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
-def leftovers(root: Path, older_than: float) -> list[Path]:
-    """Build and trash directories of killed builders, and lock files without a venv."""
-    now = time.time()
-    out = []
-    for pdir in (p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
-        for p in pdir.iterdir():
-            if now - p.lstat().st_mtime <= older_than:
-                continue
-            dead_build = p.name.startswith(".") and (".build-" in p.name or ".trash-" in p.name)
-            orphan_lock = p.suffix == ".lock" and not (pdir / p.stem).exists()
-            if dead_build or orphan_lock:
-                out.append(p)
+@dataclass(frozen=True)
+class Leftover:
+    path: Path
+    why: str
+    lock: Path | None = None  # held by a live owner; the leftover goes only when it is free
+
+
+def leftovers(root: Path, older_than_days: float, now: float | None = None) -> list[Leftover]:
+    """What killed builders, placers and prefetches left, and what nothing will use again:
+    build and trash directories, lock files without a venv, stale machine facts, temporary
+    prefetch venvs."""
+    now = time.time() if now is None else now
+    out: list[Leftover] = []
+    for pdir in _project_dirs(root):
+        out += _project_leftovers(pdir)
+    for wheels in sorted((root / ".wheels").glob("*")) if (root / ".wheels").is_dir() else []:
+        for p in sorted(wheels.iterdir()):
+            m = _BUILD.match(p.name)
+            if m:
+                lock = wheels / f"{m['key']}.lock"
+                out.append(Leftover(p, "a killed wheel build", lock))
+    for p in sorted((root / ".prefetch").glob("sync-*")) if (root / ".prefetch").is_dir() else []:
+        if now - p.lstat().st_mtime > DAY:
+            out.append(Leftover(p, "a killed prefetch"))
+    facts = root / ".facts"
+    for p in sorted(facts.iterdir()) if facts.is_dir() else []:
+        if now - p.lstat().st_mtime > older_than_days * DAY:
+            out.append(Leftover(p, f"machine facts unused for {older_than_days:g} days"))
     return out
 
 
-def wheel_dirs(root: Path) -> Iterator[tuple[Path, float]]:
-    """(<depot>/.wheels/<pkg>-<version>/<fp>, last used) for every rebuilt wheel."""
-    for pkg in sorted((root / ".wheels").glob("*")):
+def _project_leftovers(pdir: Path) -> list[Leftover]:
+    out: list[Leftover] = []
+    names = {p.name for p in pdir.iterdir()}
+    for name in sorted(names):
+        path = pdir / name
+        if m := _BUILD.match(name):
+            out.append(Leftover(path, "a killed build", pdir / f"{m['key']}.lock"))
+        elif _TRASH.match(name):
+            out.append(Leftover(path, "a venv being deleted by a killed process"))
+        elif name.endswith(".lock") and not name.startswith("."):
+            key = name[: -len(".lock")]
+            building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in names)
+            if key not in names and not building:
+                out.append(Leftover(path, "a lock without its venv", path))
+    return out
+
+
+def remove_leftover(item: Leftover) -> None:
+    """Remove `item` if its owner is gone (Busy when its lock is held)."""
+    fd, trash = None, None
+    if item.lock is not None:
+        try:
+            fd = _try_lock(item.lock, create=False)
+        except BlockingIOError:
+            raise Busy(item.path, "its owner is still running") from None
+    try:
+        if item.path.is_dir() and not item.path.is_symlink():
+            trash = item.path if _TRASH.match(item.path.name) else _trash_name(item.path)
+            if trash != item.path:
+                os.rename(item.path, trash)
+        else:
+            # a lock file goes while held (the prolog re-checks the file it locked)
+            item.path.unlink(missing_ok=True)
+    finally:
+        _close(fd)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def leftover_is_busy(item: Leftover) -> bool:
+    return item.lock is not None and _locked(item.lock)
+
+
+@dataclass(frozen=True)
+class WheelDir:
+    path: Path  # <depot>/.wheels/<pkg>-<version>/<fingerprint>
+    last_used: float
+
+    @property
+    def lock(self) -> Path:
+        return self.path.parent / f"{self.path.name}.lock"
+
+
+def wheel_dirs(root: Path) -> Iterator[WheelDir]:
+    """Every rebuilt wheel, with when a build last used it."""
+    base = root / ".wheels"
+    if not base.is_dir():
+        return
+    for pkg in sorted(p for p in base.iterdir() if p.is_dir()):
         for fp in sorted(p for p in pkg.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            yield fp, _last_used(fp)
+            stamp = _mtime_ns(fp / USED) or _mtime_ns(fp) or 0
+            yield WheelDir(fp, stamp / 1e9)
+
+
+def remove_wheel_dir(wheel: WheelDir) -> None:
+    """Remove a rebuilt wheel under its build lock (Busy when a build holds it). Its lock file
+    stays: the prolog's wheel builder does not re-check a lock it waited on."""
+    try:
+        fd = _try_lock(wheel.lock, create=True)
+    except BlockingIOError:
+        raise Busy(wheel.path, "a build is using it") from None
+    try:
+        trash = _trash_name(wheel.path)
+        os.rename(wheel.path, trash)
+    finally:
+        _close(fd)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_project_dir(pdir: Path) -> bool:
+    """Remove a project's depot directory once nothing but its remembered keys is left."""
+    keys = pdir / ".keys"
+    try:
+        rest = [p for p in pdir.iterdir() if p != keys]
+    except OSError:
+        return False
+    if rest:
+        return False
+    keys.unlink(missing_ok=True)
+    try:
+        pdir.rmdir()
+    except OSError:
+        return False
+    return True

@@ -5,66 +5,105 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from uvslurm import nodeenv, paths, sources
-from uvslurm.config import Config
+from uvslurm.config import ENV_VARS, Config
 from uvslurm.errors import UvslurmError
-from uvslurm.project import find_project
+from uvslurm.project import Project, find_project
 
 
-def effective(cwd: Path, project_dir: str | None) -> tuple[list[tuple[str, Any, str]], list[str]]:
-    """(key, value, source) rows, and the files that were considered."""
-    pyproject = None
+@dataclass(frozen=True)
+class Row:
+    key: str
+    value: Any
+    source: str
+
+
+def load(cwd: Path, project_dir: str | None) -> tuple[Project | None, Config]:
+    """The project around `cwd` (or --project DIR) and its effective configuration; outside
+    any project, the configuration without a project layer."""
     try:
         project = (
             find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
         )
-        table: dict[str, Any] | None = project.tool_table
-        pyproject = project.root / "pyproject.toml"
     except UvslurmError:
         if project_dir:
             raise
-        table = None
-    config: Config = sources.load(table, {}, pyproject=pyproject)
-    rows = [(k, s.value, s.source) for k, s in sorted(config.settings.items())]
-    if "depot" not in config.settings:
+        return None, sources.load(None, {})
+    return project, sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
+
+
+def _source(config: Config, key: str) -> str:
+    source = config.settings[key].source
+    if source == "environment" and key in ENV_VARS:
+        return f"environment ({ENV_VARS[key]})"
+    return source
+
+
+def effective(config: Config) -> list[Row]:
+    """Every setting with its value and origin, the computed ones (depot, uv) resolved."""
+    rows = [Row(k, s.value, _source(config, k)) for k, s in sorted(config.settings.items())]
+    rows = [r for r in rows if r.key not in ("depot", "uv")]
+    depot = str(nodeenv.depot_root(config))
+    if "depot" in config.settings:
+        raw = config.get("depot")
+        note = "" if raw == depot else f" (set as {raw!r})"
+        rows.insert(0, Row("depot", depot, _source(config, "depot") + note))
+    else:
         where = "$SCRATCH" if os.environ.get("SCRATCH") else "user cache dir"
-        rows.insert(0, ("depot", str(nodeenv.depot_root(config)), f"default ({where})"))
-    if "uv" not in config.settings:
-        rows.append(("uv", shutil.which("uv") or "(not found)", "default (PATH)"))
-    files = [
-        f"site: {paths.site_config_file(os.environ)}",
-        f"user: {paths.user_config_file()}",
-        f"project: {pyproject or '(no project here)'}",
+        rows.insert(0, Row("depot", depot, f"default ({where})"))
+    try:
+        uv = nodeenv.uvtool_find(config)
+    except UvslurmError:
+        uv = "(not found)"
+    if "uv" in config.settings:
+        rows.append(Row("uv", uv, f"{_source(config, 'uv')} (set as {config.get('uv')!r})"))
+    else:
+        rows.append(Row("uv", uv, "default (uv on PATH)"))
+    return rows
+
+
+def files(project: Project | None) -> list[tuple[str, Path | None]]:
+    """The configuration files that were considered, lowest precedence first."""
+    return [
+        ("site", paths.site_config_file(os.environ)),
+        ("user", paths.user_config_file()),
+        ("project", project.root / "pyproject.toml" if project else None),
     ]
-    return rows, files
 
 
 def run(ns: argparse.Namespace, cwd: Path) -> int:
-    rows, files = effective(cwd, ns.project)
+    project, config = load(cwd, ns.project)
+    rows = effective(config)
+    considered = files(project)
     if ns.json:
-        print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
+        out = {r.key: {"value": r.value, "source": r.source} for r in rows}
+        print(json.dumps(out, indent=2))
         return 0
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="uvslurm settings (lowest to highest: default, site, user, project, environment, command line)",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title="uvslurm settings (lowest to highest: default, site file, user file, project, "
+        "environment, command line)",
+        title_justify="left",
+    )
     table.add_column("setting")
     table.add_column("value", overflow="fold")
     table.add_column("from", style="dim", overflow="fold")
-    for key, value, source in rows:
-        table.add_row(
-            escape(key),
-            escape(json.dumps(value) if not isinstance(value, str) else value),
-            escape(source),
-        )
+    for r in rows:
+        value = r.value if isinstance(r.value, str) else json.dumps(r.value)
+        table.add_row(escape(r.key), escape(value), escape(r.source))
     c = Console(highlight=False)  # stdout: the answer, not a diagnostic
     c.print(table)
-    for f in files:
-        c.print(escape(f), style="dim")
+    for label, path in considered:
+        if path is None:
+            c.print(f"{label}: (no project here)", style="dim")
+        else:
+            state = "" if path.is_file() else " (none)"
+            c.print(escape(f"{label}: {path}{state}"), style="dim")
     return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,136 +14,253 @@ from uvslurm import depot, nodeenv, sources
 from uvslurm.errors import UvslurmError
 from uvslurm.project import find_project
 
+GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
+
 
 def _root(cwd: Path) -> Path:
     try:
         project = find_project(cwd)
-        config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
     except UvslurmError:
-        config = sources.load(None, {})
+        return nodeenv.depot_root(sources.load(None, {}))
+    config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
     return nodeenv.depot_root(config)
 
 
-def _summary(comps: dict[str, str]) -> str:
+def cpu_summary(cpu: str) -> str:
+    """`vendor_id=GenuineIntel cpu_family=6 model=85 flags=...` -> `GenuineIntel 6/85`."""
+    fields = dict(p.split("=", 1) for p in cpu.split(" ") if "=" in p)
+    vendor = fields.get("vendor_id") or fields.get("CPU_implementer", "")
+    model = "/".join(
+        v for v in (fields.get("cpu_family") or fields.get("CPU_architecture"),
+                    fields.get("model") or fields.get("CPU_part")) if v
+    )  # fmt: skip
+    return " ".join(p for p in (vendor, model) if p)
+
+
+def summary(comps: dict[str, str]) -> str:
+    """The fingerprint components a person tells venvs apart by: modules, Python, machine."""
+    if not comps:
+        return ""
+    machine = " ".join(
+        p for p in (comps.get("arch", ""), cpu_summary(comps.get("cpu", "")),
+                    comps.get("os", ""), comps.get("glibc", "").replace("glibc ", "glibc-")) if p
+    )  # fmt: skip
     parts = [
         comps.get("modules") or "no modules",
-        f"python {comps.get('python') or '?'}",
-        comps.get("os", ""),
+        f"python {comps.get('python') or '(any)'}",
+        machine,
     ]
     if comps.get("gpu", "none") != "none":
-        parts.append("gpu")
-    return ", ".join(p for p in parts if p)
+        parts.append("gpu " + comps["gpu"].split("  ")[0][:40])
+    for opt in ("sync", "rebuild"):
+        if comps.get(opt):
+            parts.append(f"{opt} {comps[opt]}")
+    return "; ".join(p for p in parts if p)
 
 
 def _age(seconds: float) -> str:
-    days = seconds / 86400
-    return f"{days:.0f} d ago" if days >= 1 else f"{seconds / 3600:.0f} h ago"
+    if seconds < 3600:
+        return f"{max(seconds, 0) / 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} d ago"
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
+
+
+def rows(root: Path) -> list[dict[str, Any]]:
+    now = time.time()
+    out: list[dict[str, Any]] = []
+    for v in depot.venvs(root):
+        size, inodes = depot.usage(v.path)
+        out.append({
+            "path": str(v.path), "project_dir": v.path.parent.name, "key": v.key, "kind": v.kind,
+            "project": v.project or None, "project_exists": v.project_exists if v.project else None,
+            "fingerprint": v.key.split("-")[0] if v.kind == "job" else v.key.removeprefix("shell-"),
+            "summary": summary(v.components), "components": v.components, "built_on": v.built_on,
+            "size_bytes": size, "size_kb_at_build": v.size_kb, "inodes": inodes,
+            "last_used": v.last_used, "last_used_ago": _age(now - v.last_used),
+            "in_use": depot.holder(v) is not None,
+        })  # fmt: skip
+    return out
 
 
 def list_cmd(root: Path, as_json: bool) -> int:
-    rows: list[dict[str, Any]] = []
-    now = time.time()
-    for v in depot.venvs(root):
-        size, inodes = depot.usage(v.path)
-        rows.append({
-            "path": str(v.path), "kind": v.kind, "project": v.project, "project_exists": v.project_exists,
-            "fingerprint": _summary(v.components), "size_bytes": size, "inodes": inodes,
-            "last_used": v.last_used, "last_used_ago": _age(now - v.last_used),
-        })  # fmt: skip
+    found = rows(root)
+    leftovers = depot.leftovers(root, float("inf")) if root.is_dir() else []
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(found, indent=2))
         return 0
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    c = Console(highlight=False)
-    if not rows:
-        c.print(
-            f"no venvs in {escape(str(root))} (empty, or purged: the next job rebuilds what it needs)"
-        )
+    c = Console(highlight=False)  # stdout: the answer, not a diagnostic
+    if not root.exists():
+        c.print(f"the depot {escape(str(root))} does not exist ({GONE_HINT})")
         return 0
-    table = Table(title=f"depot {root}", title_justify="left")
+    if not found:
+        c.print(f"no venvs in the depot {escape(str(root))} ({GONE_HINT})")
+        return 0
+    table = Table(title=f"depot {escape(str(root))}", title_justify="left")
     for col in ("project", "venv", "fingerprint", "size", "inodes", "last used"):
         table.add_column(col, overflow="fold")
-    for r in rows:
-        project = r["project"] or "?"
-        if r["project"] and not r["project_exists"]:
-            project += " (gone)"
-        name = Path(str(r["path"])).name + ("" if r["kind"] == "job" else f" ({r['kind']})")
-        table.add_row(
-            escape(str(project)), escape(name), escape(str(r["fingerprint"])),
-            f"{int(r['size_bytes']) / 2**20:.0f} MB", str(r["inodes"]), str(r["last_used_ago"]),
-        )  # fmt: skip
+    for r in found:
+        if r["project"] is None:
+            project = escape(f"? ({r['project_dir']})")
+        else:
+            project = escape(r["project"]) + (" [red](gone)[/]" if not r["project_exists"] else "")
+        venv = escape(r["key"]) + ("" if r["kind"] == "job" else f" ({r['kind']})")
+        used = r["last_used_ago"] + (" [bold](in use)[/]" if r["in_use"] else "")
+        table.add_row(project, venv, escape(r["summary"]), _mb(r["size_bytes"]),
+                      f"{r['inodes']:,}", used)  # fmt: skip
     c.print(table)
+    total = sum(int(r["size_bytes"]) for r in found)
+    c.print(f"{len(found)} venvs, {_mb(total)}, {sum(int(r['inodes']) for r in found):,} inodes")
+    if leftovers:
+        c.print(
+            f"{len(leftovers)} leftovers of killed builds or deletions: `uvslurm depot gc` removes them"
+        )
     return 0
+
+
+@dataclass
+class _Report:
+    dry_run: bool
+    freed: int = 0
+    removed: int = 0
+    skipped: int = 0
+
+    def done(self, path: Path, why: str, size: int) -> None:
+        verb = "would remove" if self.dry_run else "removed"
+        print(f"{verb} {path}" + (f": {why}" if why else ""))
+        self.freed += size
+        self.removed += 1
+
+    def skip(self, path: Path, why: str) -> None:
+        from uvslurm import output
+
+        output.warn(f"kept {path}: {why}")
+        self.skipped += 1
+
+
+def _remove_venv(v: depot.Venv, why: str, report: _Report) -> None:
+    size, _ = depot.usage(v.path)
+    if report.dry_run:
+        held = depot.holder(v)
+        if held:
+            report.skip(v.path, held)
+        else:
+            report.done(v.path, why, size)
+        return
+    try:
+        depot.remove(v)
+    except depot.Busy as e:
+        report.skip(v.path, e.why)
+    except OSError as e:
+        report.skip(v.path, f"cannot remove it ({e.strerror})")
+    else:
+        report.done(v.path, why, size)
+
+
+def _remove_leftover(item: depot.Leftover, report: _Report) -> None:
+    size, _ = depot.usage(item.path) if item.path.is_dir() else (0, 1)
+    if report.dry_run:
+        if depot.leftover_is_busy(item):
+            report.skip(item.path, "its owner is still running")
+        else:
+            report.done(item.path, item.why, size)
+        return
+    try:
+        depot.remove_leftover(item)
+    except depot.Busy as e:
+        report.skip(item.path, e.why)
+    except OSError as e:
+        report.skip(item.path, f"cannot remove it ({e.strerror})")
+    else:
+        report.done(item.path, item.why, size)
+
+
+def _remove_wheel(w: depot.WheelDir, why: str, report: _Report) -> None:
+    size, _ = depot.usage(w.path)
+    try:
+        if not report.dry_run:
+            depot.remove_wheel_dir(w)
+        elif depot.leftover_is_busy(depot.Leftover(w.path, why, w.lock)):
+            raise depot.Busy(w.path, "a build is using it")
+    except depot.Busy as e:
+        report.skip(w.path, e.why)
+    else:
+        report.done(w.path, why, size)
 
 
 def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
-    from uvslurm import output
-
-    now, limit = time.time(), older_than_days * 86400
-    doomed: list[tuple[Path, str]] = []
-    for v in depot.venvs(root):
-        if now - v.last_used > limit:
-            doomed.append((v.path, f"unused for {(now - v.last_used) / 86400:.0f} days"))
-        elif v.project and not v.project_exists:
-            doomed.append((v.path, f"its project {v.project} is gone"))
-        elif v.kind == "incomplete" and now - v.last_used > 86400:
-            doomed.append((v.path, "left incomplete by a killed build"))
-    for wheel_dir, used in depot.wheel_dirs(root):
-        if now - used > limit:
-            doomed.append((wheel_dir, f"rebuilt wheel unused for {(now - used) / 86400:.0f} days"))
-    leftovers = depot.leftovers(root, 86400) if root.is_dir() else []
-    freed = 0
-    for path, why in doomed:
-        size, _ = depot.usage(path)
-        if dry_run:
-            print(f"would remove {path}: {why}")
-            freed += size
-            continue
-        try:
-            if path.parent.parent.name == ".wheels":
-                shutil.rmtree(path)
-            else:
-                depot.remove(path)
-        except depot.Busy:
-            output.warn(f"skipped {path}: a job is building or placing it")
-            continue
-        print(f"removed {path}: {why}")
-        freed += size
-    for path in leftovers:
-        if dry_run:
-            print(f"would remove {path}: leftover")
-        elif path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    if older_than_days < 0:
+        raise UvslurmError("--older-than must be 0 or more days")
+    if not root.is_dir():
+        print(f"nothing to do: the depot {root} does not exist ({GONE_HINT})")
+        return 0
+    now, limit = time.time(), older_than_days * depot.DAY
+    report = _Report(dry_run)
+    gone_projects: set[Path] = set()
+    for v in list(depot.venvs(root)):
+        idle = (now - v.last_used) / depot.DAY
+        if v.project and not v.project_exists:
+            gone_projects.add(v.path.parent)
+            _remove_venv(v, f"its project {v.project} is gone", report)
+        elif now - v.last_used > limit:
+            _remove_venv(v, f"unused for {idle:.0f} days", report)
+        elif v.kind == "incomplete":
+            _remove_venv(v, "a venv directory without its ready marker", report)
+    for w in list(depot.wheel_dirs(root)):
+        if now - w.last_used > limit:
+            why = f"rebuilt wheel unused for {(now - w.last_used) / depot.DAY:.0f} days"
+            _remove_wheel(w, why, report)
+    for item in depot.leftovers(root, older_than_days, now):
+        _remove_leftover(item, report)
+    if not dry_run:
+        for pdir in sorted(gone_projects):
+            depot.remove_project_dir(pdir)
     verb = "would free" if dry_run else "freed"
-    print(f"{verb} {freed / 2**20:.0f} MB")
+    kept = f"; kept {report.skipped} in use" if report.skipped else ""
+    print(f"{verb} {_mb(report.freed)} ({report.removed} removed{kept})")
     return 0
 
 
-def rm_cmd(root: Path, project: str | None, cwd: Path) -> int:
-    from uvslurm import output
+def _project_dir(root: Path, project: str | None, cwd: Path) -> tuple[Path, str]:
+    """(<depot>/<project id>, the project path) for PROJECT: a project path (which may be gone
+    already), the name of a project directory of the depot, or the current project."""
+    if not project:
+        path = str(find_project(cwd).root)
+        return root / nodeenv.project_id(path), path
+    candidate = (cwd / project).resolve()
+    if (candidate / "pyproject.toml").is_file():
+        path = str(find_project(candidate, explicit=True).root)
+        return root / nodeenv.project_id(path), path
+    if os.sep not in project and (root / project).is_dir():
+        return root / project, project
+    return root / nodeenv.project_id(str(candidate)), str(candidate)
 
-    path = find_project(cwd / project, explicit=True).root if project else find_project(cwd).root
-    pdir = root / nodeenv.project_id(str(path))
+
+def rm_cmd(root: Path, project: str | None, cwd: Path) -> int:
+    pdir, path = _project_dir(root, project, cwd)
     if not pdir.is_dir():
         print(f"no venvs of {path} in {root}")
         return 0
-    busy = 0
-    for entry in sorted(pdir.iterdir()):
-        if entry.is_dir() and not entry.name.startswith("."):
-            try:
-                depot.remove(entry)
-            except depot.Busy:
-                busy += 1
-                output.warn(f"kept {entry}: a job is building or placing it")
-    if not busy:
-        shutil.rmtree(pdir, ignore_errors=True)
-    print(f"removed the venvs of {path}" + (f" except {busy} in use" if busy else ""))
-    return 1 if busy else 0
+    report = _Report(dry_run=False)
+    for v in [v for v in depot.venvs(root) if v.path.parent == pdir]:
+        _remove_venv(v, "", report)
+    for item in depot.leftovers(root, float("inf")):
+        if item.path.parent == pdir:
+            _remove_leftover(item, report)
+    if report.skipped:
+        print(f"kept {report.skipped} venvs of {path} that jobs hold (run it again when they end)")
+        return 1
+    depot.remove_project_dir(pdir)
+    print(f"removed the venvs of {path} ({_mb(report.freed)})")
+    return 0
 
 
 def run(ns: argparse.Namespace, cwd: Path) -> int:
