@@ -237,3 +237,72 @@ def test_job_without_network_builds_from_what_submit_prefetched(
     assert f"OFFLINE {dead}" in text
     assert "uv sync --frozen --offline" in text
     assert "retrying with network access" not in text
+
+
+STEP = "import os, sys; print('STEP', os.environ['SLURMD_NODENAME'], sys.prefix, flush=True)"
+
+
+def _steps(text: str) -> dict[str, str]:
+    """node -> sys.prefix of the step task that ran there"""
+    return {m[0]: m[1] for m in re.findall(r"^STEP (\S+) (.*)$", text, re.M)}
+
+
+def test_two_node_job_prepares_each_node_once_and_steps_find_the_venv(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "mn.log"
+    r = submit_wait(project, log, "-N", "2", "--", "srun", "python", "-c", STEP)
+    text = log.read_text()
+    assert r.returncode == 0, r.stderr + text
+    state, _, venv = ready(log)
+    assert state == "cold"
+    # one placement per node (the dev cluster gives each node scratch of its own, at one path)
+    assert re.search(r"prepared 2 nodes in \d+ ms: n1: warm \d+ ms; n2: placed \d+ ms", text), text
+    assert text.count("placed on node-local") == 2, text
+    assert text.count("built ") == 1, "one build for the job"
+    assert _steps(text) == {"n1": venv, "n2": venv}, text
+    assert not venv.startswith(str(tmp_path)), "ran from node-local disk, not from the depot"
+
+    # a batch script whose body starts the step itself: the second job builds nothing
+    script = project / "mn-job.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH -N 2\nsrun python -c {shlex.quote(STEP)}\n")
+    log2 = tmp_path / "mn2.log"
+    r2 = submit_wait(project, log2, str(script))
+    text2 = log2.read_text()
+    assert r2.returncode == 0, r2.stderr + text2
+    assert "built " not in text2
+    assert ready(log2)[0] == "placed"
+    assert _steps(text2) == {"n1": ready(log2)[2], "n2": ready(log2)[2]}, text2
+
+
+def test_two_node_job_without_node_local_runs_from_the_depot(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "dp.log"
+    r = submit_wait(project, log, "-N", "2", "--no-node-local", "--", "srun", "python", "-c", STEP)
+    text = log.read_text()
+    assert r.returncode == 0, r.stderr + text
+    venv = ready(log)[2]
+    assert venv.startswith(str(tmp_path)), "the depot is under the test's SCRATCH"
+    assert "prepared 2 nodes" not in text
+    assert _steps(text) == {"n1": venv, "n2": venv}
+
+
+def test_afterok_on_an_array_waits_for_every_task(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    done = tmp_path / "done"
+    done.mkdir()
+    task = (
+        "import os, pathlib, sys, time; i = os.environ['SLURM_ARRAY_TASK_ID']; "
+        f"time.sleep(1 + int(i)); pathlib.Path({str(done)!r}, i).touch()"
+    )
+    a = uvslurm("submit", "--parsable", "-a", "0-3", "-o", str(tmp_path / "a-%a.log"),
+                "--", "python", "-c", task, cwd=project)  # fmt: skip
+    assert a.returncode == 0, a.stderr
+    array_id = a.stdout.strip()
+    count = f"import os; print('DONE', len(os.listdir({str(done)!r})))"
+    log = tmp_path / "b.log"
+    b = submit_wait(project, log, "-d", f"afterok:{array_id}", "--", "python", "-c", count)
+    assert b.returncode == 0, b.stderr + log.read_text()
+    assert "DONE 4" in log.read_text(), "the dependent job started before every task ended"

@@ -342,8 +342,7 @@ _uvslurm_build() {
   if [ "${UVSLURM_IMAGE:-none}" = tar.zst ]; then _uvslurm_pack "$pd/$key"; fi
 }
 
-# Node-local candidates in order of preference; multi-node jobs use the depot (every node
-# reads the same venv) until node-local placement per node exists.
+# Node-local candidates in order of preference
 _uvslurm_nl_candidates() {
   _uvslurm_nl=()
   case ${UVSLURM_NODE_LOCAL:-auto} in
@@ -351,7 +350,6 @@ _uvslurm_nl_candidates() {
     auto) _uvslurm_nl=("${SLURM_TMPDIR:-}" "${TMPDIR:-}" /tmp) ;;
     *) _uvslurm_nl=("$UVSLURM_NODE_LOCAL") ;;
   esac
-  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then _uvslurm_nl=(); fi
 }
 
 # _uvslurm_userdir BASE: BASE/uvslurm-UID, ours alone. A directory or symlink that someone else
@@ -468,8 +466,82 @@ _uvslurm_place() {
   _uvslurm_venv=$dst
 }
 
+# _uvslurm_localize DEPOT_VENV: run from the first writable, node-local candidate that takes a
+# copy of DEPOT_VENV (state "placed"), else from DEPOT_VENV itself
+_uvslurm_localize() {
+  local base seen=":" fallback_note="" _uvslurm_why=""
+  _uvslurm_venv=$1
+  for base in "${_uvslurm_nl[@]}"; do
+    # /tmp is only a candidate once
+    [ -n "$base" ] && [[ $seen != *":$base:"* ]] || continue
+    seen+="$base:"
+    [ -d "$base" ] && [ -w "$base" ] || continue
+    if ! _uvslurm_local_for "$base" "$_uvslurm_pdir"; then fallback_note=$_uvslurm_why; continue; fi
+    if _uvslurm_place "$1" "$base"; then
+      [ "$_uvslurm_state" = warm ] && _uvslurm_state=placed
+    fi
+    break
+  done
+  if [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$1" ]; then
+    _uvslurm_log "note: $fallback_note; running from the depot"
+  fi
+}
+
+# _uvslurm_node: one task of the step that _uvslurm_spread starts on every node of the job:
+# place DEPOT_VENV on this node's disk, unless WANTED (the first node's copy) is ready here, and
+# print "node state ms path"
+_uvslurm_node() {
+  local t
+  _uvslurm_t0=${EPOCHREALTIME/[.,]/}
+  _uvslurm_state=warm
+  _uvslurm_nl_candidates
+  # the first node's path, if this node has it in a private directory of this user already
+  if _uvslurm_ready "$2" && [ -O "${2%/*}" ] && ! [ -L "${2%/*}" ]; then
+    _uvslurm_venv=$2
+  else
+    _uvslurm_localize "$1"
+  fi
+  _uvslurm_since t "$_uvslurm_t0"
+  printf '%s %s %s %s\n' "${SLURMD_NODENAME:-${HOSTNAME:-?}}" "$_uvslurm_state" "$t" "$_uvslurm_venv"
+}
+
+# _uvslurm_spread DEPOT_VENV: in a job of several nodes whose venv runs from node-local disk,
+# every node gets its own copy, once, before the command starts: one task per node places it.
+# The command's tasks (srun steps) inherit one VIRTUAL_ENV/PATH, so this needs the node-local
+# path to be the same on every node (as per-job TMPDIRs usually are); where it is not, or the
+# step fails, the job runs from the depot, which every node sees.
+_uvslurm_spread() {
+  local t out node state ms path bad="" summary="" n=0
+  local -a fns
+  [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null && [ -n "${SLURM_JOB_ID:-}" ] || return 0
+  [ "$_uvslurm_venv" != "$1" ] || return 0
+  t=${EPOCHREALTIME/[.,]/}
+  mapfile -t fns < <(compgen -A function _uvslurm_)
+  # the functions travel inline: the job script exists only on the first node
+  out=$(srun --overlap --quiet --nodes="$SLURM_JOB_NUM_NODES" \
+    --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --cpus-per-task=1 --kill-on-bad-exit=0 \
+    bash -c "$(declare -p UVSLURM_PROJECT UVSLURM_DEPOT UVSLURM_NODE_LOCAL _uvslurm_uv \
+      _uvslurm_pdir _uvslurm_keyname 2>/dev/null; declare -f "${fns[@]}")
+      _uvslurm_node \"\$1\" \"\$2\"" uvslurm-node "$1" "$_uvslurm_venv") || bad="the step that prepares each node failed"
+  while read -r node state ms path; do
+    [ -n "$node" ] || continue
+    n=$((n + 1))
+    summary+=" $node: $state $ms ms;"
+    [ "$path" = "$_uvslurm_venv" ] || bad="${bad:-node-local paths differ between nodes ($node: $path)}"
+  done <<<"$out"
+  [ "$n" -eq "$SLURM_JOB_NUM_NODES" ] || bad=${bad:-"only $n of $SLURM_JOB_NUM_NODES nodes answered"}
+  _uvslurm_since t "$t"
+  if [ -n "$bad" ]; then
+    _uvslurm_log "note: $bad; every node runs from the depot"
+    _uvslurm_venv=$1
+    [ "$_uvslurm_state" = placed ] && _uvslurm_state=warm
+    return 0
+  fi
+  _uvslurm_log "prepared $n nodes in $t ms:${summary%;}"
+}
+
 _uvslurm_main() {
-  local t base fallback_note="" seen=":" _uvslurm_why=""
+  local t base
   _uvslurm_uv=${UVSLURM_UV:-}
   if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
     _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}'); put uv on PATH or set UVSLURM_UV"
@@ -515,22 +587,9 @@ _uvslurm_main() {
       _uvslurm_hold "$depot_venv" || _uvslurm_die "$depot_venv is not usable after building it"
       _uvslurm_unlock
     fi
-    _uvslurm_venv=$depot_venv
-    for base in "${_uvslurm_nl[@]}"; do
-      # the first writable, local candidate; /tmp is only a candidate once
-      [ -n "$base" ] && [[ $seen != *":$base:"* ]] || continue
-      seen+="$base:"
-      [ -d "$base" ] && [ -w "$base" ] || continue
-      if ! _uvslurm_local_for "$base" "$_uvslurm_pdir"; then fallback_note=$_uvslurm_why; continue; fi
-      if _uvslurm_place "$depot_venv" "$base"; then
-        [ "$_uvslurm_state" = warm ] && _uvslurm_state=placed
-      fi
-      break
-    done
-    if [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$depot_venv" ]; then
-      _uvslurm_log "note: $fallback_note; running from the depot"
-    fi
+    _uvslurm_localize "$depot_venv"
   fi
+  _uvslurm_spread "$depot_venv"
   # last use of the depot venv when the command runs from a node-local copy (no hold needed)
   [ -n "${_uvslurm_usefd:-}" ] || : >"$depot_venv/.uvslurm-used" 2>/dev/null
   _uvslurm_since t "$_uvslurm_t0"
@@ -556,7 +615,7 @@ case ${UVSLURM_MODE:-run} in
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_hold _uvslurm_lock _uvslurm_unlock \
       _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
-      _uvslurm_place _uvslurm_main
+      _uvslurm_place _uvslurm_localize _uvslurm_node _uvslurm_spread _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
 esac
