@@ -108,6 +108,19 @@ def uvslurm(
     return p
 
 
+def missing_files(venv: Path) -> list[str]:
+    """Files that a dist-info RECORD of the venv lists but that are not there: what `uv sync
+    --check` does not notice after a kill mid-install."""
+    missing = []
+    site = next(venv.glob("lib/python*/site-packages"))
+    for record in site.glob("*.dist-info/RECORD"):
+        for line in record.read_text().splitlines():
+            path = line.rsplit(",", 2)[0]
+            if path and not (site / path).exists():
+                missing.append(path)
+    return missing
+
+
 def files_under(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, REPO, files_under, uvslurm
+from conftest import HOSTILE_NAMES, REPO, files_under, missing_files, uvslurm
 from uvslurm.nodeenv import project_id
 
 PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
@@ -315,19 +315,6 @@ def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path
     assert counts["tar.zst"] <= 10, counts
     assert counts["none"] > counts["tar.zst"] * 5, counts
     print(f"depot paths touched to place a venv: {counts}")
-
-
-def missing_files(venv: Path) -> list[str]:
-    """Files that a dist-info RECORD of the venv lists but that are not there: what `uv sync
-    --check` does not notice after a kill mid-install."""
-    missing = []
-    site = next(venv.glob("lib/python*/site-packages"))
-    for record in site.glob("*.dist-info/RECORD"):
-        for line in record.read_text().splitlines():
-            path = line.rsplit(",", 2)[0]
-            if path and not (site / path).exists():
-                missing.append(path)
-    return missing
 
 
 @pytest.mark.slow
