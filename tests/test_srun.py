@@ -38,6 +38,19 @@ def test_command_runs_in_the_venv_and_its_exit_code_comes_back(
     assert files_under(project) == before
 
 
+def test_a_step_of_two_nodes_prepares_each_node_in_its_own_tasks(
+    cluster: Cluster, project: Path
+) -> None:
+    code = "import os, sys; print('STEP', os.environ['SLURMD_NODENAME'], sys.prefix)"
+    r = uvslurm("srun", "-N", "2", "--", "python", "-c", code, cwd=project)
+    assert r.returncode == 0, r.stderr
+    venvs = re.findall(r"uvslurm: ready \(\w+\) in \d+ ms: (.*)", r.stderr)
+    assert len(venvs) == 2, "the prolog ran once in each task"
+    assert "prepared 2 nodes" not in r.stderr, "no extra placement step inside a step"
+    steps = dict(re.findall(r"^STEP (\S+) (.*)$", r.stdout, re.M))
+    assert steps == {"n1": venvs[0], "n2": venvs[0]}, r.stdout
+
+
 def test_interactive_shell_on_a_pseudo_terminal(cluster: Cluster, project: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # the child: a user at a terminal

@@ -514,6 +514,8 @@ _uvslurm_spread() {
   local t out node state ms path bad="" summary="" n=0
   local -a fns
   [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null && [ -n "${SLURM_JOB_ID:-}" ] || return 0
+  # in a step of several nodes (`uvslurm srun -N 2`), each node's tasks run this prolog themselves
+  [ "${SLURM_STEP_NUM_NODES:-1}" -gt 1 ] 2>/dev/null && return 0
   [ "$_uvslurm_venv" != "$1" ] || return 0
   t=${EPOCHREALTIME/[.,]/}
   mapfile -t fns < <(compgen -A function _uvslurm_)
