@@ -306,3 +306,26 @@ def test_afterok_on_an_array_waits_for_every_task(
     b = submit_wait(project, log, "-d", f"afterok:{array_id}", "--", "python", "-c", count)
     assert b.returncode == 0, b.stderr + log.read_text()
     assert "DONE 4" in log.read_text(), "the dependent job started before every task ended"
+
+
+def test_squashfs_image_is_mounted_by_each_job_and_unpacked_on_every_node_of_a_multinode_job(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    env = {"UVSLURM_IMAGE": "squashfs"}
+    first = submit_wait(project, tmp_path / "1.log", "-w", "n1", "train.py", env=env)
+    text = (tmp_path / "1.log").read_text()
+    assert first.returncode == 0, first.stderr + text
+    assert "packed the image" in text and "mounted the image" in text, text
+    second = submit_wait(project, tmp_path / "2.log", "-w", "n2", "train.py", env=env)
+    text = (tmp_path / "2.log").read_text()
+    assert second.returncode == 0, second.stderr + text
+    assert "built " not in text and "mounted the image" in text, text
+    state, _, venv = ready(tmp_path / "2.log")
+    assert state == "placed" and f'"prefix": "{venv}"' in text
+    # several nodes run from one path: each node unpacks the image there instead
+    log = tmp_path / "mn.log"
+    r = submit_wait(project, log, "-N", "2", "--", "srun", "python", "-c", STEP, env=env)
+    text = log.read_text()
+    assert r.returncode == 0, r.stderr + text
+    assert "mounted the image" not in text and text.count("from the image") == 2, text
+    assert _steps(text) == {"n1": ready(log)[2], "n2": ready(log)[2]}, text

@@ -280,6 +280,55 @@ def _depot_paths_touched(trace: Path, depot: Path) -> set[str]:
     return paths
 
 
+def _fuse_usable() -> bool:
+    return bool(shutil.which("squashfuse")) and os.access("/dev/fuse", os.R_OK | os.W_OK)
+
+
+def test_squashfs_image_is_mounted_for_the_job_and_unpacked_where_it_cannot_be(
+    project: Path, tmp_path: Path
+) -> None:
+    if not shutil.which("mksquashfs") or not shutil.which("unsquashfs"):
+        pytest.skip("needs squashfs-tools")
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    built = prolog(project, depot, UVSLURM_IMAGE="squashfs")
+    assert built.returncode == 0, built.stderr
+    venv = Path(built.stdout.strip())
+    assert (venv.parent / f"{venv.name}.squashfs").is_file(), built.stderr
+
+    # `uvslurm prepare` (its result outlives it): unpacked onto node-local disk
+    placed = prolog(project, depot, UVSLURM_IMAGE="squashfs", UVSLURM_NODE_LOCAL=str(local))
+    assert placed.returncode == 0, placed.stderr
+    assert "from the image" in placed.stderr and "mounted the image" not in placed.stderr
+    copy = Path(placed.stdout.strip())
+    assert copy.is_relative_to(local) and (copy / ".uvslurm-ready").is_file()
+    assert subprocess.run([f"{copy}/bin/python", "-c", "import six"]).returncode == 0
+    if not _fuse_usable():
+        pytest.skip("FUSE is not usable by this user: the mount half needs it")
+
+    # a job script: mounted for as long as the script runs, then unmounted and removed
+    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
+           "UVSLURM_DEPOT": str(depot), "UVSLURM_NODE_LOCAL": str(tmp_path / "job"),
+           "UVSLURM_PYTHON": "3.11", "UVSLURM_IMAGE": "squashfs"}  # fmt: skip
+    (tmp_path / "job").mkdir()
+    body = 'python -c "import six, sys; print(sys.prefix)" && mountpoint -q "$VIRTUAL_ENV" && echo MOUNTED'
+    job = subprocess.run(["bash", "-c", f'. "$0" && {body}', str(PROLOG)],
+                         env={**env, "UVSLURM_MODE": "activate"}, capture_output=True, text=True)  # fmt: skip
+    assert job.returncode == 0, job.stderr
+    assert "mounted the image" in job.stderr and ready_state(job.stderr) == "placed"
+    prefix, mounted = job.stdout.split()
+    assert mounted == "MOUNTED" and Path(prefix).is_relative_to(tmp_path / "job")
+    assert not Path(prefix).exists(), "unmounted and removed when the script ended"
+    # run mode: the command's exit code comes back, and the mount goes
+    run = subprocess.run(
+        ["bash", "-c", 'UVSLURM_CMD=(python -c "import sys; print(sys.prefix); sys.exit(3)"); . "$0"',
+         str(PROLOG)], env={**env, "UVSLURM_MODE": "run"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 3, run.stderr
+    assert "mounted the image" in run.stderr
+    assert not Path(run.stdout.strip()).exists()
+
+
 def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path) -> None:
     if not shutil.which("strace") or not shutil.which("zstd"):
         pytest.skip("needs strace and zstd")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ class NodeSettings:
     fingerprint_modules: bool = True
     rebuild: tuple[str, ...] = ()  # normalized package names
     rebuild_sources: str = ""  # rebuild.encode(...) of their locked sources
-    image: str = "none"  # "none" or "tar.zst"
+    image: str = "none"  # "none", "tar.zst" or "squashfs"
 
     @property
     def project_id(self) -> str:
@@ -108,15 +109,17 @@ def uvtool_find(config: Config) -> str:
 
 
 def image_value(config: Config) -> str:
-    """How the depot stores venvs. `auto` is a plain directory for now: measured here, copying a
-    directory onto tmpfs beats unpacking an image, which pays off on the shared filesystem's
-    metadata load (one file read instead of thousands), not in local speed."""
+    """How the depot stores venvs. The default is a plain directory: measured here, a squashfs
+    image mounts in ~3 ms whatever the venv's size, but it costs every cold build bytecode
+    compilation and packing, and where FUSE is not allowed unpacking it is slower than copying
+    the directory. `auto` takes squashfs where this machine could mount it (compute nodes
+    usually share the login nodes' software and FUSE policy), else the directory."""
     value = str(config.get("image", "none"))
-    if value == "squashfs":
-        raise UvslurmError(
-            "image = 'squashfs' is not available yet", "use 'tar.zst' (one file per venv) or 'none'"
-        )
-    return "tar.zst" if value == "tar.zst" else "none"
+    if value == "auto":
+        fuse = os.access("/dev/fuse", os.R_OK | os.W_OK)
+        tools = shutil.which("mksquashfs") and shutil.which("squashfuse")
+        return "squashfs" if fuse and tools else "none"
+    return value if value in ("tar.zst", "squashfs") else "none"
 
 
 def fingerprint_env(config: Config) -> tuple[str, ...]:

@@ -16,7 +16,8 @@
 #   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
 #   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
 #   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
-#   UVSLURM_IMAGE       none | tar.zst: also keep each depot venv as one compressed file
+#   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
+#                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
 #   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
 #   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
 #   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
@@ -299,10 +300,10 @@ _uvslurm_build() {
   local -a skip=() rebuild=() wheels=()
   t=${EPOCHREALTIME/[.,]/}
   # leftovers of killed builders: only the lock holder builds, so none of them is alive
-  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-* "$pd/$key.tar.zst"
+  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-* "$pd/$key.tar.zst" "$pd/$key.squashfs"
   if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
   # an image is unpacked by many processes: compile the bytecode once, here
-  if [ "${UVSLURM_IMAGE:-none}" = tar.zst ]; then skip+=(--compile-bytecode); fi
+  if [ "${UVSLURM_IMAGE:-none}" != none ]; then skip+=(--compile-bytecode); fi
   _uvslurm_offline=false
   case ${UVSLURM_OFFLINE:-auto} in
     true) _uvslurm_offline=true ;;
@@ -339,7 +340,7 @@ _uvslurm_build() {
   mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
   _uvslurm_since t "$t"
   _uvslurm_log "built $pd/$key with uv sync --frozen$([ "$_uvslurm_offline" = true ] && echo ' --offline') in $t ms"
-  if [ "${UVSLURM_IMAGE:-none}" = tar.zst ]; then _uvslurm_pack "$pd/$key"; fi
+  if [ "${UVSLURM_IMAGE:-none}" != none ]; then _uvslurm_pack "$pd/$key"; fi
 }
 
 # Node-local candidates in order of preference
@@ -397,37 +398,93 @@ _uvslurm_copy() {
     (cd "$src/$sp" && find . -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r -n 16 -P "$jobs" cp -a -t "$dst/$sp")
 }
 
-# With image = "tar.zst" the depot keeps, next to each venv directory, one compressed file of it
-# (bytecode compiled once, at build time): placing it on a node then reads one file from the
-# shared filesystem instead of thousands.
+# With an image the depot keeps, next to each venv directory, one file of it (bytecode compiled
+# once, at build time): placing it on a node then reads one file from the shared filesystem
+# instead of thousands. tar.zst is unpacked; squashfs is mounted where FUSE works (a few ms,
+# whatever the size), else unpacked.
 _uvslurm_pack() {
-  local venv=$1 img="$1.tar.zst" t size
+  local venv=$1 img="$1.$UVSLURM_IMAGE" t size tool
   local -
   set -o pipefail
   t=${EPOCHREALTIME/[.,]/}
-  if tar -C "$venv" -cf - . | zstd -q -1 -T0 -o "$img.tmp-$$" && mv -f "$img.tmp-$$" "$img"; then
+  if [ "$UVSLURM_IMAGE" = squashfs ]; then
+    tool=mksquashfs
+    mksquashfs "$venv" "$img.tmp-$$" -comp zstd -Xcompression-level 1 -noappend -quiet -no-progress >/dev/null
+  else
+    tool=zstd
+    tar -C "$venv" -cf - . | zstd -q -1 -T0 -o "$img.tmp-$$"
+  fi && mv -f "$img.tmp-$$" "$img"
+  if [ -f "$img" ]; then
     size=$(du -k "$img" 2>/dev/null) && size=${size%%[[:space:]]*}
     _uvslurm_since t "$t"
     _uvslurm_log "packed the image $img (${size:-?} KB) in $t ms"
   else
     rm -f "$img.tmp-$$"
-    _uvslurm_log "warning: could not pack $img (is zstd installed?); nodes will copy the directory"
+    _uvslurm_log "warning: could not pack $img (is $tool installed?); nodes will copy the directory"
   fi
+}
+
+# _uvslurm_mount IMAGE: mount a squashfs image read-only in this user's node-local directory,
+# for this job only (FUSE: no root needed where the site allows it). The mount ends with the
+# command (_uvslurm_umount), or with squashfuse when Slurm ends the job's processes.
+_uvslurm_mount() {
+  local t mnt=$_uvslurm_ud/.$_uvslurm_keyname.mnt-${SLURM_JOB_ID:-0}-$$
+  [ -z "${_uvslurm_nomount:-}" ] && [ -r /dev/fuse ] && [ -w /dev/fuse ] || return 1
+  command -v squashfuse >/dev/null || return 1
+  t=${EPOCHREALTIME/[.,]/}
+  mkdir "$mnt" 2>/dev/null || return 1
+  if ! squashfuse "$1" "$mnt" 2>/dev/null || ! _uvslurm_ready "$mnt"; then
+    fusermount -u "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
+    rmdir "$mnt" 2>/dev/null
+    return 1
+  fi
+  _uvslurm_mnt=$mnt
+  _uvslurm_since t "$t"
+  _uvslurm_log "mounted the image $1 on $mnt in $t ms"
+  _uvslurm_venv=$mnt
+}
+
+_uvslurm_umount() {
+  [ -n "${_uvslurm_mnt:-}" ] || return 0
+  { fusermount -u "$_uvslurm_mnt" || fusermount3 -u "$_uvslurm_mnt"; } 2>/dev/null && rmdir "$_uvslurm_mnt" 2>/dev/null
+  _uvslurm_mnt=""
+}
+
+# _uvslurm_unstale DIR: remove mount points that killed jobs left in DIR (their squashfuse is gone)
+_uvslurm_unstale() {
+  local m
+  for m in "$1"/.*.mnt-*; do
+    [ -d "$m" ] || continue
+    rmdir "$m" 2>/dev/null && continue
+    # still mounted: the mount of a running job, or a dead one ("Transport endpoint is not connected")
+    if ! stat "$m/" >/dev/null 2>&1; then
+      { fusermount -u -z "$m" || fusermount3 -u -z "$m"; } 2>/dev/null && rmdir "$m" 2>/dev/null
+    fi
+  done
 }
 
 _uvslurm_unpack() {
   local -
   set -o pipefail
-  mkdir -p "$2" && zstd -q -d -c "$1" | tar -C "$2" -xf -
+  case $1 in
+    *.squashfs) unsquashfs -q -n -d "$2" "$1" >/dev/null ;;
+    *) mkdir -p "$2" && zstd -q -d -c "$1" | tar -C "$2" -xf - ;;
+  esac
 }
 
 # Copy the depot venv onto node-local disk (caller checked nothing valid is there). Returns 1 if
 # the disk cannot take it; the caller then runs from the depot.
 _uvslurm_place() {
-  local src=$1 base=$2 dst tmp t need avail df k v
+  local src=$1 base=$2 dst tmp t need avail df k v img=""
   local -a copy
   _uvslurm_userdir "$base" || { _uvslurm_log "warning: $base/uvslurm-$UID is not a private directory of this user; not using it"; return 1; }
   dst="$_uvslurm_ud/$_uvslurm_keyname"
+  if [ -f "$src.squashfs" ]; then
+    _uvslurm_unstale "$_uvslurm_ud"
+    _uvslurm_mount "$src.squashfs" && return 0
+    command -v unsquashfs >/dev/null && img=$src.squashfs
+  fi
+  [ -z "$img" ] && [ -f "$src.tar.zst" ] && img=$src.tar.zst
   _uvslurm_lock "$dst.lock" "$dst"
   if _uvslurm_ready "$dst"; then _uvslurm_unlock; _uvslurm_venv=$dst; return 0; fi
   t=${EPOCHREALTIME/[.,]/}
@@ -447,8 +504,8 @@ _uvslurm_place() {
   # leftovers of a killed placement (we hold the lock)
   for k in "$dst" "$_uvslurm_ud/.$_uvslurm_keyname".tmp-*; do [ -e "$k" ] && rm -rf "$k"; done
   # the image when there is one; below ~100 MB one cp beats the processes of a parallel copy
-  if [ -f "$src.tar.zst" ]; then
-    copy=(_uvslurm_unpack "$src.tar.zst" "$tmp")
+  if [ -n "$img" ]; then
+    copy=(_uvslurm_unpack "$img" "$tmp")
   elif [ "${need:-0}" -lt 100000 ]; then
     copy=(cp -a "$src" "$tmp")
   else
@@ -462,7 +519,7 @@ _uvslurm_place() {
   fi
   _uvslurm_unlock
   _uvslurm_since t "$t"
-  _uvslurm_log "placed on node-local $dst$([ -f "$src.tar.zst" ] && echo ' from the image') in $t ms"
+  _uvslurm_log "placed on node-local $dst${img:+ from the image} in $t ms"
   _uvslurm_venv=$dst
 }
 
@@ -494,6 +551,7 @@ _uvslurm_node() {
   local t
   _uvslurm_t0=${EPOCHREALTIME/[.,]/}
   _uvslurm_state=warm
+  _uvslurm_nomount=1 # a mount would end with this step
   _uvslurm_nl_candidates
   # the first node's path, if this node has it in a private directory of this user already
   if _uvslurm_ready "$2" && [ -O "${2%/*}" ] && ! [ -L "${2%/*}" ]; then
@@ -572,6 +630,9 @@ _uvslurm_main() {
   _uvslurm_state=warm
   _uvslurm_venv=""
   _uvslurm_nl_candidates
+  # every node of a job must run from one path: a job-private mount on the first node would not
+  # be that (the other nodes' copies are made in a step whose processes end with it)
+  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then _uvslurm_nomount=1; fi
   # warm: a ready venv where the command would run from
   for base in "${_uvslurm_nl[@]}"; do
     [ -n "$base" ] || continue
@@ -598,13 +659,23 @@ _uvslurm_main() {
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
 }
 
+# a mount made by `uvslurm prepare` would outlive it
+[ "${UVSLURM_MODE:-run}" = prepare ] && _uvslurm_nomount=1
 _uvslurm_main
 export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
 case ${UVSLURM_MODE:-run} in
   run)
     unset VIRTUAL_ENV
     # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-    exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+    if [ -z "${_uvslurm_mnt:-}" ]; then
+      exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+    fi
+    # a mounted image: stay, to unmount it when the command ends (or Slurm signals the job)
+    trap '_uvslurm_umount; exit 143' TERM
+    "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+    _uvslurm_rc=$?
+    _uvslurm_umount
+    exit "$_uvslurm_rc"
     ;;
   prepare)
     printf '%s\n' "$_uvslurm_venv"
@@ -614,10 +685,12 @@ case ${UVSLURM_MODE:-run} in
     # the job body runs `python` and `uv run` against this venv; uv must not re-sync it
     export VIRTUAL_ENV="$_uvslurm_venv" PATH="$_uvslurm_venv/bin:$PATH" UV_NO_SYNC=1 UV_FROZEN=1
     unset PYTHONHOME
+    # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
+    [ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_hold _uvslurm_lock _uvslurm_unlock \
       _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
-      _uvslurm_place _uvslurm_localize _uvslurm_node _uvslurm_spread _uvslurm_main
+      _uvslurm_mount _uvslurm_unstale _uvslurm_place _uvslurm_localize _uvslurm_node _uvslurm_spread _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
 esac
