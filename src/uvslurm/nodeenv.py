@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -176,6 +177,9 @@ def run_prolog(settings: NodeSettings, mode: str) -> str:
     import subprocess
 
     env = {**os.environ, **settings.environ(mode)}
+    # the prolog would create it with the umask's mode; one it cannot create, it reports
+    with contextlib.suppress(OSError):
+        paths.ensure_private_dir(Path(settings.depot))
     p = subprocess.run(
         ["bash", prolog_path()], env=env, stdout=subprocess.PIPE, text=True, check=False
     )

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from uvslurm import proc
+from uvslurm import paths, proc
 from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
 
@@ -73,7 +73,8 @@ def prefetch(
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
     if stamp.exists():
         return False
-    stamps.mkdir(parents=True, exist_ok=True)
+    paths.ensure_private_dir(depot)
+    stamps.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
     try:
         proc.run(

@@ -189,7 +189,7 @@ def plan(req: SubmitRequest, target: Target | None = None) -> Plan:
 
 def _prepare_depot(depot: Path) -> None:
     try:
-        depot.mkdir(parents=True, exist_ok=True)
+        paths.ensure_private_dir(depot)
         probe = depot / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()

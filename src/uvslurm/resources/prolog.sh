@@ -89,7 +89,9 @@ _uvslurm_facts() {
     _uvslurm_os os
     glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null) || glibc=unknown
     uvv=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
-    # best effort: a read-only depot only costs these subprocesses on the next run
+    # best effort: a read-only depot only costs these subprocesses on the next run; a depot
+    # created here (deleted since submit) is private, as `uvslurm submit` makes it
+    [ -d "$UVSLURM_DEPOT" ] || { mkdir -p "${UVSLURM_DEPOT%/*}" && mkdir -m 700 "$UVSLURM_DEPOT"; } 2>/dev/null
     if mkdir -p "${f%/*}" 2>/dev/null; then
       printf 'glibc=%s\ncpu=%s\nos=%s\nuv=%s %s\n' "$glibc" "$cpu" "$os" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
         mv -f "$f.$$" "$f" 2>/dev/null
@@ -209,17 +211,23 @@ _uvslurm_hold() {
 # _uvslurm_lock FILE WHAT: take an exclusive flock on FILE (fd in _uvslurm_lockfd), saying so
 # when another process holds it. `uvslurm depot gc/rm` delete a lock file while holding it, so
 # a waiter checks that it locked the file still at FILE (-ef: same inode, no process).
+# Returns 1 when flock itself fails (exit 71, not 1 = busy): a filesystem without working file
+# locks (NFS without lockd, Lustre mounted without -o flock); the caller decides what that means.
 _uvslurm_lock() {
-  local t=""
+  local t="" rc
   while :; do
     exec {_uvslurm_lockfd}>>"$1" || _uvslurm_die "cannot open lock file $1"
-    if ! flock -n "$_uvslurm_lockfd"; then
+    flock -n "$_uvslurm_lockfd" 2>/dev/null
+    rc=$?
+    if [ "$rc" = 1 ]; then
       if [ -z "$t" ]; then
         t=${EPOCHREALTIME/[.,]/}
         _uvslurm_log "waiting for another process preparing $2"
       fi
-      flock "$_uvslurm_lockfd" || _uvslurm_die "cannot lock $1"
+      flock "$_uvslurm_lockfd" 2>/dev/null
+      rc=$?
     fi
+    if [ "$rc" != 0 ]; then exec {_uvslurm_lockfd}>&-; return 1; fi
     [ "$1" -ef "/dev/fd/$_uvslurm_lockfd" ] && break
     exec {_uvslurm_lockfd}>&-
   done
@@ -485,7 +493,7 @@ _uvslurm_place() {
     command -v unsquashfs >/dev/null && img=$src.squashfs
   fi
   [ -z "$img" ] && [ -f "$src.tar.zst" ] && img=$src.tar.zst
-  _uvslurm_lock "$dst.lock" "$dst"
+  _uvslurm_lock "$dst.lock" "$dst" || { _uvslurm_log "warning: cannot lock $dst.lock (flock does not work on $base); using the depot"; return 1; }
   if _uvslurm_ready "$dst"; then _uvslurm_unlock; _uvslurm_venv=$dst; return 0; fi
   t=${EPOCHREALTIME/[.,]/}
   need="" avail=""
@@ -644,7 +652,8 @@ _uvslurm_main() {
   if [ -z "$_uvslurm_venv" ]; then
     if ! _uvslurm_hold "$depot_venv"; then
       mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory $_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
-      _uvslurm_lock "$depot_venv.lock" "$depot_venv"
+      _uvslurm_lock "$depot_venv.lock" "$depot_venv" ||
+        _uvslurm_die "cannot lock $depot_venv.lock: flock does not work on the depot's filesystem; set UVSLURM_DEPOT (or \`depot\` in the config) to a directory on a filesystem with working file locks"
       # another job may have finished it while this one waited
       _uvslurm_ready "$depot_venv" || _uvslurm_build
       _uvslurm_hold "$depot_venv" || _uvslurm_die "$depot_venv is not usable after building it"

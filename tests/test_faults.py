@@ -1,0 +1,236 @@
+"""Faults of the machinery around a job: a depot without working file locks (real syscall fault
+injection with strace), the depot deleted under a running job, a full node-local disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Cluster, uvslurm
+from uvslurm.nodeenv import project_id, prolog_path
+
+READY = re.compile(r"^uvslurm: ready \((warm|placed|cold|repaired)\) in \d+ ms: (.*)$", re.M)
+# real fault injection: flock(2) fails with ENOLCK, as on a filesystem without lock support
+# (NFS without lockd, Lustre mounted without -o flock)
+STRACE_NO_FLOCK = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "inject=flock:error=ENOLCK"]
+
+
+def ready(text: str) -> tuple[str, Path]:
+    found = READY.findall(text)
+    assert found, text
+    return found[-1][0], Path(found[-1][1])
+
+
+def run_prolog(
+    project: Path, depot: Path, *, wrap: list[str] | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    settings = {
+        "UVSLURM_PROJECT": str(project),
+        "UVSLURM_PROJECT_ID": project_id(str(project)),
+        "UVSLURM_DEPOT": str(depot),
+        "UVSLURM_MODE": "prepare",
+        "UVSLURM_NODE_LOCAL": "never",
+        "UVSLURM_PYTHON": "3.11",
+    }
+    return subprocess.run(
+        [*(wrap or []), "bash", prolog_path()],
+        env={**os.environ, **settings, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def no_flock(project: Path, tmp_path: Path) -> list[str]:
+    """A command prefix under which every flock on the depot's lock files of PROJECT's venv
+    fails, while uv's own locks (its cache is elsewhere) keep working."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    probe = subprocess.run(
+        [*STRACE_NO_FLOCK, "flock", "-n", "/dev/null", "true"], capture_output=True
+    )
+    if b"No locks available" not in probe.stderr:
+        pytest.skip(f"strace cannot inject faults here: {probe.stderr!r}")
+    fp = run_prolog(project, tmp_path / "depot", UVSLURM_MODE="fingerprint")
+    venv = next(x[5:] for x in fp.stdout.splitlines() if x.startswith("venv="))
+    return [*STRACE_NO_FLOCK, "-P", f"{venv}.lock", "-P", f"{venv}/.uvslurm-used"]
+
+
+def test_depot_without_working_flock_fails_cleanly_and_recovers(
+    project: Path, tmp_path: Path, no_flock: list[str]
+) -> None:
+    """No lock, no build: exit 75 with an error line, nothing in the depot that looks ready, and
+    the next job where locking works builds normally. A venv that is already there still runs
+    (the warm path takes no exclusive lock)."""
+    depot = tmp_path / "depot"
+    r = run_prolog(project, depot, wrap=no_flock)
+    assert r.returncode == 75, r.stderr
+    errors = [x for x in r.stderr.splitlines() if x.startswith("uvslurm: error:")]
+    assert len(errors) == 1 and "lock" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list(depot.rglob(".uvslurm-ready")), "a venv looks ready after a failed build"
+    assert not [p for p in depot.glob("*/*") if p.is_dir()], "a venv directory was left"
+    ok = run_prolog(project, depot)
+    assert ok.returncode == 0, ok.stderr
+    assert ready(ok.stderr)[0] == "cold"
+    warm = run_prolog(project, depot, wrap=no_flock)
+    assert warm.returncode == 0, warm.stderr
+    assert ready(warm.stderr) == ("warm", Path(ok.stdout.strip()))
+
+
+def test_depot_without_working_flock_says_what_to_fix(
+    project: Path, tmp_path: Path, no_flock: list[str]
+) -> None:
+    r = run_prolog(project, tmp_path / "depot", wrap=no_flock)
+    assert r.returncode == 75, r.stderr
+    assert "waiting for another process" not in r.stderr, r.stderr
+    errors = [x for x in r.stderr.splitlines() if x.startswith("uvslurm: error:")]
+    assert len(errors) == 1, r.stderr
+    assert "flock" in errors[0] and "UVSLURM_DEPOT" in errors[0], errors[0]
+
+
+def test_depot_gc_without_working_flock_keeps_venvs_and_does_not_crash(
+    project: Path, tmp_path: Path, no_flock: list[str]
+) -> None:
+    """gc must not remove a venv it cannot lock (a job may be using it), and says so in a
+    line, not a traceback."""
+    depot = tmp_path / "depot"
+    built = run_prolog(project, depot)
+    assert built.returncode == 0, built.stderr
+    venv = Path(built.stdout.strip())
+    old = time.time() - 90 * 86400
+    os.utime(venv / ".uvslurm-used", (old, old))
+    for args in (["gc"], ["gc", "--older-than", "0"], ["rm"]):
+        r = subprocess.run(
+            [*no_flock, sys.executable, "-m", "uvslurm", "depot", *args],
+            cwd=project, env={**os.environ, "UVSLURM_DEPOT": str(depot)},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "Traceback" not in r.stderr and "unexpected error" not in r.stderr, r.stderr
+        assert r.returncode in (0, 1), (args, r.returncode, r.stderr)
+        assert (venv / ".uvslurm-ready").is_file(), f"depot {args} removed a venv it could not lock"
+        assert str(venv) in r.stdout + r.stderr, (args, r.stdout, r.stderr)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the job ended before {path.name} appeared:\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"{path.name} did not appear in {seconds} s"
+        time.sleep(0.05)
+
+
+HOLD_PY = """\
+import json, os, sys, time
+from pathlib import Path
+import six
+flag = Path(os.environ["UVSLURM_TEST_FLAG"])
+Path(str(flag) + ".started").write_text(sys.prefix)
+deadline = time.time() + 60
+while not Path(str(flag) + ".go").exists() and time.time() < deadline:
+    time.sleep(0.05)
+print("AFTER " + json.dumps({"prefix_exists": os.path.exists(sys.prefix), "six": six.__version__}))
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_depot_deleted_while_a_job_runs_from_it(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    """The whole depot is removed while a job runs from its venv: the job ends (no hang),
+    successfully or with a clear message, and the next job rebuilds and succeeds."""
+    (project / "hold.py").write_text(HOLD_PY)
+    depot = Path(os.environ["SCRATCH"]) / "uvslurm"
+    flag, log = tmp_path / "flag", tmp_path / "held.log"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "uvslurm", "submit", "--wait", "--no-node-local",
+         "-o", str(log), "-e", str(log), "hold.py"],
+        cwd=project, env={**os.environ, "UVSLURM_TEST_FLAG": str(flag)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert job.stdout is not None
+    job_id = job.stdout.readline().strip()  # printed as soon as sbatch took the job
+    if not job_id.isdigit():
+        raise AssertionError(f"not submitted: {job_id}{job.communicate()[1]}")
+    try:
+        _wait_for(Path(f"{flag}.started"), job, 120)
+        prefix = Path(Path(f"{flag}.started").read_text())
+        assert prefix.is_relative_to(depot), "the job does not run from the depot"
+        shutil.rmtree(depot)
+        Path(f"{flag}.go").touch()
+        _, err = job.communicate(timeout=90)  # a hang fails here
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGTERM)
+        job.wait()
+        cluster.run("scancel", job_id)
+        raise
+    text = log.read_text()
+    if job.returncode == 0:
+        assert 'AFTER {"prefix_exists": false' in text, text
+    else:
+        tail = [x for x in text.splitlines() if x.strip()][-1]
+        assert re.match(r"(uvslurm: error: |\w+Error: )", tail), f"unclear failure:\n{err}\n{text}"
+    # the next job finds nothing and builds again
+    nxt = tmp_path / "next.log"
+    r = uvslurm("submit", "--wait", "--no-node-local", "-o", str(nxt), "-e", str(nxt), "train.py",
+                cwd=project)  # fmt: skip
+    assert r.returncode == 0, r.stderr + (nxt.read_text() if nxt.exists() else "")
+    state, venv = ready(nxt.read_text())
+    assert state == "cold", nxt.read_text()
+    assert venv == prefix and (venv / ".uvslurm-ready").is_file()
+
+
+def _node_mount_ns(conf: str, node: str) -> str:
+    """The mount namespace the dev cluster's NODE runs jobs in: its slurmd's (each node may
+    have one of its own, where mounts made here later do not show)."""
+    want = ["slurmd", "-D", "-f", conf, "-N", node]
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc / "cmdline").read_bytes().split(b"\0")[:-1] == [w.encode() for w in want]:
+                return str(proc / "ns" / "mnt")
+        except OSError:
+            continue
+    pytest.skip(f"no slurmd of {node} found")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_full_node_local_disk_in_a_real_job_runs_from_the_depot(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    """A tiny tmpfs (16 inodes) as node-local disk, mounted where n1 runs its jobs."""
+    if not shutil.which("nsenter"):
+        pytest.skip("needs nsenter")
+    on_node = ["nsenter", f"--mount={_node_mount_ns(cluster.env['SLURM_CONF'], 'n1')}", "--"]
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=16", "tmpfs", str(full)]
+    if subprocess.run([*on_node, *mount], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        log = tmp_path / "full.log"
+        r = uvslurm("submit", "--wait", "-w", "n1", "-o", str(log), "-e", str(log), "train.py",
+                    cwd=project, env={"UVSLURM_NODE_LOCAL": str(full)})  # fmt: skip
+        text = log.read_text() if log.exists() else ""
+        assert r.returncode == 0, r.stderr + text
+        assert re.search(rf"^uvslurm: warning: .*{re.escape(str(full))}.*using the depot", text,
+                         re.M), text  # fmt: skip
+        _, venv = ready(text)
+        assert venv.is_relative_to(Path(os.environ["SCRATCH"]) / "uvslurm"), text
+        assert f'"prefix": "{venv}"' in text, "the program did not run from the depot venv"
+        left = subprocess.run([*on_node, "ls", "-A", str(full / f"uvslurm-{os.getuid()}")],
+                              capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert all(n.endswith(".lock") for n in left), f"a partial copy was left behind: {left}"
+    finally:
+        subprocess.run([*on_node, "umount", str(full)], capture_output=True)
