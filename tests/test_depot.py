@@ -229,8 +229,13 @@ def test_gc_removes_what_killed_builders_left_but_not_a_live_builds(
     orphan_lock.touch()
     wheel_build = root / ".wheels" / "mpi4py-4.0.0" / ".0123456789ab.build-n1-5"
     wheel_build.mkdir(parents=True)
+    dead_pack = pdir / f"{key}.squashfs.tmp-4243"  # a packer killed under the (free) key lock
+    live_pack = pdir / "aaaaaaaaaaaa-bbbbbbbb.tar.zst.tmp-78"
+    for f in (dead_pack, live_pack):
+        f.write_bytes(b"x" * 100)
     with _flock(pdir / "aaaaaaaaaaaa-bbbbbbbb.lock"):
         r = _depot(["gc"], project, root)
+    assert not dead_pack.exists() and live_pack.exists()
     assert not dead.exists() and not trash.exists() and not orphan_lock.exists()
     assert not wheel_build.exists()
     assert live.exists() and "its owner is still running" in r.stderr

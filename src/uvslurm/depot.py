@@ -1,8 +1,8 @@
 """The depot on disk: what is in it, and removing things safely (under the prolog's locks).
 
 Layout (see docs/reference/job-script.md): <depot>/<project id>/<key>/ is a job venv with its
-.uvslurm-ready marker, <key>.lock its build lock, <key>.tar.zst its image; shell-<fp>/ is the
-interactive venv of `uvslurm env`; <depot>/.wheels/<pkg>-<version>/<fp>/ holds rebuilt wheels.
+.uvslurm-ready marker, <key>.lock its build lock, <key>.squashfs or <key>.tar.zst its image;
+shell-<fp>/ is the interactive venv of `uvslurm env`; <depot>/.wheels/<pkg>-<version>/<fp>/ holds rebuilt wheels.
 
 Who holds what (docs/design.md, "Depot maintenance"): a builder or placer holds the key's
 exclusive lock; a job holds a shared flock on <venv>/.uvslurm-used for as long as its command
@@ -26,11 +26,13 @@ from uvslurm.nodeenv import project_id
 
 MARKER = ".uvslurm-ready"
 USED = ".uvslurm-used"
+IMAGES = (".squashfs", ".tar.zst")  # a venv's single-file image, next to its directory
 UV_LOCK = ".lock"  # uv's own lock inside a venv, held while it installs
 DAY = 86400.0
 # a builder's private directory, and what a builder or gc renamed away to delete
 _BUILD = re.compile(r"^\.(?P<key>.+)\.build-.+$")
 _TRASH = re.compile(r"^\.(?P<key>.+)\.trash-.+$")
+_PACK = re.compile(r"^(?P<key>[^.].*)\.(?:squashfs|tar\.zst)\.tmp-\d+$")
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,8 @@ def remove(venv: Venv) -> None:
         if _mtime_ns(trash / USED) != venv.used_stamp:
             os.rename(trash, venv.path)
             raise Busy(venv.path, "a job started using it just now")
-        venv.path.with_name(f"{venv.path.name}.tar.zst").unlink(missing_ok=True)
+        for image in IMAGES:
+            venv.path.with_name(f"{venv.path.name}{image}").unlink(missing_ok=True)
         if venv.kind != "interactive":
             # unlinked while held: a prolog waiting on this file locks the new one instead
             venv.lock.unlink(missing_ok=True)
@@ -295,6 +298,10 @@ def _project_leftovers(pdir: Path) -> list[Leftover]:
             out.append(Leftover(path, "a killed build", pdir / f"{m['key']}.lock"))
         elif _TRASH.match(name):
             out.append(Leftover(path, "a venv being deleted by a killed process"))
+        elif m := _PACK.match(name):
+            out.append(
+                Leftover(path, "an image a killed build was packing", pdir / f"{m['key']}.lock")
+            )
         elif name.endswith(".lock") and not name.startswith("."):
             key = name[: -len(".lock")]
             building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in names)
