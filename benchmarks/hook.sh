@@ -1,12 +1,14 @@
 #!/bin/bash
 # Prompt cost of `uvslurm shell-hook` in bash, zsh and fish: microseconds per prompt when nothing
 # changed, and when the directory changes at every prompt (then `uvslurm env` runs).
-#   uv run bash benchmarks/bench_hook.sh [PROJECT_DIR]     (default: examples/hello)
+#   uv run bash benchmarks/hook.sh [PROJECT_DIR]     (default: examples/hello)
+# N unchanged prompts (default 500) and M round trips out of and back into the project (default
+# 10) per shell; a shell that is not installed is left out. `benchmarks/run` runs this too.
 set -euo pipefail
 proj=$(cd "${1:-$(dirname "$0")/../examples/hello}" && pwd)
 hook() { uvslurm shell-hook "$1"; }
-n=500
-m=10
+n=${N:-500}
+m=${M:-10}
 printf '| shell | unchanged (us/prompt) | directory changed (ms/prompt) |\n|---|---:|---:|\n'
 bash_out=$(cd "$proj" && bash --norc --noprofile -c "
   $(hook bash)

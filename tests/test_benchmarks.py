@@ -1,0 +1,83 @@
+"""The benchmark command runs end to end and writes a complete summary into a copy of the doc."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+HEADER = ["measure", "uvslurm", "plain uv", "ratio", "target", "met?"]
+SHELLS = ("bash", "zsh", "fish")
+# (start of the measure, has a plain-uv counterpart) for every row of a --no-cluster run
+ROWS = [
+    ("warm job start: job script vs `uv run --no-sync`", True),
+    ("warm job start: job script vs `uv run --frozen`", True),
+    ("cold build into the depot", True),
+    ("cold node start, directory copied", True),
+    ("cold node start, image unpacked", True),
+    ("cold node start, squashfs image mounted", True),
+    ("shared-FS files touched by a cold node start's placement, directory", True),
+    ("shared-FS files touched by a cold node start's placement, image", True),
+    ("shared-FS files touched by a whole cold node start, squashfs mounted", True),
+    ("shared-FS files touched by a whole cold node start, image", True),
+    ("`uvslurm submit --dry-run`", False),
+    *((f"shell hook, {s}: prompt, nothing changed", False) for s in SHELLS),
+    *((f"shell hook, {s}: prompt after a directory change", False) for s in SHELLS),
+]
+NUMBER = re.compile(r"^\d+(\.\d+)?$")
+
+
+def summary_rows(text: str) -> list[dict[str, str]]:
+    lines = text.splitlines()
+    start = lines.index("| " + " | ".join(HEADER) + " |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(HEADER, [c.strip() for c in line.strip("|").split("|")], strict=True)))
+    return rows
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_row_with_numbers(tmp_path: Path) -> None:
+    if not shutil.which("strace") or not shutil.which("zstd"):
+        pytest.skip("needs strace and zstd")
+    original = (REPO / "docs" / "performance.md").read_text()
+    doc = tmp_path / "performance.md"
+    doc.write_text(original)
+    p = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--no-cluster", "--output", str(doc)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    text = doc.read_text()
+    # only the generated section changed
+    assert text.split(BEGIN)[0] == original.split(BEGIN)[0]
+    assert text.split(END)[1] == original.split(END)[1]
+    section = text.split(BEGIN)[1].split(END)[0]
+    rows = summary_rows(section)
+    assert rows == summary_rows(p.stdout), "the printed table is the one in the doc"
+    assert len(rows) == len(ROWS), [r["measure"] for r in rows]
+    for row, (start, has_plain) in zip(rows, ROWS, strict=True):
+        assert row["measure"].startswith(start), (row["measure"], start)
+        shell = re.match(r"shell hook, (\w+):", start)
+        if shell and not shutil.which(shell.group(1)):
+            assert row["uvslurm"] == "n/a"
+            continue
+        assert NUMBER.match(row["uvslurm"]), row
+        if has_plain:
+            assert NUMBER.match(row["plain uv"]) and NUMBER.match(row["ratio"]), row
+            assert abs(float(row["ratio"]) - float(row["uvslurm"]) / float(row["plain uv"])) < 0.02
+        if row["target"] != "—":
+            assert row["met?"] in ("yes", "**no**"), row
+    assert "--quick --no-cluster" in section
+    assert "array" not in " ".join(r["measure"] for r in rows)
