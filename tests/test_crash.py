@@ -23,7 +23,7 @@ missing = [str(f) for d in md.distributions() for f in d.files or []
            if f.suffix != ".pyc" and "__pycache__" not in f.parts
            and not os.path.exists(d.locate_file(f))]
 import six  # noqa: F401
-print("VERIFY", len(missing), sys.prefix, flush=True)
+print("VERIFY", len(missing), sys.prefix, os.environ.get("SLURMD_NODENAME"), flush=True)
 sys.exit(1 if missing else 0)
 """
 
@@ -160,3 +160,20 @@ def test_kill_at_random_moments_of_cold_builds_on_the_cluster(
         assert re.search(r"^VERIFY 0 ", _text(after), re.M), f"trial {trial}: {_text(after)}"
     print(f"kill trials: 20 run, killed mid-preparation: {hits}; 20 following jobs succeeded")
     assert hits["job"] >= 3 and hits["builder"] >= 3, f"too few kills hit a build: {hits}"
+
+
+def test_sixteen_jobs_of_one_key_starting_together_on_cold_nodes_build_once(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    (project / "verify.py").write_text(VERIFY)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # 2 CPUs a task: 8 tasks fit on a node, so the array starts on both nodes at once
+    r = uvslurm("submit", "--wait", "-a", "0-15", "-c", "2", "-o", f"{logs}/%a.log", "verify.py",
+                cwd=project)  # fmt: skip
+    texts = [_text(logs / f"{i}.log") for i in range(16)]
+    assert r.returncode == 0, r.stderr + "".join(texts)
+    assert sum(bool(re.search(r"^uvslurm: built ", t, re.M)) for t in texts) == 1, "one build"
+    ran = [re.search(r"^VERIFY 0 \S+ (\S+)$", t, re.M) for t in texts]
+    assert all(ran), "16 successes, each on a complete venv"
+    assert {m.group(1) for m in ran if m} == {"n1", "n2"}, "cold nodes: both of them"
