@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,54 +147,41 @@ class _Report:
         self.skipped += 1
 
 
-def _remove_venv(v: depot.Venv, why: str, report: _Report) -> None:
-    size, _ = depot.usage(v.path)
-    if report.dry_run:
-        held = depot.holder(v)
-        if held:
-            report.skip(v.path, held)
-        else:
-            report.done(v.path, why, size)
-        return
+def _remove(
+    path: Path,
+    why: str,
+    report: _Report,
+    held: Callable[[], str | None],
+    remove: Callable[[], None],
+) -> None:
+    """Remove one thing (with --dry-run: say whether it would go) and report what happened."""
+    size, _ = depot.usage(path) if path.is_dir() else (0, 1)
     try:
-        depot.remove(v)
+        if not report.dry_run:
+            remove()
+        elif reason := held():
+            raise depot.Busy(path, reason)
     except depot.Busy as e:
-        report.skip(v.path, e.why)
+        report.skip(path, e.why)
     except OSError as e:
-        report.skip(v.path, f"cannot remove it ({e.strerror})")
+        report.skip(path, f"cannot remove it ({e.strerror})")
     else:
-        report.done(v.path, why, size)
+        report.done(path, why, size)
+
+
+def _remove_venv(v: depot.Venv, why: str, report: _Report) -> None:
+    _remove(v.path, why, report, lambda: depot.holder(v), lambda: depot.remove(v))
 
 
 def _remove_leftover(item: depot.Leftover, report: _Report) -> None:
-    size, _ = depot.usage(item.path) if item.path.is_dir() else (0, 1)
-    if report.dry_run:
-        if depot.leftover_is_busy(item):
-            report.skip(item.path, "its owner is still running")
-        else:
-            report.done(item.path, item.why, size)
-        return
-    try:
-        depot.remove_leftover(item)
-    except depot.Busy as e:
-        report.skip(item.path, e.why)
-    except OSError as e:
-        report.skip(item.path, f"cannot remove it ({e.strerror})")
-    else:
-        report.done(item.path, item.why, size)
+    busy = lambda: "its owner is still running" if depot.leftover_is_busy(item) else None  # noqa: E731
+    _remove(item.path, item.why, report, busy, lambda: depot.remove_leftover(item))
 
 
 def _remove_wheel(w: depot.WheelDir, why: str, report: _Report) -> None:
-    size, _ = depot.usage(w.path)
-    try:
-        if not report.dry_run:
-            depot.remove_wheel_dir(w)
-        elif depot.leftover_is_busy(depot.Leftover(w.path, why, w.lock)):
-            raise depot.Busy(w.path, "a build is using it")
-    except depot.Busy as e:
-        report.skip(w.path, e.why)
-    else:
-        report.done(w.path, why, size)
+    lock = depot.Leftover(w.path, why, w.lock)
+    busy = lambda: "a build is using it" if depot.leftover_is_busy(lock) else None  # noqa: E731
+    _remove(w.path, why, report, busy, lambda: depot.remove_wheel_dir(w))
 
 
 def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
