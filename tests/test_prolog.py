@@ -280,6 +280,47 @@ def _depot_paths_touched(trace: Path, depot: Path) -> set[str]:
     return paths
 
 
+def test_a_retried_sync_starts_from_a_fresh_venv(project: Path, tmp_path: Path) -> None:
+    """A sync that fails half-way (here: the offline attempt, leaving six's metadata but not its
+    module) must not leave a venv that the retry with the network takes as complete."""
+    real = shutil.which("uv")
+    uv = tmp_path / "half-uv"
+    uv.write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = sync ] && [[ " $* " == *" --offline "* ]]; then\n'
+        f'  {real} "$@" || exit\n'
+        '  rm -f "$UV_PROJECT_ENVIRONMENT"/lib/python*/site-packages/six.py; exit 1\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    uv.chmod(0o755)
+    r = prolog(project, tmp_path / "depot", UVSLURM_UV=str(uv), SLURM_JOB_ID="1")
+    assert r.returncode == 0, r.stderr
+    assert "retrying with network access" in r.stderr
+    venv = Path(r.stdout.strip())
+    assert missing_files(venv) == []
+    assert subprocess.run([f"{venv}/bin/python", "-c", "import six"]).returncode == 0
+
+
+def test_an_incomplete_venv_is_never_published(project: Path, tmp_path: Path) -> None:
+    real = shutil.which("uv")
+    uv = tmp_path / "lossy-uv"
+    uv.write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = sync ]; then\n'
+        f'  {real} "$@" || exit\n'
+        '  rm -f "$UV_PROJECT_ENVIRONMENT"/lib/python*/site-packages/six.py; exit 0\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    uv.chmod(0o755)
+    depot = tmp_path / "depot"
+    r = prolog(project, depot, UVSLURM_UV=str(uv))
+    assert r.returncode == 75, r.stderr
+    assert "files of the new venv are missing, e.g. six.py" in r.stderr
+    assert not list(depot.glob("*/*/.uvslurm-ready"))
+
+
 def _fuse_usable() -> bool:
     return bool(shutil.which("squashfuse")) and os.access("/dev/fuse", os.R_OK | os.W_OK)
 

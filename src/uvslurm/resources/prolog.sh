@@ -248,6 +248,32 @@ _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
 
 # _uvslurm_uvnet WHAT CMD...: run a uv command, offline inside jobs (UVSLURM_OFFLINE=auto) with
 # one retry on the network when the shared cache has a gap; offline=true makes a gap fatal.
+# _uvslurm_fresh VENV [uv sync flags...]: a new relocatable venv at VENV (it can be renamed into
+# place and copied to node-local disk), synced. It starts from nothing each time: after a sync
+# that failed or was killed half-way, a second sync into the same venv can report success with
+# files missing (uv does not check what is installed), measured here after a killed offline
+# sync and its retry with the network.
+_uvslurm_fresh() {
+  rm -rf "$1"
+  (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' "$_uvslurm_uv" venv -q --relocatable \
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$1") || return 1
+  _uvslurm_sync "$@"
+}
+
+# Run by a new venv's python before it is published: every file that its packages' RECORDs
+# list is there (bytecode aside), the check `uv sync --check` does not make.
+_uvslurm_complete='
+import csv, glob, os, sys
+missing = []
+for rec in glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "*.dist-info", "RECORD")):
+    site = os.path.dirname(os.path.dirname(rec))
+    with open(rec, newline="", encoding="utf-8") as f:
+        missing += [r[0] for r in csv.reader(f) if r and not r[0].endswith(".pyc")
+                    and not os.path.lexists(os.path.join(site, r[0]))]
+if missing:
+    sys.exit("uvslurm: %d files of the new venv are missing, e.g. %s" % (len(missing), missing[0]))
+'
+
 _uvslurm_uvnet() {
   local what=$1
   shift
@@ -323,12 +349,8 @@ _uvslurm_build() {
       skip+=(--no-install-package "$name")
     done <<<"$UVSLURM_REBUILD_SOURCES"
   fi
-  # a relocatable venv can be renamed into place and copied to node-local disk
-  (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' "$_uvslurm_uv" venv -q --relocatable \
-    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$tmp") ||
-    { rm -rf "$tmp"; _uvslurm_die "uv venv failed for $UVSLURM_PROJECT"; }
-  _uvslurm_uvnet "uv sync" _uvslurm_sync "$tmp" "${skip[@]}" ||
-    { rm -rf "$tmp"; _uvslurm_die "uv sync failed for $UVSLURM_PROJECT"; }
+  _uvslurm_uvnet "uv sync" _uvslurm_fresh "$tmp" "${skip[@]}" ||
+    { rm -rf "$tmp"; _uvslurm_die "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"; }
   while [ ${#rebuild[@]} -gt 0 ]; do
     _uvslurm_wheel "${rebuild[@]:0:4}" "$tmp/bin/python" ||
       { rm -rf "$tmp"; _uvslurm_die "building ${rebuild[0]} ${rebuild[1]} from source failed (see above)"; }
@@ -339,7 +361,8 @@ _uvslurm_build() {
     VIRTUAL_ENV='' "$_uvslurm_uv" pip install -q --python "$tmp/bin/python" --no-deps --offline "${wheels[@]}" ||
       { rm -rf "$tmp"; _uvslurm_die "installing the rebuilt wheels failed"; }
   fi
-  "$tmp/bin/python" -c '' || { rm -rf "$tmp"; _uvslurm_die "the new venv's python does not start"; }
+  "$tmp/bin/python" -c "$_uvslurm_complete" ||
+    { rm -rf "$tmp"; _uvslurm_die "the new venv is incomplete or its python does not start (see above)"; }
   size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
   printf 'key=%s\nproject=%s\nsize_kb=%s\nbuilt_on=%s\n%s\n' "$key" "$UVSLURM_PROJECT" "${size:-0}" \
     "${SLURMD_NODENAME:-${HOSTNAME:-}}" "$_uvslurm_fp_text" >"$tmp/.uvslurm-ready" ||
@@ -698,7 +721,7 @@ case ${UVSLURM_MODE:-run} in
     [ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT
     unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_hold _uvslurm_lock _uvslurm_unlock \
-      _uvslurm_sync _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
+      _uvslurm_sync _uvslurm_fresh _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
       _uvslurm_mount _uvslurm_unstale _uvslurm_place _uvslurm_localize _uvslurm_node _uvslurm_spread _uvslurm_main
     ;;
   *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
