@@ -329,3 +329,42 @@ def test_squashfs_image_is_mounted_by_each_job_and_unpacked_on_every_node_of_a_m
     assert r.returncode == 0, r.stderr + text
     assert "mounted the image" not in text and text.count("from the image") == 2, text
     assert _steps(text) == {"n1": ready(log)[2], "n2": ready(log)[2]}, text
+
+
+SIGNALLED = """\
+import signal, sys, time
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+print("READY", flush=True)
+for _ in range(600):
+    if got:
+        print("GOT USR1", flush=True)
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("image", ["none", "squashfs"])
+def test_a_signal_for_the_batch_shell_reaches_the_program(
+    cluster: Cluster, project: Path, tmp_path: Path, image: str
+) -> None:
+    """`sbatch --signal=B:USR1@60` and `scancel --batch` signal the batch shell only: programs
+    that checkpoint on it must get it, also when the shell stays to unmount an image."""
+    (project / "sig.py").write_text(SIGNALLED)
+    log = tmp_path / "sig.log"
+    r = uvslurm("submit", "--parsable", "-o", str(log), "sig.py", cwd=project,
+                env={"UVSLURM_IMAGE": image})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip()
+    for _ in range(300):
+        if log.exists() and "READY" in log.read_text():
+            break
+        time.sleep(0.1)
+    assert ("mounted the image" in log.read_text()) == (image == "squashfs")
+    assert cluster.run("scancel", "--signal=USR1", "--batch", job).returncode == 0
+    for _ in range(100):
+        if "GOT USR1" in log.read_text():
+            break
+        time.sleep(0.1)
+    assert "GOT USR1" in log.read_text(), log.read_text()

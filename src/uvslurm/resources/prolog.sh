@@ -702,10 +702,29 @@ case ${UVSLURM_MODE:-run} in
     if [ -z "${_uvslurm_mnt:-}" ]; then
       exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
     fi
-    # a mounted image: stay, to unmount it when the command ends (or Slurm signals the job)
-    trap '_uvslurm_umount; exit 143' TERM
-    "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
-    _uvslurm_rc=$?
+    # A mounted image: this shell stays, to unmount it when the command ends.
+    if [ -t 0 ]; then
+      # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
+      trap '_uvslurm_umount; exit 143' TERM
+      "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+      _uvslurm_rc=$?
+    else
+      # in a batch job: in the background, so that signals for the batch shell alone
+      # (sbatch --signal=B:USR1@60, scancel --batch) are passed on, as an exec would let them
+      # through. Background commands start with SIGINT and SIGQUIT ignored; env restores them.
+      _uvslurm_dfl=()
+      env --default-signal=INT true 2>/dev/null && _uvslurm_dfl=(env "--default-signal=INT,QUIT")
+      "${_uvslurm_dfl[@]}" "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}" <&0 &
+      _uvslurm_child=$!
+      for _uvslurm_sig in HUP INT QUIT TERM USR1 USR2; do
+        # shellcheck disable=SC2064 # the signal and the pid are fixed here
+        trap "kill -$_uvslurm_sig $_uvslurm_child 2>/dev/null" "$_uvslurm_sig"
+      done
+      # a trapped signal ends a wait early: wait again while the command runs
+      while kill -0 "$_uvslurm_child" 2>/dev/null; do wait "$_uvslurm_child"; done
+      wait "$_uvslurm_child"
+      _uvslurm_rc=$?
+    fi
     _uvslurm_umount
     exit "$_uvslurm_rc"
     ;;
