@@ -286,6 +286,23 @@ def python_check(uv: str, project: Project) -> Check:
     )
 
 
+def image_check(config: Config) -> Check:
+    """Can venv images be made and mounted here (image = "squashfs" / "auto")?"""
+    setting = str(config.get("image", "none"))
+    chosen = nodeenv.image_value(config)
+    tools = [t for t in ("mksquashfs", "squashfuse", "unsquashfs") if not shutil.which(t)]
+    fuse = os.access("/dev/fuse", os.R_OK | os.W_OK)
+    can = "squashfs images can be made and mounted here" if not tools and fuse else (
+        f"squashfs images cannot be mounted here ({'missing ' + ', '.join(tools) if tools else '/dev/fuse not usable by this user'})"
+    )  # fmt: skip
+    detail = f"{setting}" + (f" (= {chosen})" if setting == "auto" else "") + f"; {can}"
+    if chosen == "squashfs" and tools:
+        return Check(
+            "warn", "image", detail, 'install squashfs-tools and squashfuse, or set image = "none"'
+        )
+    return Check("ok", "image", detail)
+
+
 def checks(cwd: Path, project_dir: str | None) -> list[Check]:
     project, config = load(cwd, project_dir)
     out = slurm_checks()
@@ -297,6 +314,7 @@ def checks(cwd: Path, project_dir: str | None) -> list[Check]:
     if uv:
         out.append(uv_cache_check(uv, depot))
     out += node_local_checks(config, depot)
+    out.append(image_check(config))
     out += prolog_checks()
     if uv and project:
         out.append(python_check(uv, project))
