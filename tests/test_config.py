@@ -75,3 +75,34 @@ def test_broken_toml_is_one_clear_error(tmp_path: Path) -> None:
     f.write_text("[sbatch\n")
     with pytest.raises(UvslurmError, match="invalid TOML"):
         sources.read_toml(f)
+
+
+def test_config_command_shows_every_setting_and_where_it_came_from(
+    isolated_user: Path, project: Path
+) -> None:
+    import json
+
+    from conftest import uvslurm
+
+    (isolated_user / "site-config.toml").write_text('[sbatch]\npartition = "cpu"\ntime = "10"\n')
+    user = isolated_user / "config" / "uvslurm" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('node-local = "never"\n[sbatch]\ntime = "1:00:00"\n')
+    with (project / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.uvslurm]\nimage = "tar.zst"\n[tool.uvslurm.profiles.gpu]\ngpus = 1\n')
+    r = uvslurm("config", "--json", cwd=project, env={"UVSLURM_OFFLINE": "true"})
+    assert r.returncode == 0, r.stderr
+    got = {k: (v["value"], v["source"]) for k, v in json.loads(r.stdout).items()}
+    assert got["sbatch.partition"] == ("cpu", str(isolated_user / "site-config.toml"))
+    assert got["sbatch.time"] == ("1:00:00", str(user))
+    assert got["node-local"] == ("never", str(user))
+    pyproject = f"{project / 'pyproject.toml'} [tool.uvslurm]"
+    assert got["image"] == ("tar.zst", pyproject)
+    assert got["profiles.gpu.gpus"] == (1, pyproject)
+    assert got["offline"] == (True, "environment (UVSLURM_OFFLINE)")
+    assert got["depot"] == (str(isolated_user / "scratch" / "uvslurm"), "default ($SCRATCH)")
+    assert got["fingerprint.modules"] == (True, "default")
+    # the table for people names the same sources, and the files that were considered
+    human = uvslurm("config", cwd=project, env={"UVSLURM_OFFLINE": "true", "COLUMNS": "300"})
+    assert "environment (UVSLURM_OFFLINE)" in human.stdout
+    assert f"user: {user}" in human.stdout and "(none)" not in human.stdout.split("user:")[1]
