@@ -465,7 +465,7 @@ _uvslurm_mount() {
   t=${EPOCHREALTIME/[.,]/}
   mkdir "$mnt" 2>/dev/null || return 1
   if ! squashfuse "$1" "$mnt" 2>/dev/null || ! _uvslurm_ready "$mnt"; then
-    fusermount -u "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
+    _uvslurm_fuse_off "$mnt"
     rmdir "$mnt" 2>/dev/null
     return 1
   fi
@@ -475,9 +475,12 @@ _uvslurm_mount() {
   _uvslurm_venv=$mnt
 }
 
+# _uvslurm_fuse_off [-z] DIR: unmount a FUSE mount of this user (fuse 2 or fuse 3 tools)
+_uvslurm_fuse_off() { { fusermount -u "$@" || fusermount3 -u "$@"; } 2>/dev/null; }
+
 _uvslurm_umount() {
   [ -n "${_uvslurm_mnt:-}" ] || return 0
-  { fusermount -u "$_uvslurm_mnt" || fusermount3 -u "$_uvslurm_mnt"; } 2>/dev/null && rmdir "$_uvslurm_mnt" 2>/dev/null
+  _uvslurm_fuse_off "$_uvslurm_mnt" && rmdir "$_uvslurm_mnt" 2>/dev/null
   _uvslurm_mnt=""
 }
 
@@ -489,7 +492,7 @@ _uvslurm_unstale() {
     rmdir "$m" 2>/dev/null && continue
     # still mounted: the mount of a running job, or a dead one ("Transport endpoint is not connected")
     if ! stat "$m/" >/dev/null 2>&1; then
-      { fusermount -u -z "$m" || fusermount3 -u -z "$m"; } 2>/dev/null && rmdir "$m" 2>/dev/null
+      _uvslurm_fuse_off -z "$m" && rmdir "$m" 2>/dev/null
     fi
   done
 }
@@ -699,14 +702,13 @@ case ${UVSLURM_MODE:-run} in
   run)
     unset VIRTUAL_ENV
     # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-    if [ -z "${_uvslurm_mnt:-}" ]; then
-      exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
-    fi
+    _uvslurm_run=("$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
+    [ -n "${_uvslurm_mnt:-}" ] || exec "${_uvslurm_run[@]}"
     # A mounted image: this shell stays, to unmount it when the command ends.
     if [ -t 0 ]; then
       # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
       trap '_uvslurm_umount; exit 143' TERM
-      "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}"
+      "${_uvslurm_run[@]}"
       _uvslurm_rc=$?
     else
       # in a batch job: in the background, so that signals for the batch shell alone
@@ -714,7 +716,7 @@ case ${UVSLURM_MODE:-run} in
       # through. Background commands start with SIGINT and SIGQUIT ignored; env restores them.
       _uvslurm_dfl=()
       env --default-signal=INT true 2>/dev/null && _uvslurm_dfl=(env "--default-signal=INT,QUIT")
-      "${_uvslurm_dfl[@]}" "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}" <&0 &
+      "${_uvslurm_dfl[@]}" "${_uvslurm_run[@]}" <&0 &
       _uvslurm_child=$!
       for _uvslurm_sig in HUP INT QUIT TERM USR1 USR2; do
         # shellcheck disable=SC2064 # the signal and the pid are fixed here
