@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,28 @@ def missing_files(venv: Path) -> list[str]:
             if path and not (site / path).exists():
                 missing.append(path)
     return missing
+
+
+def log_text(path: Path) -> str:
+    """A job log as it is now ("" before the job has written it)."""
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_for(pred: Callable[[], object], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_text(log: Path, text: str, timeout: float) -> None:
+    """Wait until a running job's log holds `text`."""
+    try:
+        wait_for(lambda: text in log_text(log), timeout, f"{text!r} in {log}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it holds:\n{log_text(log)[-2000:]}") from None
 
 
 def files_under(path: Path) -> set[str]:

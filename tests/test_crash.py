@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, missing_files, uvslurm
+from conftest import Cluster, log_text, missing_files, uvslurm, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -45,21 +45,8 @@ def _uv_that_builds_slowly(tmp_path: Path, seconds: float) -> Path:
     return wrapper
 
 
-def _wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _gone(cluster: Cluster, job: str) -> bool:
     return not cluster.run("squeue", "-h", "-j", job).stdout.strip()
-
-
-def _text(p: Path) -> str:
-    return p.read_text(errors="replace") if p.exists() else ""
 
 
 def test_builder_killed_while_others_wait_a_waiter_takes_over(
@@ -74,28 +61,28 @@ def test_builder_killed_while_others_wait_a_waiter_takes_over(
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
     tasks = {i: logs / f"{i}.log" for i in range(4)}
-    _wait_for(lambda: any("SLOW-SYNC" in _text(p) for p in tasks.values()), 60, "a builder")
-    builder = next(i for i, p in tasks.items() if "SLOW-SYNC" in _text(p))
-    waiting = lambda: sum("waiting for another process" in _text(p) for p in tasks.values())  # noqa: E731
-    _wait_for(lambda: waiting() == 3, 60, "three waiters")
+    wait_for(lambda: any("SLOW-SYNC" in log_text(p) for p in tasks.values()), 60, "a builder")
+    builder = next(i for i, p in tasks.items() if "SLOW-SYNC" in log_text(p))
+    waiting = lambda: sum("waiting for another process" in log_text(p) for p in tasks.values())  # noqa: E731
+    wait_for(lambda: waiting() == 3, 60, "three waiters")
     assert cluster.run("scancel", "--signal=KILL", "--full", f"{job}_{builder}").returncode == 0
-    _wait_for(lambda: _gone(cluster, job), 120, "the array to end")
+    wait_for(lambda: _gone(cluster, job), 120, "the array to end")
 
-    assert "ready (" not in _text(tasks[builder]), "the killed builder never got to run"
+    assert "ready (" not in log_text(tasks[builder]), "the killed builder never got to run"
     others = [i for i in tasks if i != builder]
-    takers = [i for i in others if re.search(r"^uvslurm: built ", _text(tasks[i]), re.M)]
+    takers = [i for i in others if re.search(r"^uvslurm: built ", log_text(tasks[i]), re.M)]
     assert len(takers) == 1, "exactly one waiter took the build over"
     for i in others:
-        text = _text(tasks[i])
+        text = log_text(tasks[i])
         assert re.search(r"^VERIFY 0 ", text, re.M), text
         assert "ready (cold)" in text if i in takers else "ready (warm)" in text, text
 
 
 def _kill_job_at_random_moment(cluster: Cluster, job: str, log: Path, rng: random.Random) -> bool:
     """SIGKILL the job somewhere in its prolog; True if it was still preparing then."""
-    _wait_for(lambda: "uvslurm: fingerprint" in _text(log), 60, "the prolog to start")
+    wait_for(lambda: "uvslurm: fingerprint" in log_text(log), 60, "the prolog to start")
     time.sleep(rng.uniform(0, 0.5))
-    preparing = "ready (" not in _text(log)
+    preparing = "ready (" not in log_text(log)
     cluster.run("scancel", "--signal=KILL", "--full", job)
     return preparing
 
@@ -145,8 +132,8 @@ def test_kill_at_random_moments_of_cold_builds_on_the_cluster(
             hits["job"] += _kill_job_at_random_moment(cluster, job, log, rng)
         else:
             job = _submit(project, log, "verify.py", env={"UVSLURM_UV": str(killing_uv)})
-        _wait_for(lambda: _gone(cluster, job), 60, f"job {job} to end")  # noqa: B023
-        text = _text(log)
+        wait_for(lambda: _gone(cluster, job), 60, f"job {job} to end")  # noqa: B023
+        text = log_text(log)
         if trial >= 10:
             hits["builder"] += "KILLED-SYNC" in text
             # a killed sync is retried (offline, then with the network) or fails the job clearly
@@ -156,8 +143,8 @@ def test_kill_at_random_moments_of_cold_builds_on_the_cluster(
             assert missing_files(marker.parent) == [], f"trial {trial}: {marker.parent}"
         after = tmp_path / f"k{trial}-after.log"
         job = _submit(project, after, "verify.py")
-        _wait_for(lambda: _gone(cluster, job), 60, f"job {job} to end")  # noqa: B023
-        assert re.search(r"^VERIFY 0 ", _text(after), re.M), f"trial {trial}: {_text(after)}"
+        wait_for(lambda: _gone(cluster, job), 60, f"job {job} to end")  # noqa: B023
+        assert re.search(r"^VERIFY 0 ", log_text(after), re.M), f"trial {trial}: {log_text(after)}"
     print(f"kill trials: 20 run, killed mid-preparation: {hits}; 20 following jobs succeeded")
     assert hits["job"] >= 3 and hits["builder"] >= 3, f"too few kills hit a build: {hits}"
 
@@ -171,7 +158,7 @@ def test_sixteen_jobs_of_one_key_starting_together_on_cold_nodes_build_once(
     # 2 CPUs a task: 8 tasks fit on a node, so the array starts on both nodes at once
     r = uvslurm("submit", "--wait", "-a", "0-15", "-c", "2", "-o", f"{logs}/%a.log", "verify.py",
                 cwd=project)  # fmt: skip
-    texts = [_text(logs / f"{i}.log") for i in range(16)]
+    texts = [log_text(logs / f"{i}.log") for i in range(16)]
     assert r.returncode == 0, r.stderr + "".join(texts)
     assert sum(bool(re.search(r"^uvslurm: built ", t, re.M)) for t in texts) == 1, "one build"
     ran = [re.search(r"^VERIFY 0 \S+ (\S+)$", t, re.M) for t in texts]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, Cluster, files_under, uvslurm
+from conftest import HOSTILE_NAMES, Cluster, files_under, uvslurm, wait_for_text
 
 pytestmark = pytest.mark.slurm
 
@@ -195,10 +195,7 @@ def test_a_requeued_job_revalidates_and_succeeds(
     )
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
-    for _ in range(300):
-        if log.exists() and "RUN 0" in log.read_text():
-            break
-        time.sleep(0.2)
+    wait_for_text(log, "RUN 0", 60)
     assert cluster.run("scontrol", "requeue", job).returncode == 0
     # Slurm holds a requeued job back (BeginTime in the future); let it start now
     for _ in range(100):
@@ -206,12 +203,8 @@ def test_a_requeued_job_revalidates_and_succeeds(
             cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
             break
         time.sleep(0.2)
-    for _ in range(600):
-        if "RUN 1" in log.read_text():
-            break
-        time.sleep(0.2)
+    wait_for_text(log, "RUN 1", 120)
     text = log.read_text()
-    assert "RUN 1" in text, text
     assert len(READY.findall(text)) == 2, "the prolog ran again on the restarted job"
     assert READY.findall(text)[-1][0] in ("warm", "placed")
 
@@ -357,14 +350,7 @@ def test_a_signal_for_the_batch_shell_reaches_the_program(
                 env={"UVSLURM_IMAGE": image})  # fmt: skip
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
-    for _ in range(300):
-        if log.exists() and "READY" in log.read_text():
-            break
-        time.sleep(0.1)
+    wait_for_text(log, "READY", 30)
     assert ("mounted the image" in log.read_text()) == (image == "squashfs")
     assert cluster.run("scancel", "--signal=USR1", "--batch", job).returncode == 0
-    for _ in range(100):
-        if "GOT USR1" in log.read_text():
-            break
-        time.sleep(0.1)
-    assert "GOT USR1" in log.read_text(), log.read_text()
+    wait_for_text(log, "GOT USR1", 10)

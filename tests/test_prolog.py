@@ -321,6 +321,18 @@ def test_an_incomplete_venv_is_never_published(project: Path, tmp_path: Path) ->
     assert not list(depot.glob("*/*/.uvslurm-ready"))
 
 
+def _depot_with_image(project: Path, tmp_path: Path, image: str) -> tuple[Path, Path, Path]:
+    """(depot, an empty node-local dir, the venv) after a cold build with `image`."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    built = prolog(project, depot, UVSLURM_IMAGE=image)
+    assert built.returncode == 0, built.stderr
+    assert "packed the image" in built.stderr
+    venv = Path(built.stdout.strip())
+    assert (venv.parent / f"{venv.name}.{image}").is_file(), built.stderr
+    return depot, local, venv
+
+
 def _fuse_usable() -> bool:
     return bool(shutil.which("squashfuse")) and os.access("/dev/fuse", os.R_OK | os.W_OK)
 
@@ -330,12 +342,7 @@ def test_squashfs_image_is_mounted_for_the_job_and_unpacked_where_it_cannot_be(
 ) -> None:
     if not shutil.which("mksquashfs") or not shutil.which("unsquashfs"):
         pytest.skip("needs squashfs-tools")
-    depot, local = tmp_path / "depot", tmp_path / "local"
-    local.mkdir()
-    built = prolog(project, depot, UVSLURM_IMAGE="squashfs")
-    assert built.returncode == 0, built.stderr
-    venv = Path(built.stdout.strip())
-    assert (venv.parent / f"{venv.name}.squashfs").is_file(), built.stderr
+    depot, local, _ = _depot_with_image(project, tmp_path, "squashfs")
 
     # `uvslurm prepare` (its result outlives it): unpacked onto node-local disk
     placed = prolog(project, depot, UVSLURM_IMAGE="squashfs", UVSLURM_NODE_LOCAL=str(local))
@@ -373,13 +380,7 @@ def test_squashfs_image_is_mounted_for_the_job_and_unpacked_where_it_cannot_be(
 def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path) -> None:
     if not shutil.which("strace") or not shutil.which("zstd"):
         pytest.skip("needs strace and zstd")
-    depot, local = tmp_path / "depot", tmp_path / "local"
-    local.mkdir()
-    built = prolog(project, depot, UVSLURM_IMAGE="tar.zst")
-    assert built.returncode == 0, built.stderr
-    assert "packed the image" in built.stderr
-    venv = Path(built.stdout.strip())
-    assert (venv.parent / f"{venv.name}.tar.zst").is_file()
+    depot, local, venv = _depot_with_image(project, tmp_path, "tar.zst")
     assert list(venv.rglob("*.pyc")), "bytecode compiled once at build time"
     counts = {}
     for image in ("tar.zst", "none"):
