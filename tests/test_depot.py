@@ -220,7 +220,8 @@ def test_gc_removes_what_killed_builders_left_but_not_a_live_builds(
     root = tmp_path / "depot"
     venv = _build(project, root)
     pdir, key = venv.parent, venv.name
-    dead = pdir / f".{key[:-1]}x.build-n1-4242"  # its builder was killed: nobody holds its lock
+    other = key[:-1] + ("0" if key[-1] != "0" else "1")  # another key of the depot's grammar
+    dead = pdir / f".{other}.build-n1-4242"  # its builder was killed: nobody holds its lock
     live = pdir / ".aaaaaaaaaaaa-bbbbbbbb.build-n2-77"
     trash = pdir / f".{key}.trash-999"
     for d in (dead, live, trash):

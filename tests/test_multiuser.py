@@ -67,10 +67,12 @@ class User:
         return text
 
     def venv_key(self, project: Path) -> str:
-        """The key a job of this user on PROJECT will use (what an attacker could work out)."""
+        """The name of the node-local copy a job of this user on PROJECT will use,
+        <project id>-<key> (what an attacker could work out)."""
         r = self.run("uvslurm", "fingerprint", "--json", cwd=project)
         assert r.returncode == 0, r.stderr
-        return Path(json.loads(r.stdout)["venv"]).name
+        venv = Path(json.loads(r.stdout)["venv"])
+        return f"{venv.parent.name}-{venv.name}"
 
 
 def ready_venv(log_text: str) -> tuple[str, Path]:
@@ -267,7 +269,7 @@ def test_each_user_gets_a_private_node_local_dir_and_its_own_depot(
         if not stat.S_ISLNK(st.st_mode) and not (p.name == ".lock" and st.st_size == 0):
             assert not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH), f"{p} is writable by others"
     # and the attacker, trying for real, can neither read nor write anything of it
-    depot_venv = next(victim.depot.glob(f"*/{v_venv.name}"))
+    depot_venv = next(victim.depot.glob(f"*/{v_venv.name[-21:]}"))
     keys = depot_venv.parent / ".keys"
     assert keys.is_file()
     probe = """
@@ -315,7 +317,7 @@ def test_directory_planted_in_shared_tmp_is_never_used(
     before = snapshot(lure)
     log = victim.submit(proj, victim.home / "logs" / "planted.log", str(shared))
     _, venv = ready_venv(log)
-    assert venv.name == key, "the fake venv was planted for another key: the test proves nothing"
+    assert f"{venv.parent.name}-{venv.name}" == key, "the fake venv was planted for another key"
     assert venv.is_relative_to(victim.depot), log
     assert program_prefix(log) == venv
     assert re.search(rf"^uvslurm: warning: {re.escape(str(lure))}\b.*not using it", log, re.M), log
@@ -353,7 +355,7 @@ def test_symlink_planted_in_shared_tmp_is_never_followed(
     log = victim.submit(proj, victim.home / "logs" / f"symlink-{owner}.log", str(shared))
     _, venv = ready_venv(log)
     assert venv.is_relative_to(victim.depot), log
-    assert venv.name == key
+    assert f"{venv.parent.name}-{venv.name}" == key
     assert program_prefix(log) == venv
     assert re.search(rf"^uvslurm: warning: {re.escape(str(lure))}\b.*not using it", log, re.M), log
     assert snapshot(target) == before, "the victim's job followed the planted symlink"

@@ -79,7 +79,9 @@ def test_node_local_placement_then_warm(project: Path, tmp_path: Path) -> None:
     warm = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
     assert ready_state(warm.stderr) == "warm"
     # the parallel copy is complete: same files, links and modes as the depot venv
-    depot_venv = next(depot.glob(f"*/{venv.name}"))
+    # node-local copies are named <project id>-<key>, the depot's <project id>/<key>
+    assert venv.name == f"{project_id(str(project))}-{venv.name[-21:]}"
+    depot_venv = depot / project_id(str(project)) / venv.name[-21:]
 
     def tree(root: Path) -> dict[str, tuple[int, str]]:
         return {

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from uvslurm import sbatch_options as so
 from uvslurm.errors import UsageError
@@ -56,10 +58,37 @@ def test_mem_values(value: str, ok: bool) -> None:
             so.validate("mem", value)
 
 
-def test_values_that_an_sbatch_line_cannot_carry_are_refused() -> None:
-    for bad in ("a\nb", 'a"b'):
-        with pytest.raises(UsageError):
-            so.validate("job-name", bad)
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "tab\there", "nul\x00", "", "esc\x1b[0m"])
+def test_values_that_an_sbatch_line_cannot_carry_are_refused(bad: str) -> None:
+    with pytest.raises(UsageError, match=r"^--job-name: invalid value"):
+        so.validate("job-name", bad)
+
+
+# what Slurm's own #SBATCH tokenizer treats specially: quotes of both kinds, backslash, '#',
+# whitespace; each must come back verbatim (tests/test_jobs.py checks this with real sbatch)
+SLURM_SPECIAL = ["run#5", "it's", 'say "hi"', "back\\slash", "a b", "#", "'", '"', "\\", "x\\\"#'y"]
+
+
+@pytest.mark.parametrize("value", SLURM_SPECIAL)
+def test_render_quotes_what_slurm_would_read_differently(value: str) -> None:
+    line = so.render("comment", so.validate("comment", value))  # type: ignore[arg-type]
+    assert "\n" not in line
+    assert so.parse_directive_line(line) == {"comment": value}
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1))
+def test_any_printable_value_survives_the_slurm_tokenizer(value: str) -> None:
+    line = so.render("comment", so.validate("comment", value))  # type: ignore[arg-type]
+    assert so.directive_tokens(line.split("#SBATCH", 1)[1]) == [f"--comment={value}"]
+
+
+def test_slurm_tokenizer_follows_sbatch_not_posix_shell() -> None:
+    # an unquoted '#' ends the line; '\'' quotes as '"' does; a backslash escapes in quotes too
+    assert so.directive_tokens(" --comment=run#5 -t 10") == ["--comment=run"]
+    assert so.directive_tokens(" -J 'a b' -t 10") == ["-J", "a b", "-t", "10"]
+    assert so.directive_tokens(' -J "a\\"b"') == ["-J", 'a"b']
+    with pytest.raises(UsageError, match="unmatched"):
+        so.directive_tokens(" -J 'open")
 
 
 def test_directive_line_parsing_short_long_and_flags() -> None:
@@ -70,6 +99,7 @@ def test_directive_line_parsing_short_long_and_flags() -> None:
 
 def test_render_quotes_whitespace_for_sbatch() -> None:
     assert so.render("job-name", "my job") == '#SBATCH --job-name="my job"'
+    assert so.render("job-name", "plain") == "#SBATCH --job-name=plain"
     assert so.render("exclusive", True) == "#SBATCH --exclusive"
 
 

@@ -188,6 +188,15 @@ def build_parser() -> Parser:
     cfg.add_argument("--project", metavar="DIR")
     cfg.set_defaults(module="config_cmd")
 
+    tr = sub.add_parser(
+        "trust",
+        parents=[common],
+        help="allow this project's settings that run programs (uv, fingerprint.commands)",
+    )
+    tr.add_argument("directory", nargs="?", metavar="DIR", help="project directory (default: here)")
+    tr.add_argument("--revoke", action="store_true", help="forget the project instead")
+    tr.set_defaults(module="trust_cmd")
+
     t = sub.add_parser(
         "template", parents=[common], help="write an #SBATCH header template (cpu, gpu, array, mpi)"
     )

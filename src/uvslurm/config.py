@@ -7,6 +7,8 @@ environment happens in `sources.py`.
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,3 +144,35 @@ def merge(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Config:
                 value = value == "true"
             settings[key] = Setting(value, source)
     return Config(settings)
+
+
+_VAR = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<name>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_path(key: str, value: str, source: str, environ: Mapping[str, str]) -> str:
+    """A path setting with `~` and `$VAR`/`${VAR}` expanded. An unset or empty variable, or a
+    path that is still relative, is an error naming the setting and where it came from: a
+    literal `$UNSET` directory inside the project, or a path relative to wherever a job
+    starts, is never what was meant."""
+
+    def var(m: re.Match[str]) -> str:
+        name = m.group("braced") if m.group("braced") is not None else m.group("name")
+        if not environ.get(name):
+            raise UvslurmError(
+                f"{key} = {value!r} (from {source}): ${name} is not set",
+                f"set {name}, or write the path out in {source}",
+            )
+        return environ[name]
+
+    # a value from the environment or the command line was expanded by the shell already: a
+    # '$' left in it is part of the path
+    literal = source in ("environment", "command line")
+    expanded = value if literal else _VAR.sub(var, value)
+    if expanded.startswith("~") and not literal:
+        expanded = os.path.expanduser(expanded)
+    if not expanded.startswith("/"):
+        raise UvslurmError(
+            f"{key} = {value!r} (from {source}) is not an absolute path",
+            f"write it as an absolute path in {source}",
+        )
+    return os.path.normpath(expanded)

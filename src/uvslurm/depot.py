@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uvslurm import names
 from uvslurm.nodeenv import project_id
 
 MARKER = ".uvslurm-ready"
@@ -29,10 +30,7 @@ USED = ".uvslurm-used"
 IMAGES = (".squashfs", ".tar.zst")  # a venv's single-file image, next to its directory
 UV_LOCK = ".lock"  # uv's own lock inside a venv, held while it installs
 DAY = 86400.0
-# a builder's private directory, and what a builder or gc renamed away to delete
-_BUILD = re.compile(r"^\.(?P<key>.+)\.build-.+$")
-_TRASH = re.compile(r"^\.(?P<key>.+)\.trash-.+$")
-_PACK = re.compile(r"^(?P<key>[^.].*)\.(?:squashfs|tar\.zst)\.tmp-\d+$")
+_BUILD, _TRASH, _PACK = names.BUILD, names.TRASH, names.PACK
 
 
 @dataclass(frozen=True)
@@ -119,16 +117,29 @@ def _last_used(venv: Path, interactive: bool) -> float:
     return (max(found) if interactive else found[0]) / 1e9
 
 
+def _ours(path: Path) -> bool:
+    """A real directory (not a symlink) of this user's: what uvslurm may look into or remove."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
 def _project_dirs(root: Path) -> list[Path]:
+    """The project directories of the depot: names of its grammar only."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in root.iterdir() if names.PROJECT_DIR.match(p.name) and _ours(p))
 
 
 def venvs(root: Path) -> Iterator[Venv]:
     """Every venv of the depot: job and interactive ones, and directories left incomplete."""
     for pdir in _project_dirs(root):
-        entries = sorted(p for p in pdir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        entries = sorted(
+            p for p in pdir.iterdir()
+            if (names.JOB_VENV.match(p.name) or names.SHELL_VENV.match(p.name)) and _ours(p)
+        )  # fmt: skip
         markers = {e: read_marker(e) for e in entries if not e.name.startswith("shell-")}
         # an interactive venv has no marker: a job venv of the same project names the project
         known = next((m.project for m in markers.values() if m and m.project), "")
@@ -274,8 +285,10 @@ def leftovers(root: Path, older_than_days: float, now: float | None = None) -> l
     for pdir in _project_dirs(root):
         out += _project_leftovers(pdir)
     for wheels in sorted((root / ".wheels").glob("*")) if (root / ".wheels").is_dir() else []:
+        if not (names.WHEEL_PKG.match(wheels.name) and _ours(wheels)):
+            continue
         for p in sorted(wheels.iterdir()):
-            m = _BUILD.match(p.name)
+            m = names.WHEEL_BUILD.match(p.name)
             if m:
                 lock = wheels / f"{m['key']}.lock"
                 out.append(Leftover(p, "a killed wheel build", lock))
@@ -291,8 +304,8 @@ def leftovers(root: Path, older_than_days: float, now: float | None = None) -> l
 
 def _project_leftovers(pdir: Path) -> list[Leftover]:
     out: list[Leftover] = []
-    names = {p.name for p in pdir.iterdir()}
-    for name in sorted(names):
+    present = {p.name for p in pdir.iterdir()}
+    for name in sorted(present):
         path = pdir / name
         if m := _BUILD.match(name):
             out.append(Leftover(path, "a killed build", pdir / f"{m['key']}.lock"))
@@ -302,10 +315,10 @@ def _project_leftovers(pdir: Path) -> list[Leftover]:
             out.append(
                 Leftover(path, "an image a killed build was packing", pdir / f"{m['key']}.lock")
             )
-        elif name.endswith(".lock") and not name.startswith("."):
-            key = name[: -len(".lock")]
-            building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in names)
-            if key not in names and not building:
+        elif m := names.KEY_LOCK.match(name):
+            key = m["key"]
+            building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in present)
+            if key not in present and not building:
                 out.append(Leftover(path, "a lock without its venv", path))
     return out
 
@@ -351,8 +364,8 @@ def wheel_dirs(root: Path) -> Iterator[WheelDir]:
     base = root / ".wheels"
     if not base.is_dir():
         return
-    for pkg in sorted(p for p in base.iterdir() if p.is_dir()):
-        for fp in sorted(p for p in pkg.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for pkg in sorted(p for p in base.iterdir() if names.WHEEL_PKG.match(p.name) and _ours(p)):
+        for fp in sorted(p for p in pkg.iterdir() if names.FINGERPRINT.match(p.name) and _ours(p)):
             stamp = _mtime_ns(fp / USED) or _mtime_ns(fp) or 0
             yield WheelDir(fp, stamp / 1e9)
 

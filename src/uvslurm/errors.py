@@ -25,6 +25,10 @@ class UvslurmError(Exception):
         return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
+class TrustError(UvslurmError):
+    """Configuration or a project that another user could have written (exit code 1)."""
+
+
 class UsageError(UvslurmError):
     """Bad command line or option value: exit code 2."""
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from uvslurm import paths, proc
-from uvslurm.config import Config
+from uvslurm.config import Config, expand_path
 from uvslurm.errors import PrepareError, UsageError, UvslurmError
 from uvslurm.project import Project
 
@@ -92,9 +92,12 @@ def sync_args(
 
 
 def depot_root(config: Config) -> Path:
-    configured = config.get("depot")
-    raw = os.path.expandvars(os.path.expanduser(configured)) if configured else None
-    return Path(raw) if raw else paths.default_depot(os.environ)
+    """The configured depot, expanded (UvslurmError when it names an unset variable or is
+    relative), else the default."""
+    setting = config.settings.get("depot")
+    if setting is None or not setting.value:
+        return paths.default_depot(os.environ)
+    return Path(expand_path("depot", str(setting.value), setting.source, os.environ))
 
 
 def offline_value(config: Config) -> str:
@@ -177,9 +180,10 @@ def run_prolog(settings: NodeSettings, mode: str) -> str:
     import subprocess
 
     env = {**os.environ, **settings.environ(mode)}
-    # the prolog would create it with the umask's mode; one it cannot create, it reports
+    # a depot that is not this user's, or not uvslurm's, is refused here with the reason; one
+    # that cannot be created, the prolog reports
     with contextlib.suppress(OSError):
-        paths.ensure_private_dir(Path(settings.depot))
+        paths.ensure_depot(Path(settings.depot))
     p = subprocess.run(
         ["bash", prolog_path()], env=env, stdout=subprocess.PIPE, text=True, check=False
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+from uvslurm import names, safety
+from uvslurm.errors import UvslurmError
 
 APP = "uvslurm"
 SITE_CONFIG = Path("/etc/uvslurm/config.toml")
@@ -23,20 +28,91 @@ def default_depot(environ: os._Environ[str] | dict[str, str]) -> Path:
     """$SCRATCH/uvslurm when the site has a scratch area, else the user cache dir."""
     scratch = environ.get("SCRATCH")
     if scratch:
+        if not scratch.startswith("/"):
+            raise UvslurmError(
+                f"SCRATCH={scratch!r} is not an absolute path (the default depot is $SCRATCH/uvslurm)",
+                "set SCRATCH to an absolute path, or set `depot`",
+            )
         return Path(scratch) / APP
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP))
 
 
-def ensure_private_dir(path: Path) -> None:
-    """Create the depot `path` if it is missing, mode 0700: what it holds (project names, venvs,
-    remembered keys) is its user's alone, even under a world-readable $SCRATCH. Missing parents
-    get the umask's modes; an existing directory keeps its mode (a site may share one)."""
-    if path.is_dir():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.mkdir(mode=0o700, exist_ok=True)
+def ensure_depot(path: Path) -> None:
+    """Create the depot `path` if it is missing: mode 0700 (what it holds is its user's alone,
+    even under a world-readable $SCRATCH), with the marker that makes it uvslurm's to clean.
+    An existing one must be this user's, closed to other writers, and uvslurm's: a directory
+    of other files (`depot = "$SCRATCH"` by mistake) is refused, not adopted."""
+    if not path.is_absolute():
+        raise UvslurmError(f"the depot {path} is not an absolute path", "set `depot` to one")
+    if not os.path.lexists(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # FileExistsError: made by a job or command at the same moment
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+    check_depot(path, adopt=True)
+
+
+def depot_problem(path: Path) -> UvslurmError | None:
+    """Why the existing directory `path` cannot be a depot: it is not this user's, others can
+    write into it, or it holds files uvslurm did not make and has no depot marker."""
+    why = safety.why_not_private(path)
+    if why:
+        return UvslurmError(
+            f"the depot is not safe to use: {why}",
+            "set `depot` (or UVSLURM_DEPOT) to a directory of your own that others cannot "
+            "write, e.g. $SCRATCH/uvslurm",
+        )
+    if (path / names.DEPOT_MARKER).is_file():
+        return None
+    foreign = sorted(n for n in os.listdir(path) if not names.is_depot_entry(n))
+    if foreign:
+        return UvslurmError(
+            f"{path} is not a uvslurm depot (it holds {foreign[0]!r}, which uvslurm did not "
+            f"make, and no {names.DEPOT_MARKER} marker)",
+            f"set `depot` to a directory of its own, e.g. {path / APP}",
+        )
+    return None
+
+
+def check_depot(path: Path, adopt: bool = True) -> None:
+    """UvslurmError unless `path` is a usable depot (see depot_problem). A directory without the
+    marker that holds only names of the depot's grammar (empty, or a depot of an earlier
+    uvslurm) gets it."""
+    problem = depot_problem(path)
+    if problem:
+        raise problem
+    marker = path / names.DEPOT_MARKER
+    if adopt and not marker.is_file():
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write("uvslurm depot\n")
+
+
+def private_tmpdir(environ: Mapping[str, str]) -> str | None:
+    """A TMPDIR for uv on this node: uv keeps lock files there (uv-<hash>.lock, mode 0666),
+    and in a shared /tmp another user can hold one to hang our uv calls. None when TMPDIR is
+    already this user's alone; else <TMPDIR>/uvslurm-<uid>/tmp, made 0700 (None if that is
+    not possible). The prolog does the same on compute nodes."""
+    base = Path(environ.get("TMPDIR") or "/tmp")
+    try:
+        st = os.stat(base)
+    except OSError:
+        return None
+    if st.st_uid == os.geteuid() and not st.st_mode & (0o022 | 0o1000) and os.path.isdir(base):
+        return None
+    d = base / f"uvslurm-{os.geteuid()}"
+    for sub in (d, d / "tmp"):
+        try:
+            sub.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+        if safety.why_not_private(sub):
+            return None
+    return str(d / "tmp")
 
 
 def state_dir() -> Path:

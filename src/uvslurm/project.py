@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm.errors import UvslurmError
+from uvslurm import safety, trust
+from uvslurm.errors import TrustError, UvslurmError
 from uvslurm.sources import read_toml
 
 
@@ -40,14 +41,33 @@ class Project:
 
 def find_project(start: Path, explicit: bool = False) -> Project:
     """The nearest directory upward from `start` holding a pyproject.toml (or `start` itself
-    when the user named it with --project)."""
+    when the user named it with --project). The search never climbs above a directory that
+    another user could change, and a project found is used only if it is the user's own
+    (see `checked`)."""
     start = start.resolve()
     candidates = [start] if explicit else [start, *start.parents]
     for d in candidates:
         f = d / "pyproject.toml"
         if f.is_file():
-            return Project(d, read_toml(f))
-    where = f"in {start}" if explicit else f"in {start} or any parent directory"
+            return checked(d)
+        if not explicit and safety.why_not_private(d):
+            # what is above a directory of someone else's was not put there by this user
+            break
+    where = f"in {start}" if explicit else f"in {start} or the parent directories that are yours"
     raise UvslurmError(
         f"no pyproject.toml {where}", "run from inside a uv project or pass --project DIR"
     )
+
+
+def checked(root: Path) -> Project:
+    """The project at `root`, if nobody but this user could have written its pyproject.toml,
+    or the user trusted it with `uvslurm trust` (TrustError otherwise)."""
+    f = root / "pyproject.toml"
+    if not trust.is_trusted(root):
+        why = safety.why_not_private(root) or safety.why_not_trusted_file(f, parents=False)
+        if why:
+            raise TrustError(
+                f"not using the project in {root}: {why}",
+                f"if you trust it, run `uvslurm trust {root}`",
+            )
+    return Project(root, read_toml(f))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-import shlex
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.util import find_spec
@@ -97,6 +97,11 @@ def canonical(name: str) -> str:
     )
 
 
+# control characters (newline, tab, escape, NUL), line and paragraph separators, lone surrogates
+# (undecodable file names): none can stand in an #SBATCH line as one value
+_UNSAFE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
 def validate(name: str, value: str | bool) -> str | bool:
     """Check one option's value; returns it normalised (str, or True for a flag)."""
     if name in FLAGS:
@@ -108,8 +113,11 @@ def validate(name: str, value: str | bool) -> str | bool:
     if isinstance(value, bool):
         raise UsageError(f"--{name} needs a value")
     value = str(value)
-    if value == "" or "\n" in value or '"' in value:
-        raise UsageError(f"--{name}: invalid value {value!r}", "no empty value, newline or '\"'")
+    if value == "" or any(unicodedata.category(c) in _UNSAFE for c in value):
+        raise UsageError(
+            f"--{name}: invalid value {value!r}",
+            "no empty value, newline or other control character",
+        )
     check = _CHECKS.get(name)
     if check and not check[0].match(value):
         raise UsageError(f"--{name}: invalid value '{value}'", check[1])
@@ -156,19 +164,63 @@ def parse_directive_args(tokens: Iterable[str]) -> dict[str, str | bool]:
 def parse_directive_line(line: str) -> dict[str, str | bool]:
     """One `#SBATCH ...` line (sbatch's own parser stops at a '#' comment after the options)."""
     body = line.split("#SBATCH", 1)[1]
-    try:
-        tokens = shlex.split(body, comments=True)
-    except ValueError as e:
-        raise UsageError(f"cannot parse '{line.strip()}': {e}") from e
-    return parse_directive_args(tokens)
+    return parse_directive_args(directive_tokens(body, line))
+
+
+def directive_tokens(body: str, line: str = "") -> list[str]:
+    """The arguments of one #SBATCH line as sbatch itself splits them (sbatch/opt.c,
+    _get_argument): whitespace separates, '"' or '\'' quote up to the same character, '\\'
+    escapes the next character (inside quotes too), an unquoted '#' ends the line."""
+    tokens: list[str] = []
+    current: list[str] | None = None
+    quote, escaped = "", False
+    for c in body:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+            current = current if current is not None else []
+            continue
+        elif quote:
+            if c == quote:
+                quote = ""
+                continue
+        elif c in "\"'":
+            quote = c
+            current = current if current is not None else []
+            continue
+        elif c == "#":
+            break
+        elif c in " \t\n\v\f\r":  # C's isspace() on the line's bytes, not Unicode's
+            if current is not None:
+                tokens.append("".join(current))
+                current = None
+            continue
+        current = current if current is not None else []
+        current.append(c)
+    if quote:
+        raise UsageError(f"cannot parse '{(line or body).strip()}': unmatched {quote}")
+    if current is not None:
+        tokens.append("".join(current))
+    return tokens
+
+
+# characters Slurm's #SBATCH tokenizer treats specially outside quotes: whitespace ends the
+# argument, an unquoted '#' starts a comment, '"' and '\'' open quotes, '\\' escapes
+_SPECIAL = frozenset(" \t\"'#\\")
+
+
+def quote_directive(text: str) -> str:
+    """`text` as sbatch's #SBATCH tokenizer (sbatch/opt.c, _get_argument) reads it back verbatim:
+    inside double quotes, with '\\' and '"' escaped by a backslash (the tokenizer honours the
+    escape inside quotes too). Plain values stay as they are, for the reader."""
+    if not any(c in _SPECIAL for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def render(name: str, value: str | bool) -> str:
-    """One `#SBATCH` line. sbatch reads these lines with its own tokenizer, which honours double
-    quotes; values with whitespace are quoted that way (values with '"' are refused earlier)."""
+    """One `#SBATCH` line (values were validated: no newline or control character)."""
     if value is True:
         return f"#SBATCH --{name}"
-    text = str(value)
-    if any(c.isspace() for c in text):
-        text = f'"{text}"'
-    return f"#SBATCH --{name}={text}"
+    return f"#SBATCH --{name}={quote_directive(str(value))}"

@@ -34,6 +34,10 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # an activated venv on the login node must not leak into uv's idea of the project env
     env.pop("VIRTUAL_ENV", None)
+    # uv's lock files in a shared /tmp could be held by another user (see paths.private_tmpdir)
+    tmp = paths.private_tmpdir(env)
+    if tmp:
+        env["TMPDIR"] = tmp
     env.update(extra or {})
     return env
 
@@ -73,7 +77,7 @@ def prefetch(
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
     if stamp.exists():
         return False
-    paths.ensure_private_dir(depot)
+    paths.ensure_depot(depot)
     stamps.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
     try:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import depot, nodeenv, sources
+from uvslurm import depot, names, nodeenv, paths, sources
 from uvslurm.errors import UvslurmError
 from uvslurm.project import find_project
 
@@ -225,9 +224,8 @@ def _project_dir(root: Path, project: str | None, cwd: Path) -> tuple[Path, str]
         return root / nodeenv.project_id(path), path
     candidate = (cwd / project).resolve()
     if (candidate / "pyproject.toml").is_file():
-        path = str(find_project(candidate, explicit=True).root)
-        return root / nodeenv.project_id(path), path
-    if os.sep not in project and (root / project).is_dir():
+        return root / nodeenv.project_id(str(candidate)), str(candidate)
+    if names.PROJECT_DIR.match(project) and (root / project).is_dir():
         return root / project, project
     return root / nodeenv.project_id(str(candidate)), str(candidate)
 
@@ -256,6 +254,9 @@ def run(ns: argparse.Namespace, cwd: Path) -> int:
     if ns.depot_cmd == "path":
         print(root)
         return 0
+    if root.is_dir() or root.is_symlink():
+        # list, gc and rm look only into a depot of this user's that uvslurm made
+        paths.check_depot(root, adopt=True)
     if ns.depot_cmd == "list":
         return list_cmd(root, ns.json)
     if ns.depot_cmd == "gc":

@@ -12,9 +12,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from uvslurm import nodeenv
+from uvslurm import nodeenv, paths, sources
 from uvslurm.commands.config_cmd import load
 from uvslurm.config import Config
+from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
 
 # what the prolog treats as a network filesystem (never node-local): keep in step with
@@ -173,6 +174,9 @@ def depot_check(depot: Path) -> Check:
     ok_write = writable(depot) if exists else writable(existing(depot))
     where = f"{depot} ({kind}; {gib:.0f} GiB and {inodes:,} inodes free"
     where += ")" if exists else "; created by the first job)"
+    problem = paths.depot_problem(depot) if exists else None
+    if problem:
+        return Check("fail", "depot", f"{where}: {problem.message}", problem.hint)
     if not ok_write:
         return Check("fail", "depot", where + ": not writable",
                      "set `depot` (or UVSLURM_DEPOT) to a directory of yours on scratch")  # fmt: skip
@@ -304,12 +308,21 @@ def image_check(config: Config) -> Check:
 
 
 def checks(cwd: Path, project_dir: str | None) -> list[Check]:
-    project, config = load(cwd, project_dir)
     out = slurm_checks()
+    try:
+        project, config = load(cwd, project_dir)
+    except UvslurmError as e:
+        # an untrusted project or config file: reported, and left out (nothing of it runs)
+        out.append(Check("fail", "configuration", e.message, e.hint))
+        project, config = None, sources.load(None, {})
     uv_result, uv = uv_check(config)
     out.append(uv_result)
     out.append(module_check(config))
-    depot = nodeenv.depot_root(config)
+    try:
+        depot = nodeenv.depot_root(config)
+    except UvslurmError as e:
+        out.append(Check("fail", "depot", e.message, e.hint))
+        return out
     out.append(depot_check(depot))
     if uv:
         out.append(uv_cache_check(uv, depot))

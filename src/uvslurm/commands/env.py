@@ -56,5 +56,11 @@ def values_for(cwd: Path, project_dir: str | None) -> dict[str, str] | None:
 
 
 def run(ns: argparse.Namespace, cwd: Path) -> int:
-    print(render(ns.shell, values_for(cwd, ns.project)), end="")
+    try:
+        values = values_for(cwd, ns.project)
+    except UvslurmError:
+        # an untrusted or broken project: what pointed uv elsewhere before must not stay
+        print(render(ns.shell, None), end="")
+        raise
+    print(render(ns.shell, values), end="")
     return 0

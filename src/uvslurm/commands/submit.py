@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,13 @@ def resolve_target(req: SubmitRequest) -> Target:
     )
 
 
+def default_job_name(name: str) -> str:
+    """A job name from a file or command name: control characters (a newline in a file name)
+    become '_', so that the name is one #SBATCH value; quoting does the rest."""
+    safe = "".join("_" if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") else c for c in name)
+    return safe or "job"
+
+
 def _profile(config: Config, name: str | None) -> dict[str, str | bool]:
     if not name:
         return {}
@@ -162,9 +170,15 @@ def plan(req: SubmitRequest, target: Target | None = None) -> Plan:
     effective = {**lower, **script_opts, **cli}
     defaults: dict[str, str | bool] = {}
     if "job-name" not in effective:
-        defaults["job-name"] = target.name
+        defaults["job-name"] = default_job_name(target.name)
     if "output" not in effective:
-        defaults["output"] = str(paths.state_dir() / "logs" / "%x-%j.out")
+        log = str(paths.state_dir() / "logs" / "%x-%j.out")
+        try:
+            defaults["output"] = sbatch_options.validate("output", log)
+        except UsageError as e:
+            raise UvslurmError(
+                f"the default log path {log!r} cannot be an #SBATCH value", "pass -o FILE"
+            ) from e
     options.update(defaults)
     effective.update(defaults)
     for name in ("output", "error"):
@@ -189,7 +203,7 @@ def plan(req: SubmitRequest, target: Target | None = None) -> Plan:
 
 def _prepare_depot(depot: Path) -> None:
     try:
-        paths.ensure_private_dir(depot)
+        paths.ensure_depot(depot)
         probe = depot / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()

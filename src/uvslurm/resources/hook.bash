@@ -7,7 +7,10 @@ _uvslurm_hook() {
   [ "$state" = "${_UVSLURM_HOOK_STATE:-}" ] && return 0
   _UVSLURM_HOOK_STATE=$state
   local code
-  code=$(@UVSLURM@ env --shell bash 2>/dev/null) && eval "$code"
+  # on any failure (an untrusted project, a bad setting) uv must not stay pointed elsewhere
+  code=$(@UVSLURM@ env --shell bash 2>/dev/null) ||
+    code='if [ -n "${UVSLURM_ENV_PROJECT:-}" ]; then unset UV_PROJECT_ENVIRONMENT UVSLURM_ENV_PROJECT; fi'
+  eval "$code"
   return 0
 }
 case ";${PROMPT_COMMAND:-};" in

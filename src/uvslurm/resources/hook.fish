@@ -7,5 +7,9 @@ function _uvslurm_hook --on-event fish_prompt
         return 0
     end
     set -g _UVSLURM_HOOK_STATE $state
-    @UVSLURM@ env --shell fish 2>/dev/null | source
+    # on any failure (an untrusted project, a bad setting) uv must not stay pointed elsewhere
+    begin
+        @UVSLURM@ env --shell fish 2>/dev/null
+        or echo 'if set -q UVSLURM_ENV_PROJECT; set -e UV_PROJECT_ENVIRONMENT UVSLURM_ENV_PROJECT; end'
+    end | source
 end

@@ -37,6 +37,41 @@ _uvslurm_die() { _uvslurm_log "error: $*"; exit 75; }
 # _uvslurm_since VAR START_US: milliseconds since START_US, without forking
 _uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
 
+# _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink. Builtins only (the
+# warm path forks nothing): only its owner can change who may write into it.
+_uvslurm_owned() { [ -d "$1" ] && ! [ -L "$1" ] && [ -O "$1" ]; }
+# _uvslurm_private DIR: ... and neither group nor others may write into it (one stat)
+_uvslurm_private() {
+  local m
+  _uvslurm_owned "$1" && m=$(stat -c %a "$1" 2>/dev/null) && (((8#$m & 8#022) == 0))
+}
+
+# _uvslurm_mkdepot: create a missing depot, private, with the marker that tells `uvslurm depot
+# gc/rm` it is uvslurm's to clean (they touch no directory without it)
+_uvslurm_mkdepot() {
+  [ -e "$UVSLURM_DEPOT" ] || [ -L "$UVSLURM_DEPOT" ] && return 0
+  { mkdir -p "${UVSLURM_DEPOT%/*}" && mkdir -m 700 "$UVSLURM_DEPOT" &&
+    printf 'uvslurm depot\n' >"$UVSLURM_DEPOT/.uvslurm-depot"; } 2>/dev/null
+}
+
+# _uvslurm_privtmp: uv keeps lock files in $TMPDIR (uv-<hash>.lock, mode 0666); in a shared /tmp
+# another user can hold one and hang every uv call of this job. A TMPDIR that is this user's
+# alone (a per-job one) stays; a shared one is replaced by a private directory inside it, for
+# uv and for the command (files there age out as the rest of that directory does).
+_uvslurm_privtmp() {
+  local base=${TMPDIR:-/tmp} d
+  base=${base%/}
+  if _uvslurm_owned "$base" && ! [ -k "$base" ]; then return 0; fi
+  d="$base/uvslurm-$UID"
+  [ -e "$d" ] || [ -L "$d" ] || mkdir -m 700 "$d" 2>/dev/null
+  [ -e "$d/tmp" ] || [ -L "$d/tmp" ] || mkdir -m 700 "$d/tmp" 2>/dev/null
+  if _uvslurm_owned "$d" && _uvslurm_owned "$d/tmp"; then
+    export TMPDIR="$d/tmp"
+  else
+    _uvslurm_log "warning: $d is not a private directory of this user; uv keeps its lock files in the shared $base"
+  fi
+}
+
 # _uvslurm_sorted VAR LIST: the ':'-separated LIST sorted bytewise, so that module load order
 # and the user's locale do not change the fingerprint
 _uvslurm_sorted() {
@@ -74,7 +109,9 @@ _uvslurm_facts() {
   local boot="" f k v glibc="" uvv="" cpu="" os=""
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
   f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}"
-  if [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ]; then
+  _uvslurm_mkdepot
+  if ! _uvslurm_owned "$UVSLURM_DEPOT"; then f=""; fi
+  if [ -n "$f" ] && [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ]; then
     while IFS='=' read -r k v; do
       case $k in
         glibc) glibc=$v ;;
@@ -89,10 +126,8 @@ _uvslurm_facts() {
     _uvslurm_os os
     glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null) || glibc=unknown
     uvv=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
-    # best effort: a read-only depot only costs these subprocesses on the next run; a depot
-    # created here (deleted since submit) is private, as `uvslurm submit` makes it
-    [ -d "$UVSLURM_DEPOT" ] || { mkdir -p "${UVSLURM_DEPOT%/*}" && mkdir -m 700 "$UVSLURM_DEPOT"; } 2>/dev/null
-    if mkdir -p "${f%/*}" 2>/dev/null; then
+    # best effort: a read-only depot only costs these subprocesses on the next run
+    if [ -n "$f" ] && mkdir -p "${f%/*}" 2>/dev/null; then
       printf 'glibc=%s\ncpu=%s\nos=%s\nuv=%s %s\n' "$glibc" "$cpu" "$os" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
         mv -f "$f.$$" "$f" 2>/dev/null
     fi
@@ -160,11 +195,13 @@ _uvslurm_key() {
   if [ -n "${UVSLURM_PROJECT_ID:-}" ]; then
     _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
     cache="$_uvslurm_pdir/.keys"
-    if [ -f "$cache" ] && [ -f "$lock" ] && ! [ "$lock" -nt "$cache" ]; then
+    if [ -f "$cache" ] && [ -O "$cache" ] && [ -f "$lock" ] && ! [ "$lock" -nt "$cache" ]; then
       while IFS=$'\x1e' read -r k v; do
-        if [ "$v" = "$enc" ]; then
+        # only names of the depot's own grammar: a key never leads out of the project directory
+        if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}-[0-9a-f]{8}$ ]]; then
           _uvslurm_keyname=$k
           _uvslurm_fp=${k%%-*}
+          _uvslurm_lkey="${_uvslurm_pdir##*/}-$k"
           return 0
         fi
       done <"$cache"
@@ -180,6 +217,10 @@ _uvslurm_key() {
   name=${name//[^A-Za-z0-9._-]/_}
   _uvslurm_pdir="$UVSLURM_DEPOT/${name:0:40}-${ph:0:10}"
   _uvslurm_keyname="${_uvslurm_fp}-${lh:0:8}"
+  # node-local copies are named by project and key, as the depot's are: two checkouts of one
+  # repository have the same lock and fingerprint, and each venv's editable install points at
+  # its own checkout
+  _uvslurm_lkey="${_uvslurm_pdir##*/}-$_uvslurm_keyname"
   # remember it (best effort; a lost race only costs one sha256sum next time)
   if [ "${1:-}" = remember ] && [ -n "$cache" ] && [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
     mkdir -p "$_uvslurm_pdir" 2>/dev/null; then
@@ -192,7 +233,7 @@ _uvslurm_key() {
   return 0
 }
 
-_uvslurm_ready() { [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ]; }
+_uvslurm_ready() { [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvslurm_owned "$1"; }
 
 # _uvslurm_hold VENV: is the depot VENV ready? If so, record its last use and hold it for as long
 # as this job runs, so that `uvslurm depot gc/rm` leave it alone: opening .uvslurm-used with
@@ -459,7 +500,7 @@ _uvslurm_pack() {
 # for this job only (FUSE: no root needed where the site allows it). The mount ends with the
 # command (_uvslurm_umount), or with squashfuse when Slurm ends the job's processes.
 _uvslurm_mount() {
-  local t mnt=$_uvslurm_ud/.$_uvslurm_keyname.mnt-${SLURM_JOB_ID:-0}-$$
+  local t mnt=$_uvslurm_ud/.$_uvslurm_lkey.mnt-${SLURM_JOB_ID:-0}-$$
   [ -z "${_uvslurm_nomount:-}" ] && [ -r /dev/fuse ] && [ -w /dev/fuse ] || return 1
   command -v squashfuse >/dev/null || return 1
   t=${EPOCHREALTIME/[.,]/}
@@ -512,7 +553,7 @@ _uvslurm_place() {
   local src=$1 base=$2 dst tmp t need avail df k v img=""
   local -a copy
   _uvslurm_userdir "$base" || { _uvslurm_log "warning: $base/uvslurm-$UID is not a private directory of this user; not using it"; return 1; }
-  dst="$_uvslurm_ud/$_uvslurm_keyname"
+  dst="$_uvslurm_ud/$_uvslurm_lkey"
   if [ -f "$src.squashfs" ]; then
     _uvslurm_unstale "$_uvslurm_ud"
     _uvslurm_mount "$src.squashfs" && return 0
@@ -534,9 +575,9 @@ _uvslurm_place() {
     _uvslurm_log "warning: node-local $base has ${avail} KB free, the venv needs ${need} KB; using the depot"
     return 1
   fi
-  tmp="$_uvslurm_ud/.$_uvslurm_keyname.tmp-$$"
+  tmp="$_uvslurm_ud/.$_uvslurm_lkey.tmp-$$"
   # leftovers of a killed placement (we hold the lock)
-  for k in "$dst" "$_uvslurm_ud/.$_uvslurm_keyname".tmp-*; do [ -e "$k" ] && rm -rf "$k"; done
+  for k in "$dst" "$_uvslurm_ud/.$_uvslurm_lkey".tmp-*; do [ -e "$k" ] && rm -rf "$k"; done
   # the image when there is one; below ~100 MB one cp beats the processes of a parallel copy
   if [ -n "$img" ]; then
     copy=(_uvslurm_unpack "$img" "$tmp")
@@ -588,7 +629,7 @@ _uvslurm_node() {
   _uvslurm_nomount=1 # a mount would end with this step
   _uvslurm_nl_candidates
   # the first node's path, if this node has it in a private directory of this user already
-  if _uvslurm_ready "$2" && [ -O "${2%/*}" ] && ! [ -L "${2%/*}" ]; then
+  if [ "${2##*/}" = "$_uvslurm_lkey" ] && _uvslurm_owned "${2%/*}" && _uvslurm_ready "$2"; then
     _uvslurm_venv=$2
   else
     _uvslurm_localize "$1"
@@ -615,7 +656,7 @@ _uvslurm_spread() {
   out=$(srun --overlap --quiet --nodes="$SLURM_JOB_NUM_NODES" \
     --ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --cpus-per-task=1 --kill-on-bad-exit=0 \
     bash -c "$(declare -p UVSLURM_PROJECT UVSLURM_DEPOT UVSLURM_NODE_LOCAL _uvslurm_uv \
-      _uvslurm_pdir _uvslurm_keyname 2>/dev/null; declare -f "${fns[@]}")
+      _uvslurm_pdir _uvslurm_keyname _uvslurm_lkey 2>/dev/null; declare -f "${fns[@]}")
       _uvslurm_node \"\$1\" \"\$2\"" uvslurm-node "$1" "$_uvslurm_venv") || bad="the step that prepares each node failed"
   while read -r node state ms path; do
     [ -n "$node" ] || continue
@@ -640,7 +681,8 @@ _uvslurm_main() {
   if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
     _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}'); put uv on PATH or set UVSLURM_UV"
   fi
-  [ -n "${UVSLURM_DEPOT:-}" ] || _uvslurm_die "UVSLURM_DEPOT is not set"
+  [[ ${UVSLURM_DEPOT:-} == /* ]] || _uvslurm_die "UVSLURM_DEPOT is not an absolute path: '${UVSLURM_DEPOT:-}'"
+  _uvslurm_privtmp
   _uvslurm_fingerprint
   if [ "${UVSLURM_MODE:-run}" = fingerprint ]; then
     _uvslurm_pdir=""
@@ -656,7 +698,15 @@ _uvslurm_main() {
     exit 0
   fi
   [ -f "$UVSLURM_PROJECT/pyproject.toml" ] || _uvslurm_die "no pyproject.toml in $UVSLURM_PROJECT"
+  # a depot (or project directory in it) that someone else made could hold a "ready" venv of
+  # theirs: only directories of this user's are used
+  _uvslurm_owned "$UVSLURM_DEPOT" ||
+    _uvslurm_die "the depot $UVSLURM_DEPOT is not a directory of yours (another user's, or a symlink); set UVSLURM_DEPOT (or \`depot\` in the config) to a directory you own"
   _uvslurm_key remember || _uvslurm_die "cannot read $UVSLURM_PROJECT/uv.lock (run 'uv lock' on a login node)"
+  if [ -e "$_uvslurm_pdir" ] || [ -L "$_uvslurm_pdir" ]; then
+    _uvslurm_owned "$_uvslurm_pdir" ||
+      _uvslurm_die "$_uvslurm_pdir is not a directory of yours (another user's, or a symlink); remove it, or set UVSLURM_DEPOT to a directory you own"
+  fi
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "fingerprint $_uvslurm_fp in $t ms"
 
@@ -670,13 +720,16 @@ _uvslurm_main() {
   # warm: a ready venv where the command would run from
   for base in "${_uvslurm_nl[@]}"; do
     [ -n "$base" ] || continue
-    if _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_keyname" && [ -O "$base/uvslurm-$UID" ] && ! [ -L "$base/uvslurm-$UID" ]; then
-      _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_keyname"
+    if _uvslurm_owned "$base/uvslurm-$UID" && _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_lkey"; then
+      _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_lkey"
       break
     fi
   done
   if [ -z "$_uvslurm_venv" ]; then
     if ! _uvslurm_hold "$depot_venv"; then
+      # building: the depot must also be closed to others (only its owner can open it again)
+      _uvslurm_private "$UVSLURM_DEPOT" ||
+        _uvslurm_die "the depot $UVSLURM_DEPOT is writable by other users; run chmod go-w on it, or set UVSLURM_DEPOT to a private directory"
       mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory $_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
       _uvslurm_lock "$depot_venv.lock" "$depot_venv" ||
         _uvslurm_die "cannot lock $depot_venv.lock: flock does not work on the depot's filesystem; set UVSLURM_DEPOT (or \`depot\` in the config) to a directory on a filesystem with working file locks"
@@ -740,7 +793,7 @@ case ${UVSLURM_MODE:-run} in
     unset PYTHONHOME
     # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
     [ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT
-    unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
+    unset -f _uvslurm_log _uvslurm_die _uvslurm_since _uvslurm_owned _uvslurm_private _uvslurm_mkdepot _uvslurm_privtmp _uvslurm_sorted _uvslurm_cpu _uvslurm_facts \
       _uvslurm_os _uvslurm_fingerprint _uvslurm_key _uvslurm_ready _uvslurm_hold _uvslurm_lock _uvslurm_unlock \
       _uvslurm_sync _uvslurm_fresh _uvslurm_uvnet _uvslurm_wheel _uvslurm_build _uvslurm_nl_candidates _uvslurm_userdir _uvslurm_local_for _uvslurm_copy _uvslurm_pack _uvslurm_unpack \
       _uvslurm_mount _uvslurm_unstale _uvslurm_place _uvslurm_localize _uvslurm_node _uvslurm_spread _uvslurm_main

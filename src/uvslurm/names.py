@@ -1,0 +1,36 @@
+"""The depot's grammar: every name uvslurm creates in a depot, and nothing else. Pure.
+
+`depot gc`/`depot rm` only ever touch names these patterns match, inside a directory that
+carries the depot marker: a depot set by mistake to `$SCRATCH` itself loses nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEPOT_MARKER = ".uvslurm-depot"
+# <depot>/<project id>: the project directory's name (bytes outside [A-Za-z0-9._-] as '_', at
+# most 40) and 10 hex digits of the path's hash
+PROJECT_DIR = re.compile(r"^[A-Za-z0-9._-]{0,40}-[0-9a-f]{10}$")
+# a job venv: 12 hex digits of fingerprint, 8 of uv.lock
+KEY = r"[0-9a-f]{12}-[0-9a-f]{8}"
+JOB_VENV = re.compile(rf"^{KEY}$")
+SHELL_VENV = re.compile(r"^shell-[0-9a-f]{12}$")
+KEY_LOCK = re.compile(rf"^(?P<key>{KEY})\.lock$")
+IMAGE = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)$")
+# a builder's private directory, what a builder or gc renamed away, a killed packer's image
+BUILD = re.compile(rf"^\.(?P<key>{KEY})\.build-.+$")
+TRASH = re.compile(rf"^\.(?P<key>{KEY}|shell-[0-9a-f]{{12}})\.trash-.+$")
+PACK = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)\.tmp-\d+$")
+# rebuilt wheels: <depot>/.wheels/<name>-<version>/<fingerprint>/
+WHEEL_PKG = re.compile(r"^[A-Za-z0-9._+!-]+$")
+FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
+WHEEL_BUILD = re.compile(r"^\.(?P<key>[0-9a-f]{12})\.build-.+$")
+WHEEL_LOCK = re.compile(r"^(?P<key>[0-9a-f]{12})\.lock$")
+# what the depot's top level may hold besides project directories
+TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch"})
+
+
+def is_depot_entry(name: str) -> bool:
+    """Could uvslurm have made `name` at the top of a depot?"""
+    return name in TOP_LEVEL or bool(PROJECT_DIR.match(name)) or name.startswith(".write-test-")
