@@ -240,7 +240,11 @@ def test_each_user_gets_a_private_node_local_dir_and_its_own_depot(
     v_log = victim.submit(proj, victim.home / "logs" / "private.log", str(shared))
     _, v_venv = ready_venv(v_log)
     victim_depot_before = snapshot(victim.depot)
-    # the attacker runs the victim's project (readable to it): the same key, another depot
+    # the attacker runs the victim's project (readable to it): refused until the attacker
+    # trusts it, then the same key in another depot
+    refused = attacker.run("uvslurm", "submit", "--dry-run", "train.py", cwd=proj)
+    assert refused.returncode == 1 and "belongs to uvs-victim, not to you" in refused.stderr
+    assert attacker.run("uvslurm", "trust", str(proj), cwd=attacker.home).returncode == 0
     a_log = attacker.submit(proj, attacker.home / "logs" / "same-project.log", str(shared))
     a_state, a_venv = ready_venv(a_log)
     assert a_state == "cold", f"the attacker's first job must build its own venv:\n{a_log}"

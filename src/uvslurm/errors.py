@@ -25,6 +25,11 @@ class UvslurmError(Exception):
         return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
+class NoProject(UvslurmError):
+    """No pyproject.toml where one was looked for: commands that also work outside a project
+    catch this one (and only this one: a broken or untrusted project is an error)."""
+
+
 class TrustError(UvslurmError):
     """Configuration or a project that another user could have written (exit code 1)."""
 

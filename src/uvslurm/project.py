@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from uvslurm import safety, trust
-from uvslurm.errors import TrustError, UvslurmError
+from uvslurm.errors import NoProject, TrustError, UvslurmError
 from uvslurm.sources import read_toml
 
 
@@ -54,7 +54,7 @@ def find_project(start: Path, explicit: bool = False) -> Project:
             # what is above a directory of someone else's was not put there by this user
             break
     where = f"in {start}" if explicit else f"in {start} or the parent directories that are yours"
-    raise UvslurmError(
+    raise NoProject(
         f"no pyproject.toml {where}", "run from inside a uv project or pass --project DIR"
     )
 

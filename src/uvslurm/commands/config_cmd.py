@@ -11,7 +11,7 @@ from typing import Any
 
 from uvslurm import nodeenv, paths, sources
 from uvslurm.config import ENV_VARS, Config
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import NoProject, UvslurmError
 from uvslurm.project import Project, find_project
 
 
@@ -29,7 +29,7 @@ def load(cwd: Path, project_dir: str | None) -> tuple[Project | None, Config]:
         project = (
             find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
         )
-    except UvslurmError:
+    except NoProject:
         if project_dir:
             raise
         return None, sources.load(None, {})

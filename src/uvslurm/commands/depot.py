@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from uvslurm import depot, names, nodeenv, paths, sources
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import NoProject, UvslurmError
 from uvslurm.project import find_project
 
 GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
@@ -20,7 +20,7 @@ GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
 def _root(cwd: Path) -> Path:
     try:
         project = find_project(cwd)
-    except UvslurmError:
+    except NoProject:
         return nodeenv.depot_root(sources.load(None, {}))
     config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
     return nodeenv.depot_root(config)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from uvslurm import nodeenv
 from uvslurm.commands.prepare import node_settings
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import NoProject, UvslurmError
 from uvslurm.project import find_project
 
 # what `env` sets; UVSLURM_ENV_PROJECT also tells a later `env` that it may unset them
@@ -45,7 +45,7 @@ def values_for(cwd: Path, project_dir: str | None) -> dict[str, str] | None:
         root = (
             find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
         ).root
-    except UvslurmError:
+    except NoProject:
         if project_dir:
             raise
         return None

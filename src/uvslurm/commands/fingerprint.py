@@ -7,7 +7,7 @@ from pathlib import Path
 
 from uvslurm import nodeenv, sources
 from uvslurm.commands.prepare import node_settings
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import NoProject
 
 # what each component means, for --explain
 EXPLAIN = {
@@ -35,7 +35,7 @@ def run(
 ) -> int:
     try:
         settings = node_settings(project_dir, cwd)
-    except UvslurmError:
+    except NoProject:
         if project_dir:
             raise
         settings = _settings_outside_project()

@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from uvslurm import sbatch_options, sources
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import NoProject, UvslurmError
 from uvslurm.project import find_project
 
 NAMES = ("cpu", "gpu", "array", "mpi")
@@ -47,7 +47,7 @@ def run(ns: argparse.Namespace, cwd: Path) -> int:
     try:
         project = find_project(cwd / ns.project, explicit=True) if ns.project else find_project(cwd)
         config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
-    except UvslurmError:
+    except NoProject:
         if ns.project:
             raise
         config = sources.load(None, {})

@@ -126,8 +126,9 @@ _uvslurm_facts() {
     _uvslurm_os os
     glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null) || glibc=unknown
     uvv=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
-    # best effort: a read-only depot only costs these subprocesses on the next run
-    if [ -n "$f" ] && mkdir -p "${f%/*}" 2>/dev/null; then
+    # best effort: a read-only depot only costs these subprocesses on the next run; nothing is
+    # written into a depot that others could write into (they could plant links there)
+    if [ -n "$f" ] && _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "${f%/*}" 2>/dev/null; then
       printf 'glibc=%s\ncpu=%s\nos=%s\nuv=%s %s\n' "$glibc" "$cpu" "$os" "$_uvslurm_uv" "$uvv" >"$f.$$" 2>/dev/null &&
         mv -f "$f.$$" "$f" 2>/dev/null
     fi
@@ -223,7 +224,7 @@ _uvslurm_key() {
   _uvslurm_lkey="${_uvslurm_pdir##*/}-$_uvslurm_keyname"
   # remember it (best effort; a lost race only costs one sha256sum next time)
   if [ "${1:-}" = remember ] && [ -n "$cache" ] && [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
-    mkdir -p "$_uvslurm_pdir" 2>/dev/null; then
+    _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null; then
     {
       printf '%s\x1e%s\n' "$_uvslurm_keyname" "$enc"
       if [ -f "$cache" ] && ! [ "$lock" -nt "$cache" ]; then head -n 7 "$cache"; fi
