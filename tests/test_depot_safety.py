@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -209,7 +210,8 @@ def test_a_held_uv_lock_in_a_shared_tmp_does_not_hang_the_job(
         f.chmod(0o666)
         os.chown(f, NOBODY, -1)
         holder = subprocess.Popen(
-            ["runuser", "-u", "nobody", "--", "flock", str(f), "sleep", "300"]
+            ["runuser", "-u", "nobody", "--", "flock", str(f), "sleep", "300"],
+            start_new_session=True,
         )
         holders.append(holder)
     try:
@@ -230,7 +232,8 @@ def test_a_held_uv_lock_in_a_shared_tmp_does_not_hang_the_job(
         )  # fmt: skip
     finally:
         for h in holders:
-            h.kill()
+            os.killpg(h.pid, signal.SIGKILL)  # runuser and the flock and sleep under it
+            h.wait()
     assert r.returncode == 0, r.stderr
     assert "ready (warm)" in r.stderr and r.stdout == "42\n"
     private = shared / f"uvslurm-{os.getuid()}" / "tmp"

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -397,3 +398,221 @@ def test_a_depot_uvslurm_creates_is_private(project: Path, tmp_path: Path) -> No
                        capture_output=True, text=True, umask=0o022)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
+# --- the threat model, class by class (docs/reliability.md, "Threat model"), with real users
+# and real jobs: each attack fails, and the victim's job runs its own code or stops clearly.
+
+
+def _queue(user: User) -> str:
+    r = user.run("squeue", "-h", "-u", user.name, "-o", "%i", cwd=user.home)
+    return r.stdout.strip()
+
+
+def _one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, (r.returncode, r.stderr)
+    assert lines[0].startswith("uvslurm: error: ") and "Traceback" not in r.stderr
+    return lines[0]
+
+
+@pytest.mark.slurm
+def test_threat_1_a_planted_pyproject_above_runs_nothing_as_the_victim(
+    users: dict[str, User], shared_tmp: Callable[[str], Path]
+) -> None:
+    victim, attacker = users[VICTIM], users[ATTACKER]
+    shared = shared_tmp("planted-project")
+    pwned = shared / "PWNED"
+    script = f"""
+    set -e
+    mkdir -m 777 "$1/group" && cp -r "$2/." "$1/group/"
+    printf '\\n[tool.uvslurm]\\nuv = "/bin/sh"\\nfingerprint.commands = ["touch {pwned}"]\\n' >>"$1/group/pyproject.toml"
+    chmod -R a+rwX "$1/group"
+    """
+    r = attacker.run("bash", "-c", script, "_", str(shared), str(victim.home / "proj"),
+                     cwd=attacker.home)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    mine = shared / "group" / "mine"
+    assert victim.run("mkdir", "-m", "755", str(mine), cwd=victim.home).returncode == 0
+    for argv in (["env"], ["prepare"], ["fingerprint"], ["submit", "--wait", "--", "python", "-V"],
+                 ["srun", "--", "python", "-V"]):  # fmt: skip
+        r = victim.run("uvslurm", *argv, cwd=mine)
+        line = _one_error_line(r)
+        assert f"not using the project in {shared / 'group'}" in line, line
+        assert "belongs to uvs-attacker" in line or "writable by others" in line, line
+    doctor = victim.run("uvslurm", "doctor", cwd=mine)
+    assert "fail configuration: not using the project" in doctor.stdout, doctor.stdout
+    # the shell hook, in a real interactive bash of the victim's: unset, nothing run
+    hook = victim.run("uvslurm", "shell-hook", "bash", cwd=victim.home).stdout
+    hook = re.sub(r"[^\s(]+ -m uvslurm", "uvslurm", hook)  # the launcher on the victim's PATH
+    steps = (f"{hook}\ncd {shlex.quote(str(victim.home / 'proj'))} && _uvslurm_hook && "
+             'echo "venv=${UV_PROJECT_ENVIRONMENT:-unset}"\n'
+             f"cd {shlex.quote(str(mine))} && _uvslurm_hook && "
+             'echo "venv=${UV_PROJECT_ENVIRONMENT:-unset}"')  # fmt: skip
+    r = victim.run("bash", "-c", steps, cwd=mine)
+    assert len(r.stdout.strip().splitlines()) == 2, r.stdout + r.stderr
+    own, planted = r.stdout.strip().splitlines()
+    assert own.startswith(f"venv={victim.depot}/") and "/shell-" in own, r.stdout + r.stderr
+    assert planted == "venv=unset", r.stdout + r.stderr
+    assert not pwned.exists(), "a command of the planted pyproject ran as the victim"
+    assert _queue(victim) == "", "something was submitted"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_threat_2_two_checkouts_on_one_node_each_run_their_own_code(
+    users: dict[str, User], shared_tmp: Callable[[str], Path]
+) -> None:
+    victim = users[VICTIM]
+    shared = shared_tmp("checkouts")
+    a, b = victim.home / "proj", victim.home / "proj-clone"
+    r = victim.run("bash", "-c", 'rm -rf "$2" && cp -r "$1" "$2" && echo "WHO = \'clone\'" >"$2/src/demo/__init__.py" && '
+                   'echo "WHO = \'original\'" >"$1/src/demo/__init__.py"', "_", str(a), str(b),
+                   cwd=victim.home)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    seen = {}
+    for proj in (a, b):
+        log = victim.home / "logs" / f"checkout-{proj.name}.log"
+        r = victim.run("uvslurm", "submit", "--wait", "-w", "n1", "-o", str(log), "-e", str(log),
+                       "--", "python", "-c", "import demo, sys; print('WHO', demo.WHO, sys.prefix)",
+                       cwd=proj, env={"UVSLURM_NODE_LOCAL": str(shared)})  # fmt: skip
+        text = log.read_text() if log.exists() else ""
+        assert r.returncode == 0, r.stderr + text
+        seen[proj.name] = next(x for x in text.splitlines() if x.startswith("WHO "))
+    assert seen["proj"].split()[1] == "original" and seen["proj-clone"].split()[1] == "clone", seen
+    assert seen["proj"].split()[2] != seen["proj-clone"].split()[2]
+
+
+@pytest.mark.slurm
+def test_threat_3_gc_and_rm_never_touch_files_uvslurm_did_not_make(
+    users: dict[str, User],
+) -> None:
+    victim = users[VICTIM]
+    scratch = victim.home / "scratch"
+    r = victim.run("bash", "-c", 'mkdir -p "$1/data/x/y" "$1/ab-0123456789/run" && echo 1 >"$1/data/x/y/f" && '
+                   'echo 1 >"$1/results.lock" && echo 1 >"$1/ab-0123456789/run/old.lock"', "_",
+                   str(scratch), cwd=victim.home)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    before = snapshot(scratch)
+    env = {"UVSLURM_DEPOT": str(scratch)}
+    for argv in (["depot", "gc", "--older-than", "0"], ["depot", "rm", "ab-0123456789"],
+                 ["submit", "--", "python", "-V"]):  # fmt: skip
+        line = _one_error_line(victim.run("uvslurm", *argv, cwd=victim.home / "proj", env=env))
+        assert f"{scratch} is not a uvslurm depot" in line, line
+    assert snapshot(scratch) == before and _queue(victim) == ""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_threat_4_a_depot_another_user_made_first_is_never_used(
+    users: dict[str, User], shared_tmp: Callable[[str], Path]
+) -> None:
+    """The victim's depot sits in a shared scratch (sticky, like /tmp). After a purge, the
+    attacker recreates it (0777) with a "ready" venv for the victim's key before the victim's
+    next job: submit refuses it, and a job script resubmitted with plain sbatch stops (75)."""
+    victim, attacker = users[VICTIM], users[ATTACKER]
+    shared = shared_tmp("depots")
+    depot = shared / "victim-depot"
+    proj = victim.home / "proj"
+    env = {"UVSLURM_DEPOT": str(depot), "UVSLURM_NODE_LOCAL": "never"}
+    log = victim.home / "logs" / "depot-1.log"
+    r = victim.run("uvslurm", "submit", "--wait", "-o", str(log), "-e", str(log), "train.py",
+                   cwd=proj, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    _, venv = ready_venv(log.read_text())
+    script = victim.home / "resubmit.sh"
+    r = victim.run("uvslurm", "submit", "--dry-run", "-o", str(log), "-e", str(log), "train.py",
+                   cwd=proj, env=env)  # fmt: skip
+    script.write_text(r.stdout)
+    assert victim.run("rm", "-rf", str(depot), cwd=victim.home).returncode == 0  # a purge
+    _plant(attacker, depot, str(venv.relative_to(depot)))
+    assert depot.lstat().st_uid == attacker.uid
+    line = _one_error_line(victim.run("uvslurm", "submit", "train.py", cwd=proj, env=env))
+    assert f"the depot is not safe to use: {depot} belongs to uvs-attacker" in line, line
+    assert _queue(victim) == ""
+    log2 = victim.home / "logs" / "depot-2.log"
+    r = victim.run("sbatch", "--wait", "-o", str(log2), "-e", str(log2), str(script),
+                   cwd=proj, env=env)  # fmt: skip
+    text = log2.read_text()
+    assert r.returncode == 75, text
+    assert f"uvslurm: error: the depot {depot} is not a directory of yours" in text, text
+    assert "TRAIN " not in text
+    assert not list(shared.rglob("PWNED*")), "the victim ran the attacker's python"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_threat_5_a_held_uv_lock_in_the_shared_tmp_does_not_hang_the_victim(
+    users: dict[str, User], shared_tmp: Callable[[str], Path]
+) -> None:
+    victim, attacker = users[VICTIM], users[ATTACKER]
+    shared = shared_tmp("uvlock")
+    proj = victim.home / "proj"
+    probe = attacker.home / "probe"
+    # the attacker works out uv's lock file names for the victim's project, then holds them
+    r = attacker.run("bash", "-c", 'mkdir -p "$1" && TMPDIR="$1" uv run --no-sync --project "$2" true; '
+                     'ls "$1"', "_", str(probe), str(proj), cwd=attacker.home)  # fmt: skip
+    names = [n for n in r.stdout.split() if n.startswith("uv-") and n.endswith(".lock")]
+    assert names, f"uv took no lock in TMPDIR: the premise is gone ({r.stdout} {r.stderr})"
+    holder = subprocess.Popen(
+        ["runuser", "-u", ATTACKER, "--", "bash", "-c",
+         'cd "$1"; for n in "${@:2}"; do touch "$n"; chmod 666 "$n"; exec {fd}<>"$n"; flock "$fd"; done; '
+         'echo held; exec sleep 600', "_", str(shared), *names],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        log = victim.home / "logs" / "uvlock.log"
+        r = victim.run("uvslurm", "submit", "--wait", "-o", str(log), "-e", str(log), "train.py",
+                       cwd=proj, env={"TMPDIR": str(shared)}, timeout=240)  # fmt: skip
+        assert r.returncode == 0, r.stderr + (log.read_text() if log.exists() else "")
+        prep = victim.run("uvslurm", "prepare", "--no-node-local", cwd=proj,
+                          env={"TMPDIR": str(shared)}, timeout=240)  # fmt: skip
+        assert prep.returncode == 0, prep.stderr
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)  # runuser, and the sleep holding the locks
+        holder.wait()
+    private = shared / f"uvslurm-{victim.uid}"
+    assert stat.S_IMODE(private.lstat().st_mode) == 0o700 and private.lstat().st_uid == victim.uid
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_threat_6_a_hostile_file_name_cannot_inject_sbatch_lines_or_shell(
+    users: dict[str, User],
+) -> None:
+    victim = users[VICTIM]
+    proj = victim.home / "proj"
+    name = 'evil"\n#SBATCH --time=1\ntouch PWNED\n"x'
+    r = victim.run("bash", "-c", 'cp "$1/train.py" "$1/$2.py"', "_", str(proj), name,
+                   cwd=proj)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    log = victim.home / "logs" / "inject.log"
+    comment = 'run#5 it\'s "quoted" \\ back'
+    r = victim.run("uvslurm", "submit", "--parsable", "-t", "7", f"--comment={comment}",
+                   "--hold", "-o", str(log), "-e", str(log), f"{name}.py", cwd=proj)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip()
+    try:
+        show = victim.run("scontrol", "show", "job", job, cwd=proj).stdout
+    finally:
+        victim.run("scancel", job, cwd=proj)
+    assert f"Comment={comment}" in show, show
+    assert 'JobName=evil"_#SBATCH --time=1_touch PWNED_"x' in show, show
+    assert "TimeLimit=00:07:00" in show, "an option after the job name was dropped"
+    assert not (proj / "PWNED").exists()
+
+
+@pytest.mark.slurm
+def test_threat_7_an_unexpanded_depot_is_refused_everywhere(users: dict[str, User]) -> None:
+    victim = users[VICTIM]
+    proj = victim.home / "proj-unset"
+    r = victim.run("bash", "-c", 'cp -r "$1" "$2" && printf \'\\n[tool.uvslurm]\\ndepot = "$UNSET_X/venvs"\\n\' >>"$2/pyproject.toml"',
+                   "_", str(victim.home / "proj"), str(proj), cwd=victim.home)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for argv in (["submit", "--", "python", "-V"], ["prepare"], ["env"]):
+        line = _one_error_line(victim.run("uvslurm", *argv, cwd=proj))
+        assert "depot = '$UNSET_X/venvs' (from " in line and "$UNSET_X is not set" in line, line
+    doctor = victim.run("uvslurm", "doctor", cwd=proj)
+    assert doctor.returncode == 1 and "fail depot: depot = '$UNSET_X/venvs'" in doctor.stdout
+    assert not (proj / "$UNSET_X").exists() and _queue(victim) == ""
