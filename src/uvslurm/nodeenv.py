@@ -95,7 +95,7 @@ def depot_root(config: Config) -> Path:
     """The configured depot, expanded (UvslurmError when it names an unset variable or is
     relative), else the default."""
     setting = config.settings.get("depot")
-    if setting is None or not setting.value:
+    if setting is None:
         return paths.default_depot(os.environ)
     return Path(expand_path("depot", str(setting.value), setting.source, os.environ))
 
