@@ -38,7 +38,9 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
 def _foreign_files(scratch: Path) -> None:
     """What a $SCRATCH holds besides uvslurm: data, results, other tools' lock files, and
     names that look like the depot's at a glance."""
-    for d in ("data/run1", "results/x/y", "proj-0123456789/notes", "proj-0123456789/abc"):
+    # data/<12 hex>-<8 hex> looks like an incomplete venv, but data/ is no project directory
+    for d in ("data/run1", "results/x/y", "proj-0123456789/notes", "proj-0123456789/abc",
+              "data/0123456789ab-01234567"):  # fmt: skip
         (scratch / d).mkdir(parents=True)
         (scratch / d / "file").write_text("precious")
     for f in ("uv.lock", "results/old.lock", "proj-0123456789/other.lock",
@@ -87,6 +89,7 @@ def test_gc_in_a_depot_removes_only_names_uvslurm_makes(project: Path, tmp_path:
     assert not venv.exists()
     after = _tree(depot)
     for name in ("data/run1/file", "results/x/y/file", "uv.lock", "results/old.lock",
+                 "data/0123456789ab-01234567/file",
                  "proj-0123456789/notes/file", "proj-0123456789/other.lock",
                  f"{pdir.name}/mydata/f", f"{pdir.name}/notes.lock", ".wheels/x/keep"):  # fmt: skip
         assert name in after, f"gc removed {name}"

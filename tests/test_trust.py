@@ -197,3 +197,21 @@ cd {planted} && _uvslurm_hook && echo "in planted: ${{UV_PROJECT_ENVIRONMENT:-un
     assert lines[0].startswith("in project: /") and "shell-" in lines[0], r.stdout
     assert lines[1] == "in planted: unset", r.stdout
     assert not pwned.exists()
+
+
+@needs_root
+def test_the_search_for_a_project_stops_above_a_directory_of_someone_else(
+    project: Path, tmp_path: Path
+) -> None:
+    """Your project, but you stand in a directory another user controls inside it (a shared
+    data directory): what is above that directory is not taken as your project."""
+    theirs = project / "data"
+    theirs.mkdir()
+    inner = theirs / "run"
+    inner.mkdir()
+    _give_away(theirs, 0o755)
+    r = uvslurm("submit", "--dry-run", "--", "python", "-V", cwd=inner)
+    assert r.returncode == 1
+    assert f"no pyproject.toml in {inner} or the parent directories that are yours" in r.stderr
+    # from a directory of yours below it, the project is found as usual
+    assert uvslurm("submit", "--dry-run", "--", "python", "-V", cwd=project / "src").returncode == 0
