@@ -302,8 +302,15 @@ def test_a_builder_waiting_on_a_lock_that_gc_deletes_locks_the_new_file(
         second = os.open(lock, os.O_WRONLY | os.O_CREAT)  # a later builder's lock
         fcntl.flock(second, fcntl.LOCK_EX)
         os.close(first)
-        time.sleep(1.0)
-        assert waiter.poll() is None, "the waiter built while another process held the lock"
+        # the event that proves it: the waiter, let go on the deleted file, notices and waits
+        # on the new one (a waiter without the re-check builds instead, or finishes)
+        new_inode = os.fstat(second).st_ino
+        deadline = time.monotonic() + 30
+        while not _waiting_on(waiter.pid, new_inode):
+            assert waiter.poll() is None, "the waiter went on while another process held the lock"
+            assert not venv.exists(), "the waiter built while another process held the lock"
+            assert time.monotonic() < deadline, "the waiter never waited on the new lock file"
+            time.sleep(0.02)
         assert not venv.exists()
         os.close(second)
         _, err = waiter.communicate(timeout=120)
@@ -312,6 +319,28 @@ def test_a_builder_waiting_on_a_lock_that_gc_deletes_locks_the_new_file(
             waiter.kill()
     assert waiter.returncode == 0, err
     assert "waiting for another process" in err and ready_state(err) == "cold"
+
+
+def _waiting_on(pid: int, inode: int) -> bool:
+    """Is a `flock` child of the prolog `pid` blocked on the file with this inode?"""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return False
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() != "flock":
+                continue
+            fds = list(Path(f"/proc/{child}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if fd.stat().st_ino == inode:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _waiting(pid: int) -> bool:

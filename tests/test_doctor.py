@@ -61,7 +61,7 @@ def test_missing_slurm_and_an_unwritable_depot_fail_with_the_fix(
     for what in ("sbatch", "srun", "depot"):
         assert c[what]["status"] == "fail" and c[what]["fix"], c[what]
     assert c["squeue"]["status"] == "warn"
-    assert "UVSLURM_DEPOT" in c["depot"]["fix"] or "depot" in c["depot"]["fix"]
+    assert "UVSLURM_DEPOT" in c["depot"]["fix"], c["depot"]
     human = uvslurm("doctor", cwd=project, env=env)
     assert human.returncode == 1
     fail_lines = [line for line in human.stdout.splitlines() if line.startswith("fail")]
