@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,46 @@ HOSTILE_NAMES = [
     "uni ünï 日本",
     "semi;colon&amp",
 ]
+
+
+PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
+# the prolog's last line before the command, as users and tools grep it
+READY = re.compile(r"^uvslurm: ready \((warm|placed|cold|repaired)\) in (\d+) ms: (.*)$", re.M)
+
+
+@dataclass(frozen=True)
+class Ready:
+    state: str
+    ms: int
+    venv: Path
+
+
+def ready_lines(text: str) -> list[Ready]:
+    """Every ready line of a prolog's stderr or a job log, in order."""
+    return [Ready(s, int(ms), Path(v)) for s, ms, v in READY.findall(text)]
+
+
+def ready(text: str) -> Ready:
+    """The last ready line (the one before the command); fails the test when there is none."""
+    found = ready_lines(text)
+    assert found, f"no ready line in:\n{text[-2000:]}"
+    return found[-1]
+
+
+def prolog_env(project: Path, depot: Path, mode: str = "prepare", **over: str) -> dict[str, str]:
+    """The environment the prolog runs with, as `uvslurm prepare` sets it: every input named
+    (node-local off, Python 3.11 unless `over` says otherwise), on top of this process's."""
+    from uvslurm.nodeenv import project_id
+
+    base = {
+        "UVSLURM_PROJECT": str(project),
+        "UVSLURM_PROJECT_ID": project_id(str(project)),
+        "UVSLURM_DEPOT": str(depot),
+        "UVSLURM_MODE": mode,
+        "UVSLURM_NODE_LOCAL": "never",
+        "UVSLURM_PYTHON": "3.11",
+    }
+    return {**os.environ, **base, **over}
 
 
 @pytest.fixture(autouse=True)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, uvslurm
+from conftest import Cluster, log_text, prolog_env, ready, ready_lines, uvslurm, wait_for
 from test_prolog import PROLOG, prolog, ready_state
 from uvslurm import depot
-from uvslurm.nodeenv import project_id
 
 MPICH1 = {"LOADEDMODULES": "mpich/1.0", "_LMFILES_": "/m/mpich/1.0"}
 MPICH2 = {"LOADEDMODULES": "mpich/2.0", "_LMFILES_": "/m/mpich/2.0"}
@@ -289,9 +288,7 @@ def test_a_builder_waiting_on_a_lock_that_gc_deletes_locks_the_new_file(
     lock = venv.parent / f"{venv.name}.lock"
     first = os.open(lock, os.O_WRONLY | os.O_CREAT)
     fcntl.flock(first, fcntl.LOCK_EX)
-    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(root),
-           "UVSLURM_PROJECT_ID": project_id(str(project)), "UVSLURM_MODE": "prepare",
-           "UVSLURM_NODE_LOCAL": "never", "UVSLURM_PYTHON": "3.11"}  # fmt: skip
+    env = prolog_env(project, root)
     waiter = subprocess.Popen(["bash", str(PROLOG)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -388,21 +385,17 @@ def test_a_job_on_a_compute_node_holds_its_venv(
     assert r.returncode == 0, r.stderr
     job_id = r.stdout.strip()
     try:
-        deadline = time.monotonic() + 120
-        while "uvslurm: ready" not in (log.read_text() if log.exists() else ""):
-            assert time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.5)
-        time.sleep(1)
-        venv = Path(log.read_text().split("uvslurm: ready")[1].split(": ", 1)[1].split("\n")[0])
+        wait_for(lambda: ready_lines(log_text(log)), 120, "the job to start")
+        venv = ready(log_text(log)).venv
+        # the job holds its venv from a background flock started just before the ready line
+        wait_for(lambda: depot._locked(venv / depot.USED), 30, "the job's hold on its venv")
         root = venv.parent.parent
         _age(venv / depot.USED, 90)
         gc = _depot(["gc"], project, root)
         assert venv.exists() and "a running job uses it" in gc.stderr
     finally:
         stop.touch()
-    deadline = time.monotonic() + 120
-    while cluster.run("squeue", "-h", "-j", job_id).stdout.strip():
-        assert time.monotonic() < deadline, "the job did not end"
-        time.sleep(0.5)
+    wait_for(lambda: not cluster.run("squeue", "-h", "-j", job_id).stdout.strip(), 120,
+             "the job to end")  # fmt: skip
     _depot(["gc"], project, root)
     assert not venv.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import uvslurm
+from conftest import prolog_env, uvslurm
 from test_prolog import PROLOG, prolog, ready_state
 from uvslurm.nodeenv import project_id
 
@@ -289,3 +289,38 @@ def test_uv_gets_a_private_tmpdir_only_where_tmpdir_is_shared(tmp_path: Path) ->
     planted.chmod(0o1777)
     (planted / f"uvslurm-{os.geteuid()}").symlink_to(tmp_path)
     assert private_tmpdir({"TMPDIR": str(planted)}) is None
+
+
+@needs_root
+@pytest.mark.parametrize("planted", ["dir", "symlink"])
+def test_a_planted_private_tmpdir_is_neither_used_nor_written(
+    project: Path, tmp_path: Path, request: pytest.FixtureRequest, planted: str
+) -> None:
+    """Another user made <shared TMPDIR>/uvslurm-<uid> first (a 0777 directory, or a symlink to
+    one of theirs): the prolog creates nothing in it, warns, and the job runs."""
+    shared = Path(tempfile.mkdtemp(prefix="uvslurm-shared-tmp-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
+    shared.chmod(0o1777)
+    lure = shared / f"uvslurm-{os.getuid()}"
+    trap = shared / "trap"
+    trap.mkdir()
+    if planted == "dir":
+        lure.mkdir()
+        target = lure
+    else:
+        lure.symlink_to(trap)
+        os.chown(lure, NOBODY, -1, follow_symlinks=False)
+        target = trap
+    os.chown(target, NOBODY, -1)
+    target.chmod(0o777)
+    depot = tmp_path / "depot"
+    r = subprocess.run(
+        ["bash", "-c", 'UVSLURM_CMD=(python -c "import os; print(os.environ[\'TMPDIR\'])"); . "$1"',
+         "_", str(PROLOG)],
+        env={**prolog_env(project, depot, UVSLURM_MODE="run"), "TMPDIR": str(shared)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"uvslurm: warning: {lure} is not a private directory of this user" in r.stderr
+    assert r.stdout.strip() == str(shared), "TMPDIR must stay the shared one, not the planted"
+    assert list(target.iterdir()) == [], "the prolog wrote into the planted directory"

@@ -15,35 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, uvslurm
-from uvslurm.nodeenv import project_id, prolog_path
+from conftest import Cluster, prolog_env, uvslurm
+from conftest import ready as last_ready
+from uvslurm.nodeenv import prolog_path
 
-READY = re.compile(r"^uvslurm: ready \((warm|placed|cold|repaired)\) in \d+ ms: (.*)$", re.M)
 # real fault injection: flock(2) fails with ENOLCK, as on a filesystem without lock support
 # (NFS without lockd, Lustre mounted without -o flock)
 STRACE_NO_FLOCK = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "inject=flock:error=ENOLCK"]
 
 
 def ready(text: str) -> tuple[str, Path]:
-    found = READY.findall(text)
-    assert found, text
-    return found[-1][0], Path(found[-1][1])
+    last = last_ready(text)
+    return last.state, last.venv
 
 
 def run_prolog(
     project: Path, depot: Path, *, wrap: list[str] | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    settings = {
-        "UVSLURM_PROJECT": str(project),
-        "UVSLURM_PROJECT_ID": project_id(str(project)),
-        "UVSLURM_DEPOT": str(depot),
-        "UVSLURM_MODE": "prepare",
-        "UVSLURM_NODE_LOCAL": "never",
-        "UVSLURM_PYTHON": "3.11",
-    }
     return subprocess.run(
         [*(wrap or []), "bash", prolog_path()],
-        env={**os.environ, **settings, **env}, capture_output=True, text=True, timeout=120,
+        env=prolog_env(project, depot, **env), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 

@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, Cluster, files_under, uvslurm, wait_for_text
+from conftest import HOSTILE_NAMES, Cluster, files_under, ready_lines, uvslurm, wait_for_text
+from conftest import ready as last_ready
 
 pytestmark = pytest.mark.slurm
 
-READY = re.compile(r"uvslurm: ready \((warm|placed|cold|repaired)\) in (\d+) ms: (.*)")
-
 
 def ready(log: Path) -> tuple[str, int, str]:
-    text = log.read_text()
-    found = READY.findall(text)
-    assert found, f"no ready line in {log}:\n{text[-2000:]}"
-    state, ms, venv = found[-1]
-    return state, int(ms), venv
+    last = last_ready(log.read_text())
+    return last.state, last.ms, str(last.venv)
 
 
 def submit_wait(
@@ -205,8 +201,8 @@ def test_a_requeued_job_revalidates_and_succeeds(
         time.sleep(0.2)
     wait_for_text(log, "RUN 1", 120)
     text = log.read_text()
-    assert len(READY.findall(text)) == 2, "the prolog ran again on the restarted job"
-    assert READY.findall(text)[-1][0] in ("warm", "placed")
+    assert len(ready_lines(text)) == 2, "the prolog ran again on the restarted job"
+    assert ready_lines(text)[-1].state in ("warm", "placed")
 
 
 def test_job_without_network_builds_from_what_submit_prefetched(

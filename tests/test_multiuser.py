@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 
 import uvslurm as uvslurm_pkg
-from uvslurm.nodeenv import project_id, prolog_path
+from conftest import prolog_env, ready
+from uvslurm.nodeenv import prolog_path
 
 VICTIM, ATTACKER = "uvs-victim", "uvs-attacker"
 NETWORK_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "UV_INDEX",
                 "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INSECURE_HOST")  # fmt: skip
-READY = re.compile(r"^uvslurm: ready \((warm|placed|cold|repaired)\) in \d+ ms: (.*)$", re.M)
 
 
 @dataclass
@@ -77,9 +77,8 @@ class User:
 
 
 def ready_venv(log_text: str) -> tuple[str, Path]:
-    found = READY.findall(log_text)
-    assert found, log_text
-    return found[-1][0], Path(found[-1][1])
+    last = ready(log_text)
+    return last.state, last.venv
 
 
 def program_prefix(log_text: str) -> Path:
@@ -370,9 +369,7 @@ def test_symlink_planted_in_shared_tmp_is_never_followed(
 
 def test_a_depot_the_prolog_creates_is_private(project: Path, tmp_path: Path) -> None:
     depot = tmp_path / "scratch" / "uvslurm"
-    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(depot),
-           "UVSLURM_PROJECT_ID": project_id(str(project)), "UVSLURM_MODE": "prepare",
-           "UVSLURM_NODE_LOCAL": "never", "UVSLURM_PYTHON": "3.11"}  # fmt: skip
+    env = prolog_env(project, depot)
     r = subprocess.run(
         ["bash", prolog_path()], env=env, capture_output=True, text=True, umask=0o022
     )

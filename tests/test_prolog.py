@@ -12,32 +12,29 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, REPO, files_under, missing_files, uvslurm
+from conftest import (
+    HOSTILE_NAMES,
+    PROLOG,
+    files_under,
+    missing_files,
+    prolog_env,
+    ready,
+    uvslurm,
+)
 from uvslurm.nodeenv import project_id
-
-PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
 
 
 def prolog(
     project: Path, depot: Path, mode: str = "prepare", **env: str
 ) -> subprocess.CompletedProcess[str]:
-    base = {
-        "UVSLURM_PROJECT": str(project),
-        "UVSLURM_PROJECT_ID": project_id(str(project)),
-        "UVSLURM_DEPOT": str(depot),
-        "UVSLURM_MODE": mode,
-        "UVSLURM_NODE_LOCAL": "never",
-        "UVSLURM_PYTHON": "3.11",
-    }
     return subprocess.run(
-        ["bash", str(PROLOG)], env={**os.environ, **base, **env}, capture_output=True, text=True
-    )
+        ["bash", str(PROLOG)], env=prolog_env(project, depot, mode, **env), capture_output=True,
+        text=True,
+    )  # fmt: skip
 
 
 def ready_state(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("uvslurm: ready (")]
-    assert lines, stderr
-    return lines[-1].split("(")[1].split(")")[0]
+    return ready(stderr).state
 
 
 def test_shellcheck_clean() -> None:
@@ -156,14 +153,7 @@ def test_kill_during_build_never_leaves_a_ready_venv(project: Path, tmp_path: Pa
     depot = tmp_path / "depot"
     p = subprocess.Popen(
         ["bash", str(PROLOG)],
-        env={
-            **os.environ,
-            "UVSLURM_PROJECT": str(project),
-            "UVSLURM_DEPOT": str(depot),
-            "UVSLURM_MODE": "prepare",
-            "UVSLURM_NODE_LOCAL": "never",
-            "UVSLURM_PYTHON": "3.11",
-        },
+        env=prolog_env(project, depot),
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -187,8 +177,7 @@ def test_kill_during_build_never_leaves_a_ready_venv(project: Path, tmp_path: Pa
 
 def test_concurrent_builders_build_once(project: Path, tmp_path: Path) -> None:
     depot = tmp_path / "depot"
-    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_DEPOT": str(depot),
-           "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": "never"}  # fmt: skip
+    env = prolog_env(project, depot)
     procs = [subprocess.Popen(["bash", str(PROLOG)], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(4)]  # fmt: skip
     results = [p.communicate() for p in procs]
@@ -360,9 +349,8 @@ def test_squashfs_image_is_mounted_for_the_job_and_unpacked_where_it_cannot_be(
         pytest.skip("FUSE is not usable by this user: the mount half needs it")
 
     # a job script: mounted for as long as the script runs, then unmounted and removed
-    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
-           "UVSLURM_DEPOT": str(depot), "UVSLURM_NODE_LOCAL": str(tmp_path / "job"),
-           "UVSLURM_PYTHON": "3.11", "UVSLURM_IMAGE": "squashfs"}  # fmt: skip
+    env = prolog_env(project, depot, UVSLURM_NODE_LOCAL=str(tmp_path / "job"),
+                     UVSLURM_IMAGE="squashfs")  # fmt: skip
     (tmp_path / "job").mkdir()
     body = 'python -c "import six, sys; print(sys.prefix)" && mountpoint -q "$VIRTUAL_ENV" && echo MOUNTED'
     job = subprocess.run(["bash", "-c", f'. "$0" && {body}', str(PROLOG)],
@@ -391,9 +379,7 @@ def test_image_places_by_reading_a_few_depot_files(project: Path, tmp_path: Path
     for image in ("tar.zst", "none"):
         shutil.rmtree(local / f"uvslurm-{os.getuid()}", ignore_errors=True)
         trace = tmp_path / f"trace-{image}"
-        env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
-               "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": str(local),
-               "UVSLURM_PYTHON": "3.11", "UVSLURM_IMAGE": image}  # fmt: skip
+        env = prolog_env(project, depot, UVSLURM_NODE_LOCAL=str(local), UVSLURM_IMAGE=image)
         if image == "none":
             (venv.parent / f"{venv.name}.tar.zst").unlink()
         r = subprocess.run(
@@ -421,21 +407,27 @@ def test_kill_at_random_moments_never_exposes_a_half_built_venv(
 
     rng = random.Random(1234)
     depot = tmp_path / "depot"
-    env = {**os.environ, "UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
-           "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": str(tmp_path / "local"),
-           "UVSLURM_PYTHON": "3.11"}  # fmt: skip
+    env = prolog_env(project, depot, UVSLURM_NODE_LOCAL=str(tmp_path / "local"))
     (tmp_path / "local").mkdir()
     t0 = time.perf_counter()
     assert subprocess.run(["bash", str(PROLOG)], env=env, capture_output=True).returncode == 0
     full = time.perf_counter() - t0
     mid_build = checked = 0
-    for _ in range(20):
+    for trial in range(20):
         shutil.rmtree(depot)
         shutil.rmtree(tmp_path / "local")
         (tmp_path / "local").mkdir()
         p = subprocess.Popen(["bash", str(PROLOG)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True)  # fmt: skip
-        time.sleep(rng.uniform(0, full))
+        if trial % 2:
+            # half the trials: a moment inside the build (uv installing), the riskiest part
+            deadline = time.monotonic() + 60
+            while not list(depot.glob("*/.*.build-*")) and p.poll() is None:
+                assert time.monotonic() < deadline, "no build started"
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, full / 3))
+        else:
+            time.sleep(rng.uniform(0, full))  # any moment of the whole preparation
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         mid_build += bool(list(depot.glob("*/.*.build-*")))
@@ -451,8 +443,9 @@ def test_kill_at_random_moments_never_exposes_a_half_built_venv(
         venv = Path(r.stdout.strip())
         assert missing_files(venv) == []
         assert subprocess.run([f"{venv}/bin/python", "-c", "import six"]).returncode == 0
+    print(f"kills mid-build: {mid_build} of 20; ready venvs checked after a kill: {checked}")
     # the trials must have hit the build itself, and found venvs to check after some kills
-    assert mid_build >= 5, f"only {mid_build} of 20 kills hit a build in progress"
+    assert mid_build >= 6, f"only {mid_build} of 20 kills hit a build in progress"
     assert checked >= 1, "no kill came late enough to leave a ready venv to check"
 
 
@@ -461,13 +454,10 @@ def _programs_run(project: Path, depot: Path, tmp_path: Path, **env: str) -> lis
     if not shutil.which("strace"):
         pytest.fail("strace is not installed (.ci/run installs it)")
     trace = tmp_path / f"exec-{time.monotonic_ns()}.txt"
-    base = {"UVSLURM_PROJECT": str(project), "UVSLURM_PROJECT_ID": project_id(str(project)),
-            "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "prepare", "UVSLURM_NODE_LOCAL": "never",
-            "UVSLURM_PYTHON": "3.11"}  # fmt: skip
     r = subprocess.run(
         ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", str(trace),
          "bash", str(PROLOG)],
-        env={**os.environ, **base, **env}, capture_output=True, text=True,
+        env=prolog_env(project, depot, **env), capture_output=True, text=True,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = trace.read_text().splitlines()

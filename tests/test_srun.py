@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, files_under, uvslurm
+from conftest import Cluster, files_under, ready, ready_lines, uvslurm
 
 pytestmark = pytest.mark.slurm
 
@@ -32,8 +32,7 @@ def test_command_runs_in_the_venv_and_its_exit_code_comes_back(
         cwd=project,
     )
     assert r.returncode == 0, r.stderr
-    venv = re.search(r"uvslurm: ready \(\w+\) in \d+ ms: (.*)", r.stderr)
-    assert venv and f"PFX {venv.group(1)}" in r.stdout
+    assert f"PFX {ready(r.stderr).venv}" in r.stdout
     assert uvslurm("srun", "--", "bash", "-c", "exit 3", cwd=project).returncode == 3
     assert files_under(project) == before
 
@@ -44,7 +43,7 @@ def test_a_step_of_two_nodes_prepares_each_node_in_its_own_tasks(
     code = "import os, sys; print('STEP', os.environ['SLURMD_NODENAME'], sys.prefix)"
     r = uvslurm("srun", "-N", "2", "--", "python", "-c", code, cwd=project)
     assert r.returncode == 0, r.stderr
-    venvs = re.findall(r"uvslurm: ready \(\w+\) in \d+ ms: (.*)", r.stderr)
+    venvs = [str(x.venv) for x in ready_lines(r.stderr)]
     assert len(venvs) == 2, "the prolog ran once in each task"
     assert "prepared 2 nodes" not in r.stderr, "no extra placement step inside a step"
     steps = dict(re.findall(r"^STEP (\S+) (.*)$", r.stdout, re.M))
@@ -75,10 +74,8 @@ def test_interactive_shell_on_a_pseudo_terminal(cluster: Cluster, project: Path)
     os.write(fd, b"exit 7\n")
     read_until(b"\x00never")
     _, status = os.waitpid(pid, 0)
-    text = out.decode(errors="replace")
-    venv = re.search(r"uvslurm: ready \(\w+\) in \d+ ms: (\S+)", text)
-    assert venv, text
-    assert f"PFX{venv.group(1)}" in text, text
+    text = out.decode(errors="replace").replace("\r\n", "\n")  # a terminal's line ends
+    assert f"PFX{ready(text).venv}" in text, text
     assert os.waitstatus_to_exitcode(status) == 7
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, uvslurm
+from conftest import REPO, Cluster, ready, ready_lines, uvslurm
 from uvslurm.commands import template
 
 EXAMPLES = REPO / "examples" / "sbatch"
@@ -71,12 +71,11 @@ def test_each_example_runs_unchanged_on_the_cluster(
     text = "".join(texts)
     assert r.returncode == 0, r.stderr + text
     for one in texts:
-        ready = re.findall(r"^uvslurm: ready \((\w+)\) in \d+ ms: (.+)$", one, re.M)
         runs = _train_lines(one)
-        assert ready and runs, one
+        assert runs, one
         # every rank or task ran python from the venv the prolog prepared
-        assert {str(run["prefix"]) for run in runs} == {ready[-1][1]}, one
-    states = re.findall(r"uvslurm: ready \((\w+)\)", text)
+        assert {str(run["prefix"]) for run in runs} == {str(ready(one).venv)}, one
+    states = [x.state for x in ready_lines(text)]
     if name == "array":
         assert len(logs) == 4 and states.count("cold") == 1, text
         tasks = sorted(str(run["argv"]) for t in texts for run in _train_lines(t))

@@ -64,8 +64,9 @@ _uvslurm_privtmp() {
   if _uvslurm_owned "$base" && ! [ -k "$base" ]; then return 0; fi
   d="$base/uvslurm-$UID"
   [ -e "$d" ] || [ -L "$d" ] || mkdir -m 700 "$d" 2>/dev/null
-  [ -e "$d/tmp" ] || [ -L "$d/tmp" ] || mkdir -m 700 "$d/tmp" 2>/dev/null
-  if _uvslurm_owned "$d" && _uvslurm_owned "$d/tmp"; then
+  # nothing is created in a directory someone else planted there
+  if _uvslurm_owned "$d" && { [ -e "$d/tmp" ] || [ -L "$d/tmp" ] || mkdir -m 700 "$d/tmp" 2>/dev/null; } &&
+    _uvslurm_owned "$d/tmp"; then
     export TMPDIR="$d/tmp"
   else
     _uvslurm_log "warning: $d is not a private directory of this user; uv keeps its lock files in the shared $base"
