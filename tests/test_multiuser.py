@@ -375,6 +375,7 @@ def test_a_depot_the_prolog_creates_is_private(project: Path, tmp_path: Path) ->
     )
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(depot.stat().st_mode) == 0o700, oct(depot.stat().st_mode)
+    assert (depot / ".uvslurm-depot").is_file(), "a depot the prolog makes carries the marker"
 
 
 def test_a_depot_uvslurm_creates_is_private(project: Path, tmp_path: Path) -> None:

@@ -106,6 +106,20 @@ def test_planted_directory_in_shared_tmp_is_refused(project: Path, tmp_path: Pat
     assert list(target.iterdir()) == [], "followed the planted symlink"
 
 
+def test_a_node_local_user_dir_others_can_write_is_refused(project: Path, tmp_path: Path) -> None:
+    """uvslurm-<uid> is yours but 0777 (made by hand, or by a umask 0): another user could put a
+    "ready" venv in it. Not used, nothing placed into it."""
+    depot, local = tmp_path / "depot", tmp_path / "shared-tmp"
+    userdir = local / f"uvslurm-{os.getuid()}"
+    userdir.mkdir(parents=True)
+    userdir.chmod(0o777)
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).is_relative_to(depot), r.stderr
+    assert f"warning: {userdir} is not a private directory of this user" in r.stderr
+    assert list(userdir.iterdir()) == []
+
+
 def test_unwritable_node_local_falls_back_to_depot(project: Path, tmp_path: Path) -> None:
     r = prolog(project, tmp_path / "depot", UVSLURM_NODE_LOCAL="/proc")
     assert r.returncode == 0, r.stderr

@@ -113,15 +113,15 @@ def test_submit_side_effects_on_the_cluster(
     state = isolated_user / "state" / "uvslurm"
     r = uvslurm("submit", "--wait", "train.py", "--lr", "3", cwd=project)
     assert r.returncode == 0, r.stderr
-    # --wait streams the job's log to stdout
-    assert 'TRAIN {"argv": ["--lr", "3"]' in r.stdout, r.stdout
-    job = r.stdout.splitlines()[0].strip()
+    # stdout: the job id alone; --wait streams the job's log with the summary, on stderr
+    job = r.stdout.strip()
     assert job.isdigit(), r.stdout
+    assert 'TRAIN {"argv": ["--lr", "3"]' in r.stderr, r.stderr
     # default log path and job name
     log = state / "logs" / f"train-{job}.out"
     assert log.is_file() and 'TRAIN {"argv": ["--lr", "3"]' in log.read_text()
     show = cluster.run("scontrol", "show", "job", job).stdout
-    assert "JobName=train " in show, show
+    assert re.search(r"JobName=train$", show, re.M), show
     # the script copy: what sbatch ran, kept under the job id
     copy = state / "scripts" / f"{job}.sh"
     assert copy.is_file() and os.access(copy, os.X_OK)

@@ -27,17 +27,14 @@ def warn(message: str) -> None:
 
 
 def summary(title: str, rows: Sequence[tuple[str, str]]) -> None:
-    """A short key/value block: what was done and where things are."""
+    """A short key/value block: what was done and where things are. One line per row, never
+    cut to the terminal's width: the paths in it are meant to be copied."""
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(escape(key), escape(value))
+    width = max((len(key) for key, _ in rows), default=0)
     console().print(f"[bold green]{escape(title)}[/]")
-    console().print(table)
+    for key, value in rows:
+        console().print(f"[bold]{escape(key.ljust(width))}[/]  {escape(value)}")
 
 
 class Status:
