@@ -184,3 +184,57 @@ def test_cli_diff_against_a_saved_fingerprint(modulepath: Path, tmp_path: Path) 
         tmp_path,
     )
     assert "loaded modules: mpich/1.0 → mpich/2.0" in out
+
+
+def _first_cpu_block() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if not line.strip():
+            break
+        k, _, v = line.partition(":")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def test_machine_components_come_from_this_machine(tmp_path: Path) -> None:
+    """CPU, glibc, OS, architecture and uv version: each read from the machine itself."""
+    import platform
+
+    _, comps = fingerprint({}, tmp_path / "depot")
+    cpu = _first_cpu_block()
+    if "vendor_id" in cpu:
+        assert f"vendor_id={cpu['vendor_id']} " in comps["cpu"], comps["cpu"]
+        assert f"model={cpu['model']} " in comps["cpu"]
+        assert comps["cpu"].endswith(f"flags={cpu['flags']}"), comps["cpu"]
+    glibc = subprocess.run(["getconf", "GNU_LIBC_VERSION"], capture_output=True, text=True)
+    assert comps["glibc"] == glibc.stdout.strip()
+    osr = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
+    assert comps["os"] == f"{osr['ID'].strip(chr(34))}-{osr['VERSION_ID'].strip(chr(34))}"
+    assert comps["arch"] == platform.machine()
+    uv = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
+    assert comps["uv"] == uv
+
+
+@pytest.mark.parametrize("fact", ["cpu", "glibc", "os", "uv"])
+def test_each_machine_fact_is_part_of_the_key(tmp_path: Path, fact: str) -> None:
+    """The machine facts come from the per-boot cache when it is there: a node that differs in
+    any one of them (another CPU, glibc, OS or uv) gets another fingerprint."""
+    depot = tmp_path / "depot"
+    fp, comps = fingerprint({}, depot)
+    (cache,) = (depot / ".facts").iterdir()
+    lines = cache.read_text().splitlines()
+    changed = []
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key == fact:
+            # the uv line is "<path> <version>": another version of the same binary
+            value = value + " other"
+        changed.append(f"{key}={value}")
+    cache.write_text("\n".join(changed) + "\n")
+    other, other_comps = fingerprint({}, depot)
+    assert other_comps[fact] != comps[fact], (fact, other_comps[fact])
+    assert other != fp, f"a different {fact} gave the same fingerprint"

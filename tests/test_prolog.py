@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -93,11 +94,17 @@ def test_node_local_placement_then_warm(project: Path, tmp_path: Path) -> None:
     assert out.stdout.strip() == str(venv)
 
 
-def test_planted_directory_in_shared_tmp_is_refused(project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target_mode", [0o755, 0o700])
+def test_planted_directory_in_shared_tmp_is_refused(
+    project: Path, tmp_path: Path, target_mode: int
+) -> None:
+    """A symlink planted as uvslurm-<uid>: to a directory of the attacker's, or to a private
+    directory of yours (which passes every owner and mode check once followed)."""
     depot, local = tmp_path / "depot", tmp_path / "shared-tmp"
     local.mkdir()
     target = tmp_path / "attacker"
-    target.mkdir()
+    target.mkdir(mode=target_mode)
+    target.chmod(target_mode)
     (local / f"uvslurm-{os.getuid()}").symlink_to(target)
     r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
     assert r.returncode == 0, r.stderr
@@ -514,3 +521,49 @@ def test_machine_facts_are_cached_per_boot_and_follow_the_uv_binary(
     newer = _programs_run(project, depot, tmp_path, UVSLURM_MODE="fingerprint", UVSLURM_UV=str(uv))
     assert "getconf" in newer, newer
     assert f"uv={uv} " in facts[0].read_text()
+
+
+def test_a_venv_bigger_than_the_free_node_local_space_is_not_copied(
+    project: Path, tmp_path: Path
+) -> None:
+    """The depot venv's marker says how big it is: a node-local disk without room for it is not
+    even tried (a copy of many GB that fails at the end costs minutes)."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    venv = Path(prolog(project, depot).stdout.strip())
+    marker = venv / ".uvslurm-ready"
+    marker.write_text(re.sub(r"(?m)^size_kb=\d+$", "size_kb=10000000000", marker.read_text()))
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == venv, "ran from a node-local copy it had no room for"
+    assert re.search(
+        r"warning: node-local \S+ has \d+ KB free, the venv needs 10000000000 KB", r.stderr
+    )
+    placed = [p.name for p in (local / f"uvslurm-{os.getuid()}").iterdir()]
+    assert [n for n in placed if not n.endswith(".lock")] == [], f"a copy was attempted: {placed}"
+
+
+def test_concurrent_placements_on_one_node_copy_once(project: Path, tmp_path: Path) -> None:
+    """Six tasks of a job start at once on a node whose disk has no copy yet: one places it
+    under the node's lock, the others wait for it; all run from the same node-local venv."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    assert prolog(project, depot).returncode == 0
+    env = prolog_env(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    procs = [
+        subprocess.Popen(
+            ["bash", str(PROLOG)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    venvs = {out.strip() for out, _ in results}
+    assert len(venvs) == 1 and Path(venvs.pop()).is_relative_to(local), results
+    errs = "".join(err for _, err in results)
+    assert errs.count("placed on node-local") == 1, errs
+    assert "warning" not in errs, errs

@@ -431,7 +431,8 @@ _uvslurm_nl_candidates() {
 # planted there (shared /tmp) is refused, never followed.
 _uvslurm_userdir() {
   local d="$1/uvslurm-$UID" mode
-  if [ ! -e "$d" ] && [ ! -L "$d" ]; then mkdir -m 700 "$d" 2>/dev/null || return 1; fi
+  # another task of the job may make it at the same moment: then it is checked like any other
+  if [ ! -e "$d" ] && [ ! -L "$d" ]; then mkdir -m 700 "$d" 2>/dev/null || [ -d "$d" ] || return 1; fi
   [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] || return 1
   mode=$(stat -c %a "$d" 2>/dev/null) && [ "$mode" = 700 ] || return 1
   _uvslurm_ud=$d
