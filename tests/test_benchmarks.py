@@ -46,6 +46,34 @@ def summary_rows(text: str) -> list[dict[str, str]]:
     return rows
 
 
+TIMES = "\u00d7"  # the multiplication sign of the report's ratio targets
+
+
+def _verdict(row: dict[str, str]) -> str | None:
+    """What "met?" must say for a target "≤ 1.2" + TIMES (on the ratio) or "< 100 ms", "≤ 10" (on
+    uvslurm's value); None for other targets, or a value within rounding of the bound."""
+    ratio = re.fullmatch(rf"([≤<]) ([\d.]+){TIMES}", row["target"])
+    plain = re.fullmatch(r"([≤<]) ([\d.]+)(?: ms)?", row["target"])
+    m = ratio or plain
+    if m is None:
+        return None
+    value = float(row["ratio"] if ratio else row["uvslurm"])
+    bound = float(m.group(2))
+    if abs(value - bound) < 0.011:
+        return None
+    ok = value <= bound if m.group(1) == "≤" else value < bound
+    return "yes" if ok else "**no**"
+
+
+def test_the_verdict_follows_the_numbers() -> None:
+    row = {"ratio": "1.25", "uvslurm": "5", "target": f"≤ 1.2{TIMES}", "met?": ""}
+    assert _verdict(row) == "**no**"
+    assert _verdict({**row, "ratio": "1.10"}) == "yes"
+    assert _verdict({**row, "target": "< 100 ms", "uvslurm": "120"}) == "**no**"
+    assert _verdict({**row, "target": "≤ 10", "uvslurm": "8"}) == "yes"
+    assert _verdict({**row, "target": f"1 build, ≤ 1.3{TIMES}"}) is None
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_row_with_numbers(tmp_path: Path) -> None:
     if not shutil.which("strace") or not shutil.which("zstd"):
@@ -79,5 +107,8 @@ def test_quick_run_writes_every_row_with_numbers(tmp_path: Path) -> None:
             assert abs(float(row["ratio"]) - float(row["uvslurm"]) / float(row["plain uv"])) < 0.02
         if row["target"] != "—":
             assert row["met?"] in ("yes", "**no**"), row
+            expected = _verdict(row)
+            if expected is not None:
+                assert row["met?"] == expected, f"the verdict does not follow the numbers: {row}"
     assert "--quick --no-cluster" in section
     assert "array" not in " ".join(r["measure"] for r in rows)

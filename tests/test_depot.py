@@ -70,13 +70,15 @@ class Job:
             ["bash", str(tmp / "job.sh")], cwd=project, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "UVSLURM_DEPOT": str(root), **env},
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.started.exists():
+
+        def started() -> bool:
             assert self.proc.poll() is None, self.proc.communicate()[1]
-            assert time.monotonic() < deadline, "the job's command did not start"
-            time.sleep(0.02)
-        time.sleep(0.1)  # the prolog's background flock
+            return self.started.exists()
+
+        wait_for(started, 60, "the job's command to start")
         self.venv = Path(self.started.read_text())
+        # the prolog holds the venv from a background flock: wait until it does
+        wait_for(lambda: depot._locked(self.venv / depot.USED), 30, "the job's hold on its venv")
 
     def release(self) -> str:
         self.stop.touch()

@@ -12,12 +12,11 @@ import signal
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import prolog_env, uvslurm
+from conftest import prolog_env, uvslurm, wait_for
 from test_prolog import PROLOG, prolog, ready_state
 from uvslurm.nodeenv import project_id
 
@@ -218,13 +217,8 @@ def test_a_held_uv_lock_in_a_shared_tmp_does_not_hang_the_job(
         )
         holders.append(holder)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            busy = subprocess.run(["flock", "-n", str(shared / names[0]), "true"]).returncode
-            if busy:
-                break
-            time.sleep(0.05)
-        assert busy, "the other user's flock is not held"
+        held = lambda: subprocess.run(["flock", "-n", str(shared / names[0]), "true"]).returncode  # noqa: E731
+        wait_for(held, 10, "the other user's flock on uv's lock file")
         r = subprocess.run(
             ["bash", "-c", 'UVSLURM_CMD=(python -c "print(42)"); source "$1"', "_", str(PROLOG)],
             env={**os.environ, "UVSLURM_PROJECT": str(project),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, files_under, uvslurm
+from conftest import HOSTILE_NAMES, files_under, uvslurm, wait_for
 from uvslurm.commands import env as env_cmd
 from uvslurm.nodeenv import project_id
 
@@ -120,7 +120,6 @@ def test_hook_in_an_interactive_bash_driven_through_tmux(
     """A real interactive bash (prompts and all) in tmux: cd in, uv sync, cd out."""
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")
-    import time
 
     hook = tmp_path / "hook.sh"
     hook.write_text(uvslurm("shell-hook", "bash", cwd=tmp_path, check=True).stdout)
@@ -136,14 +135,11 @@ def test_hook_in_an_interactive_bash_driven_through_tmux(
     try:
         for line in (f"source '{hook}'", f"cd '{project}'", f"'{uv}' sync -q",
                      f'echo "IN=$UV_PROJECT_ENVIRONMENT" >> {out}', "cd /", f'echo "OUT=$UV_PROJECT_ENVIRONMENT" >> {out}'):  # fmt: skip
+            # the shell reads typed-ahead lines in order, running the hook before each prompt
             subprocess.run(
                 ["tmux", "-L", session, "send-keys", "-t", session, line, "Enter"], check=True
             )
-            time.sleep(0.3)
-        for _ in range(100):
-            if out.exists() and "OUT=" in out.read_text():
-                break
-            time.sleep(0.1)
+        wait_for(lambda: out.exists() and "OUT=" in out.read_text(), 60, "the shell's last line")
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
     seen = dict(line.split("=", 1) for line in out.read_text().splitlines())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, prolog_env, uvslurm
+from conftest import Cluster, prolog_env, uvslurm, wait_for
 from conftest import ready as last_ready
 from uvslurm.nodeenv import prolog_path
 
@@ -112,13 +112,13 @@ def test_depot_gc_without_working_flock_keeps_venvs_and_does_not_crash(
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
+    def appeared() -> bool:
         if proc.poll() is not None:
             out, err = proc.communicate()
             raise AssertionError(f"the job ended before {path.name} appeared:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"{path.name} did not appear in {seconds} s"
-        time.sleep(0.05)
+        return path.exists()
+
+    wait_for(appeared, seconds, f"{path.name} to appear")
 
 
 HOLD_PY = """\

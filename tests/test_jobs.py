@@ -8,12 +8,20 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE_NAMES, Cluster, files_under, ready_lines, uvslurm, wait_for_text
+from conftest import (
+    HOSTILE_NAMES,
+    Cluster,
+    files_under,
+    log_text,
+    ready_lines,
+    uvslurm,
+    wait_for,
+    wait_for_text,
+)
 from conftest import ready as last_ready
 
 pytestmark = pytest.mark.slurm
@@ -194,11 +202,10 @@ def test_a_requeued_job_revalidates_and_succeeds(
     wait_for_text(log, "RUN 0", 60)
     assert cluster.run("scontrol", "requeue", job).returncode == 0
     # Slurm holds a requeued job back (BeginTime in the future); let it start now
-    for _ in range(100):
-        if "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout:
-            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
-            break
-        time.sleep(0.2)
+    held = lambda: "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout  # noqa: E731
+    wait_for(lambda: held() or "RUN 1" in log_text(log), 30, "the requeued job to be held or run")
+    if held():
+        cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
     wait_for_text(log, "RUN 1", 120)
     text = log.read_text()
     assert len(ready_lines(text)) == 2, "the prolog ran again on the restarted job"

@@ -59,8 +59,10 @@ def check_golden(name: str, text: str) -> None:
     assert text.count(prolog) == 1, "the prolog is pasted exactly once"
     text = text.replace(prolog, PROLOG_PLACEHOLDER)
     path = GOLDEN / name
-    if os.environ.get("UVSLURM_REGEN_GOLDEN"):
+    if os.environ.get("UVSLURM_REGEN_GOLDEN") and (not path.exists() or path.read_text() != text):
         path.write_text(text)
+        # regeneration never passes silently: the new file is for a person to review
+        pytest.fail(f"{name} regenerated: review `git diff tests/golden`, then run without it")
     assert path.read_text() == text, f"{name} changed; {REGEN}"
 
 
