@@ -70,6 +70,8 @@ def test_no_pyproject(tmp_path: Path, fake_sbatch: Path) -> None:
     (d / "t.py").write_text("print(1)\n")
     rc, lines = _submit(d, fake_sbatch, "t.py")
     assert rc == 1 and len(lines) == 1 and "pyproject.toml" in lines[0]
+    assert not (tmp_path / "sbatch-calls").exists(), "sbatch was called"
+    assert sorted(p.name for p in d.iterdir()) == ["t.py"], "something was written"
 
 
 def test_broken_pyproject(tmp_path: Path, fake_sbatch: Path) -> None:
@@ -79,6 +81,8 @@ def test_broken_pyproject(tmp_path: Path, fake_sbatch: Path) -> None:
     (d / "t.py").write_text("print(1)\n")
     rc, lines = _submit(d, fake_sbatch, "t.py")
     assert rc == 1 and len(lines) == 1 and "invalid TOML" in lines[0]
+    assert not (tmp_path / "sbatch-calls").exists(), "sbatch was called"
+    assert sorted(p.name for p in d.iterdir()) == ["pyproject.toml", "t.py"]
 
 
 def test_stale_lock_with_locked(project: Path, fake_sbatch: Path, tmp_path: Path) -> None:
@@ -106,7 +110,8 @@ def test_sbatch_missing(project: Path, tmp_path: Path) -> None:
 
 def test_debug_shows_the_traceback(project: Path, fake_sbatch: Path) -> None:
     r = uvslurm("submit", "--debug", "nope.py", cwd=project)
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    assert r.returncode == 1 and "Traceback" in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1].startswith("uvslurm.errors.UvslurmError: nope.py")
 
 
 def test_fake_sbatch_submission_prints_job_id_and_keeps_a_copy(
