@@ -148,7 +148,12 @@ def test_venvs_lists_job_interactive_and_incomplete(root: Path, proj: str) -> No
     assert j.lock == pdir / f"{KEY}.lock"
     s = got[shell]
     assert (s.kind, s.project, s.components, s.size_kb, s.built_on) == (
-        "interactive", proj, {}, None, "")
+        "interactive",
+        proj,
+        {},
+        None,
+        "",
+    )
     assert s.lock == shell / ".lock"
     i = got[incomplete]
     assert (i.kind, i.project, i.components) == ("incomplete", "", {})
@@ -411,9 +416,9 @@ def test_project_leftovers(root: Path, proj: str) -> None:
     ]
     # once the build is gone, its lock is a leftover too
     build.rmdir()
-    assert depot.Leftover(pdir / f"{KEY2}.lock", "a lock without its venv", pdir / f"{KEY2}.lock") in (
-        depot.leftovers(root, 30)
-    )
+    assert depot.Leftover(
+        pdir / f"{KEY2}.lock", "a lock without its venv", pdir / f"{KEY2}.lock"
+    ) in (depot.leftovers(root, 30))
 
 
 def test_a_build_of_another_key_does_not_keep_a_lock(root: Path, proj: str) -> None:

@@ -32,9 +32,7 @@ def test_load_other_from_saved_json(tmp_path: Path) -> None:
     assert fpdiff.load_other(str(f)) == {"arch": "x86_64", "n": "3"}
 
 
-@pytest.mark.parametrize(
-    "text", ["{not json", json.dumps({"no": "components"}), "[1]"]
-)
+@pytest.mark.parametrize("text", ["{not json", json.dumps({"no": "components"}), "[1]"])
 def test_load_other_broken_file(tmp_path: Path, text: str) -> None:
     f = tmp_path / "fp.json"
     f.write_text(text)
@@ -98,13 +96,9 @@ def test_explain_module_lists() -> None:
     assert fpdiff.explain({"modules": "gcc/12:mpi/4"}, {"modules": "gcc/13:mpi/4"}) == [
         "loaded modules: gcc/12 → gcc/13"
     ]
-    assert fpdiff.explain({"modules": "a:b"}, {"modules": "a:c:d"}) == [
-        "loaded modules: -b +c +d"
-    ]
+    assert fpdiff.explain({"modules": "a:b"}, {"modules": "a:c:d"}) == ["loaded modules: -b +c +d"]
     assert fpdiff.explain({"modulefiles": "a"}, {"modulefiles": "a:b"}) == ["modulefiles: +b"]
-    assert fpdiff.explain({"modules": "a::b"}, {"modules": "b:a"}) == [
-        "loaded modules: a::b → b:a"
-    ]
+    assert fpdiff.explain({"modules": "a::b"}, {"modules": "b:a"}) == ["loaded modules: a::b → b:a"]
     assert fpdiff.explain({}, {"modules": "a:b"}) == ["loaded modules: +a +b"]
     assert fpdiff.explain({"modules": ":"}, {"modules": ""}) == ["loaded modules: : → (none)"]
     assert fpdiff.explain({"modules": ""}, {"modules": ":"}) == ["loaded modules: (none) → :"]

@@ -82,10 +82,11 @@ def test_project_id() -> None:
     digest = hashlib.sha256(b"/x/sp ace;\xc3\xbc\n").hexdigest()[:10]
     assert nodeenv.project_id("/x/sp ace;ü") == f"sp_ace___-{digest}"
     long = "/x/" + "a" * 50
-    assert nodeenv.project_id(long) == "a" * 40 + "-" + hashlib.sha256(
-        long.encode() + b"\n"
-    ).hexdigest()[:10]
-    assert nodeenv.project_id("/x/A.b_c-9") .startswith("A.b_c-9-")
+    assert (
+        nodeenv.project_id(long)
+        == "a" * 40 + "-" + hashlib.sha256(long.encode() + b"\n").hexdigest()[:10]
+    )
+    assert nodeenv.project_id("/x/A.b_c-9").startswith("A.b_c-9-")
     assert nodeenv.project_id("rel") == "rel-" + hashlib.sha256(b"rel\n").hexdigest()[:10]
     assert nodeenv.project_id("/") == "-" + hashlib.sha256(b"/\n").hexdigest()[:10]
 
@@ -225,7 +226,13 @@ def test_settings_for_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_settings_outside_a_project(tmp_path: Path) -> None:
     uv = _exe(tmp_path)
     s = nodeenv.settings_for(None, merge([("command line", {"uv": str(uv), "rebuild": ["x"]})]))
-    assert (s.project, s.python, s.sync_args, s.rebuild, s.rebuild_sources) == ("", "", (), ("x",), "")
+    assert (s.project, s.python, s.sync_args, s.rebuild, s.rebuild_sources) == (
+        "",
+        "",
+        (),
+        ("x",),
+        "",
+    )
     assert (s.node_local, s.fingerprint_modules, s.image) == ("auto", True, "none")
 
 
@@ -238,7 +245,9 @@ def test_settings_with_rebuild_sources(tmp_path: Path) -> None:
     )
     project = _project(tmp_path, lock)
     depot = tmp_path / "depot"
-    cfg = merge([("command line", {"uv": str(uv), "depot": str(depot), "rebuild": ["mpi4py", "Loc"]})])
+    cfg = merge(
+        [("command line", {"uv": str(uv), "depot": str(depot), "rebuild": ["mpi4py", "Loc"]})]
+    )
     s = nodeenv.settings_for(project, cfg)
     assert s.rebuild == ("mpi4py", "loc")
     assert s.rebuild_sources == (

@@ -48,7 +48,9 @@ def test_ensure_depot_creates_a_private_marked_depot(tmp_path: Path) -> None:
     assert sorted(os.listdir(depot)) == [names.DEPOT_MARKER]
 
 
-def test_ensure_depot_refuses_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_depot_refuses_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UvslurmError) as e:
         paths.ensure_depot(Path("rel"))

@@ -61,7 +61,9 @@ def test_py_job_is_the_golden_file() -> None:
 
 def test_batch_job_is_the_golden_file() -> None:
     script = render.split_script(BATCH, "job.sh")
-    job = render.JobScript(SETTINGS, {"time": "20", "partition": "debug"}, ORIGIN, user_script=script)
+    job = render.JobScript(
+        SETTINGS, {"time": "20", "partition": "debug"}, ORIGIN, user_script=script
+    )
     assert render.render(job) == _golden("batch-job.sh")
 
 

@@ -190,9 +190,7 @@ def test_parse_directive_args_details() -> None:
 
 def test_parse_directive_line() -> None:
     assert so.parse_directive_line("#SBATCH -t 10 # a comment -N 4") == {"time": "10"}
-    assert so.parse_directive_line("#SBATCH --comment='a #SBATCH b'") == {
-        "comment": "a #SBATCH b"
-    }
+    assert so.parse_directive_line("#SBATCH --comment='a #SBATCH b'") == {"comment": "a #SBATCH b"}
     e = _usage(so.parse_directive_line, "#SBATCH -J 'open   ")
     assert e.message == "cannot parse '#SBATCH -J 'open': unmatched '"
 
@@ -210,7 +208,7 @@ def test_parse_directive_line() -> None:
         (' ""', [""]),
         (" x''y", ["xy"]),
         (" 'it\"s'", ['it"s']),
-        (" \"it's\"", ["it's"]),
+        (' "it\'s"', ["it's"]),
         (" a\\ b", ["a b"]),
         (" \\#x", ["#x"]),
         (" '\\''", ["'"]),

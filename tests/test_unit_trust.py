@@ -174,9 +174,7 @@ def test_find_project_none(tmp_path: Path) -> None:
     d.mkdir()
     with pytest.raises(NoProject) as e:
         project.find_project(d)
-    assert e.value.message == (
-        f"no pyproject.toml in {d} or the parent directories that are yours"
-    )
+    assert e.value.message == (f"no pyproject.toml in {d} or the parent directories that are yours")
 
 
 def test_find_project_stops_above_a_directory_others_can_write(tmp_path: Path) -> None:
@@ -295,7 +293,9 @@ def test_load_layers_and_sources(isolated_user: Path) -> None:
     user = _user_file(isolated_user, 'depot = "/user"\nnode-local = "never"\n')
     env = {"UVSLURM_SITE_CONFIG": str(site), "UVSLURM_OFFLINE": "true"}
     pyproject = isolated_user / "proj" / "pyproject.toml"
-    cfg = sources.load({"node-local": "/local"}, {"image": "none"}, environ=env, pyproject=pyproject)
+    cfg = sources.load(
+        {"node-local": "/local"}, {"image": "none"}, environ=env, pyproject=pyproject
+    )
     assert cfg.settings["depot"].source == str(user)
     assert cfg.settings["sbatch.partition"].source == str(site)
     assert cfg.settings["node-local"].value == "/local"
