@@ -346,12 +346,15 @@ def test_proc_env_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_proc_failures() -> None:
     with pytest.raises(proc.CommandFailed) as e:
-        proc.run(["sh", "-c", "echo first >&2; echo 'last line' >&2; exit 4", "x", "y"])
+        proc.run(["sh", "-c", "echo 1 >&2; echo 2 >&2; echo 'last line' >&2; exit 4", "x", "y"])
     f = e.value
-    assert f.message == "`sh -c echo first >&2; echo 'last line' >&2; exit 4` failed: last line"
+    assert (
+        f.message
+        == "`sh -c echo 1 >&2; echo 2 >&2; echo 'last line' >&2; exit 4` failed: last line"
+    )
     assert (f.last_line, f.returncode) == ("last line", 4)
-    assert f.argv == ["sh", "-c", "echo first >&2; echo 'last line' >&2; exit 4", "x", "y"]
-    assert f.stderr == "first\nlast line\n"
+    assert f.argv == ["sh", "-c", "echo 1 >&2; echo 2 >&2; echo 'last line' >&2; exit 4", "x", "y"]
+    assert f.stderr == "1\n2\nlast line\n"
     assert f.exit_code == 1
     with pytest.raises(proc.CommandFailed) as e:
         proc.run(["sh", "-c", "exit 2"])
@@ -373,3 +376,44 @@ def test_proc_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(UvslurmError) as e:
         proc.run([str(f)])
     assert e.value.message == f"cannot run {f}: permission denied"
+
+
+def test_output_summary_keys_are_bold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, color_system="standard", highlight=False)
+    monkeypatch.setattr(output, "console", lambda: console)
+    output.summary("T", [("key", "value")])
+    assert "\x1b[1mkey\x1b[0m" in buf.getvalue()
+    assert "\x1b[1mvalue" not in buf.getvalue()
+
+
+def test_template_summary_of_any_first_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = {
+        "a": '#!/bin/bash\n# uvslurm template "a": first part. Second: x. Third.\n',
+        "b": "#!/bin/bash\n# Xray vision\n",
+        "c": "#!/bin/bash\n#  x: X ends with X.\n",
+    }
+    monkeypatch.setattr(template, "text_of", lambda name: lines[name])
+    assert template.summary("a") == "first part"
+    assert template.summary("b") == "Xray vision"
+    assert template.summary("c") == "X ends with X"
+
+
+def test_template_project_option_names_the_project_itself(tmp_path: Path) -> None:
+    proj = _project(tmp_path / "p")
+    (proj / "sub").mkdir()
+    with pytest.raises(NoProject):
+        template.run(_tpl(name="cpu", project="p/sub"), tmp_path)
+
+
+def test_template_project_settings_that_run_programs_need_trust(tmp_path: Path) -> None:
+    proj = _project(tmp_path / "p", '[tool.uvslurm]\nuv = "/bin/true"\n')
+    with pytest.raises(TrustError) as e:
+        template.run(_tpl(name="cpu"), proj)
+    assert e.value.message == (
+        f"{proj / 'pyproject.toml'} [tool.uvslurm] names programs to run (uv = '/bin/true')"
+    )

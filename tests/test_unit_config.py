@@ -230,3 +230,8 @@ def test_expand_path_home_only_at_the_start() -> None:
     with pytest.raises(UvslurmError):
         expand_path("depot", "x/~", "f", {})
     assert expand_path("depot", "/x/~", "f", {}) == os.path.normpath("/x/~")
+
+
+def test_flatten_goes_on_after_the_profiles() -> None:
+    out = flatten({"profiles": {"gpu": {"gpus": 1}}, "depot": "/x", "sbatch": {"time": "5"}}, "s")
+    assert out == {"profiles.gpu.gpus": 1, "depot": "/x", "sbatch.time": "5"}

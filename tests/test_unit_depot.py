@@ -602,3 +602,168 @@ def test_remove_project_dir_that_cannot_go(root: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(Path, "rmdir", fail)
     assert depot.remove_project_dir(pdir) is False
     assert not (pdir / ".keys").exists()
+
+
+def test_read_marker_project_ending_in_an_equals_sign(tmp_path: Path, root: Path) -> None:
+    project = str(tmp_path / "p=")
+    venv = make_venv(root, project)
+    assert depot.read_marker(venv) == depot.Marker(project, "node7", 42, {"modules": "gcc/12"})
+
+
+def test_ours(tmp_path: Path) -> None:
+    assert depot._ours(tmp_path)
+    assert not depot._ours(tmp_path / "missing")
+    f = tmp_path / "f"
+    f.write_text("")
+    assert not depot._ours(f)
+    (tmp_path / "l").symlink_to(tmp_path)
+    assert not depot._ours(tmp_path / "l")
+
+
+def test_an_interactive_venv_never_names_the_project_from_a_stray_marker(
+    root: Path, proj: str
+) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell / depot.MARKER).write_text(marker_text(SHELL, proj))
+    [v] = list(depot.venvs(root))
+    assert (v.kind, v.project) == ("interactive", "")
+
+
+def test_usage_counts_what_follows_a_second_hard_link(tmp_path: Path) -> None:
+    d = tmp_path / "tree"
+    d.mkdir()
+    (d / "a").write_bytes(b"x")
+    os.link(d / "a", d / "b")
+    n = 0
+    while os.listdir(d)[-1] in ("a", "b") or n < 3:
+        (d / f"f{n}").write_bytes(b"y")
+        n += 1
+    assert depot.usage(d)[1] == 1 + 1 + n
+
+
+def test_try_lock_opens_for_appending_writes(tmp_path: Path) -> None:
+    p = tmp_path / "l"
+    p.write_text("keep")
+    fd = depot._try_lock(p, create=False)
+    assert fd is not None
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    assert flags & os.O_ACCMODE == os.O_WRONLY
+    assert flags & os.O_APPEND
+    depot._close(fd)
+    assert p.read_text() == "keep"
+
+
+def test_remove_reports_the_venv_a_job_holds(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    with held(venv / depot.USED, shared=True), pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.path == venv
+    os.utime(venv / depot.USED, ns=(1, v.used_stamp + 1_000_000))  # type: ignore[operator]
+    with pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.path == venv
+    # given back with no lock of ours left on it
+    assert depot.holder(v) is None
+
+
+def test_removing_a_held_interactive_venv_adds_nothing_to_it(root: Path, proj: str) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    with held(shell / depot.USED, shared=True), pytest.raises(depot.Busy):
+        depot.remove(v)
+    assert sorted(p.name for p in shell.iterdir()) == [depot.USED, "pyvenv.cfg"]
+
+
+@pytest.fixture
+def rmdir_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a directory fails (a file server's hiccup): what was renamed away stays."""
+
+    def fail(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rmdir", fail)
+
+
+def test_remove_when_the_tree_cannot_be_deleted(root: Path, proj: str, rmdir_fails: None) -> None:
+    venv = make_venv(root, proj)
+    depot.remove(next(depot.venvs(root)))
+    assert not venv.exists()
+    [left] = [p.name for p in venv.parent.iterdir()]
+    assert left.startswith(f".{KEY}.trash-gc-")
+
+
+def test_remove_leftover_when_the_tree_cannot_be_deleted(
+    root: Path, proj: str, rmdir_fails: None
+) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    build.mkdir()
+    depot.remove_leftover(depot.Leftover(build, "b"))
+    assert not build.exists()
+    trash = pdir / f".{KEY}.trash-x"
+    trash.mkdir()
+    depot.remove_leftover(depot.Leftover(trash, "t"))
+    # a trash directory is removed where it is, not renamed again
+    assert trash.exists()
+    assert len([p for p in pdir.iterdir() if ".trash-gc-" in p.name]) == 1
+
+
+def test_remove_wheel_dir_when_the_tree_cannot_be_deleted(root: Path, rmdir_fails: None) -> None:
+    w = root / ".wheels" / "p-1" / "0123456789ab"
+    w.mkdir(parents=True)
+    depot.remove_wheel_dir(next(depot.wheel_dirs(root)))
+    assert not w.exists()
+
+
+def test_remove_leftover_does_not_create_its_lock(root: Path, proj: str) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    build.mkdir()
+    depot.remove_leftover(depot.Leftover(build, "b", pdir / f"{KEY2}.lock"))
+    assert not (pdir / f"{KEY2}.lock").exists()
+
+
+def test_remove_wheel_dir_takes_its_lock_and_lets_it_go(root: Path) -> None:
+    w = root / ".wheels" / "p-1" / "0123456789ab"
+    w.mkdir(parents=True)
+    wheel = next(depot.wheel_dirs(root))
+    assert not wheel.lock.exists()
+    depot.remove_wheel_dir(wheel)
+    assert wheel.lock.exists()
+    fd = depot._try_lock(wheel.lock, create=False)
+    assert fd is not None
+    os.close(fd)
+
+
+def test_leftovers_of_several_projects(root: Path, tmp_path: Path) -> None:
+    a = make_venv(root, str(tmp_path / "a")).parent
+    b = make_venv(root, str(tmp_path / "b")).parent
+    (a / f".{KEY2}.build-1").mkdir()
+    (b / f".{KEY2}.build-2").mkdir()
+    assert {x.path for x in depot.leftovers(root, 30)} == {
+        a / f".{KEY2}.build-1",
+        b / f".{KEY2}.build-2",
+    }
+
+
+def test_leftovers_age_against_the_given_time(root: Path) -> None:
+    now = float(int(time.time()) - 100 * 86400)
+    pre = root / ".prefetch"
+    pre.mkdir()
+    facts = root / ".facts"
+    facts.mkdir()
+    sync_day, sync_more = pre / "sync-a", pre / "sync-b"
+    fact_7, fact_more = facts / "n1", facts / "n2"
+    for p in (sync_day, sync_more):
+        p.mkdir()
+    for p in (fact_7, fact_more):
+        p.write_text("")
+    # exactly a day, exactly 7 days: not yet; a second more: leftovers
+    os.utime(sync_day, (now - DAY, now - DAY))
+    os.utime(sync_more, (now - DAY - 1, now - DAY - 1))
+    os.utime(fact_7, (now - 7 * DAY, now - 7 * DAY))
+    os.utime(fact_more, (now - 7 * DAY - 1, now - 7 * DAY - 1))
+    assert [x.path for x in depot.leftovers(root, 7, now)] == [sync_more, fact_more]

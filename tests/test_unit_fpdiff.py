@@ -128,3 +128,15 @@ def test_explain_env() -> None:
     assert fpdiff.explain({"env.CUDA": "11"}, {"env.CUDA": "12"}) == ["$CUDA: 11 → 12"]
     assert fpdiff.explain({"env.X": ""}, {"env.X": "1"}) == ["$X: (unset) → 1"]
     assert fpdiff.explain({"env.X": "1"}, {}) == ["$X: 1 → (unset)"]
+
+
+def test_explain_cpu_fields_missing_or_equal_on_one_side() -> None:
+    assert fpdiff.explain({"cpu": "vendor_id=X model=1"}, {"cpu": "model=1"}) == [
+        "CPU: vendor_id X → -"
+    ]
+    assert fpdiff.explain({"cpu": "model=3"}, {"cpu": "model=3 flags=a"}) == ["CPU: flags +a"]
+    assert fpdiff.explain({"cpu": "model=1 flags=a b"}, {"cpu": "model=2 flags=a b"}) == [
+        "CPU: model 1 → 2"
+    ]
+    # a value may hold '='
+    assert fpdiff.explain({"cpu": "model=1=2"}, {"cpu": "model=1=3"}) == ["CPU: model 1=2 → 1=3"]

@@ -344,3 +344,20 @@ def test_run_prolog_refuses_a_foreign_depot_but_not_a_missing_one(
     blocker.write_text("")
     assert nodeenv.run_prolog(_settings(depot=str(blocker / "depot")), "prepare") == ""
     assert len(fake.calls) == 1
+
+
+def test_defaults_of_a_config_without_the_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Config need not hold every key (merge() adds the defaults; these are the same)."""
+    from uvslurm.config import Config, Setting
+
+    monkeypatch.setenv("SCRATCH", "/s")
+    empty = Config({})
+    assert nodeenv.offline_value(empty) == "auto"
+    assert nodeenv.image_value(empty) == "none"
+    assert nodeenv.fingerprint_env(empty) == ()
+    uv = _exe(tmp_path)
+    s = nodeenv.settings_for(_project(tmp_path), Config({"uv": Setting(str(uv), "x")}))
+    assert (s.rebuild, s.fingerprint_commands, s.fingerprint_modules) == ((), (), True)
+    assert (s.offline, s.image, s.fingerprint_env, s.depot) == ("auto", "none", (), "/s/uvslurm")

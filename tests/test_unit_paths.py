@@ -209,3 +209,14 @@ def test_private_tmpdir_when_it_cannot_be_made(tmp_path: Path) -> None:
     base = _open_tmp(tmp_path, 0o1777)
     (base / f"uvslurm-{os.geteuid()}").write_text("a file in the way")
     assert paths.private_tmpdir({"TMPDIR": str(base)}) is None
+
+
+def test_ensure_depot_made_by_someone_else_at_the_same_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    depot = tmp_path / "depot"
+    depot.mkdir(mode=0o700)
+    # it did not exist when looked for, and did when made: a job made it meanwhile
+    monkeypatch.setattr(os.path, "lexists", lambda p: False)
+    paths.ensure_depot(depot)
+    assert (depot / names.DEPOT_MARKER).is_file()

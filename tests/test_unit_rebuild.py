@@ -87,7 +87,7 @@ def test_locate_errors(tmp_path: Path) -> None:
     assert e.value.message == "rebuild: nosource comes from a unknown source"
     # a package without a name matches no request
     with pytest.raises(UvslurmError):
-        rebuild.locate({"package": [{"version": "1"}]}, ["x"], tmp_path)
+        rebuild.locate({"package": [{"version": "1"}]}, ["xxxx"], tmp_path)
 
 
 def test_local_sources(tmp_path: Path) -> None:
@@ -184,3 +184,66 @@ def test_encode() -> None:
         assert e.value.message == f"rebuild: unusable characters in {bad!r}"
     with pytest.raises(UvslurmError):
         rebuild.encode([(f"a{RS}", "1", "archive", "/p")])
+
+
+def test_local_sources_file_names() -> None:
+    depot = Path("/d")
+    locked = [
+        Locked("a", "1", "registry", "https://h/a-1.tar.gz#sha256=ff#x", "ab"),
+        Locked("b", "2", "registry", "b-2.tar.gz", "cd"),
+    ]
+    assert [p for *_, p in rebuild.local_sources(locked, depot)] == [
+        "/d/.sources/ab-a-1.tar.gz",
+        "/d/.sources/cd-b-2.tar.gz",
+    ]
+
+
+def test_download_goes_on_after_what_is_there(tmp_path: Path) -> None:
+    local = tmp_path / "local.tar.gz"
+    local.write_bytes(b"")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, da = _sdist(tmp_path / "a", b"a")
+    b, db = _sdist(tmp_path / "b", b"b")
+    depot = tmp_path / "depot"
+    first = [
+        Locked("loc", "1", "archive", str(local)),
+        Locked("a", "1", "registry", a.as_uri(), da),
+    ]
+    rebuild.download(first, depot)
+    # a local source, then one already downloaded, then a new one: the new one is fetched too
+    rebuild.download([*first, Locked("b", "1", "registry", b.as_uri(), db)], depot)
+    assert (depot / ".sources" / f"{db[:16]}-pkg-1.0.tar.gz").read_bytes() == b"b"
+    assert len(list((depot / ".sources").iterdir())) == 2
+
+
+def test_download_writes_next_to_its_destination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partial file is hidden and in <depot>/.sources (renamed into place, whatever
+    TMPDIR is); nothing is left of it."""
+    import tempfile
+    import urllib.request
+
+    seen: list[list[str]] = []
+    dest_dir = tmp_path / "depot" / ".sources"
+
+    class Response:
+        def __enter__(self) -> Response:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def read(self, n: int = -1) -> bytes:
+            seen.append(sorted(os.listdir(dest_dir)))
+            return b"" if len(seen) > 1 else b"data"
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url: Response())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    digest = hashlib.sha256(b"data").hexdigest()
+    rebuild.download(
+        [Locked("p", "1", "registry", "https://h/p-1.tar.gz", digest)], dest_dir.parent
+    )
+    assert len(seen[0]) == 1 and seen[0][0].startswith(".download-")
+    assert os.listdir(dest_dir) == [f"{digest[:16]}-p-1.tar.gz"]

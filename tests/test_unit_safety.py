@@ -203,3 +203,32 @@ def test_error_lines_and_exit_codes() -> None:
     assert errors.PrepareError("x").exit_code == 75
     assert issubclass(errors.NoProject, errors.UvslurmError)
     assert (errors.EXIT_OK, errors.EXIT_UNEXPECTED, errors.EXIT_INTERRUPTED) == (0, 3, 130)
+
+
+def test_the_default_uid_is_the_effective_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if ME != 0:
+        pytest.skip("needs root to give a directory away")
+    d = tmp_path / "d"
+    d.mkdir()
+    os.chown(d, OTHER, -1)
+    # as OTHER, OTHER's directory is a safe parent; as root it is not, whoever runs the check
+    assert safety.why_not_safe_parent(d, uid=OTHER) is None
+    assert safety.why_not_safe_parent(d) == f"{d} belongs to uid {OTHER}"
+    monkeypatch.setattr(os, "geteuid", lambda: OTHER)
+    assert safety.why_not_safe_parent(d) is None
+    assert safety.why_not_safe_parent(d, uid=0) == f"{d} belongs to uid {OTHER}"
+
+
+def test_trusted_file_parents_owned_by_the_given_uid(tmp_path: Path) -> None:
+    if ME != 0:
+        pytest.skip("needs root to give files away")
+    d = tmp_path / "d"
+    d.mkdir()
+    f = d / "c.toml"
+    f.write_text("")
+    os.chown(f, OTHER, -1)
+    os.chown(d, OTHER, -1)
+    assert safety.why_not_trusted_file(f, uid=OTHER) is None
+    assert safety.why_not_trusted_file(f) == f"{f} belongs to uid {OTHER}, not to you"

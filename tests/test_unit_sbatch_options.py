@@ -247,3 +247,24 @@ def test_render() -> None:
     assert so.render("time", "10") == "#SBATCH --time=10"
     assert so.render("job-name", "a b") == '#SBATCH --job-name="a b"'
     assert so.render("exclusive", "user") == "#SBATCH --exclusive=user"
+
+
+def test_canonical_hints_for_short_words() -> None:
+    assert _usage(so.canonical, "--ac").hint == "did you mean '--account'?"
+    # only leading dashes are stripped
+    assert _usage(so.canonical, "--Xtime").message == "unknown sbatch option '--Xtime'"
+
+
+def test_normalize_keeps_a_flag_value_from_the_config() -> None:
+    assert so.normalize({"exclusive": "user"}) == {"exclusive": "user"}
+    assert so.normalize({"exclusive": 1}) == {"exclusive": "1"}
+
+
+def test_directive_line_without_a_space_after_sbatch() -> None:
+    # sbatch reads what follows the 7 characters of "#SBATCH"
+    assert so.parse_directive_line("#SBATCH--time=5") == {"time": "5"}
+
+
+def test_directive_tokens_error_shows_the_body_without_a_line() -> None:
+    e = _usage(so.directive_tokens, " -J 'x ")
+    assert e.message == "cannot parse '-J 'x': unmatched '"

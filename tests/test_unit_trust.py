@@ -374,3 +374,46 @@ def test_project_settings_that_run_programs_need_trust(isolated_user: Path, tmp_
         sources.load({"uv": "x"}, {}, environ={})
     assert e.value.message.startswith("pyproject.toml [tool.uvslurm] names programs to run")
     assert e.value.hint == "if you trust them, run `uvslurm trust .`"
+
+
+def test_digest_of_an_undecodable_path() -> None:
+    root = Path(os.fsdecode(b"/p/\xff"))
+    d = trust.digest(root, {"uv": "x"})
+    text = json.dumps({"project": str(root), "code": {"uv": "x"}}, sort_keys=True)
+    assert d == __import__("hashlib").sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def test_allow_never_writes_through_a_planted_file(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    record = trust.allow(root, {})
+    target = tmp_path / "target"
+    target.write_text("untouched")
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    tmp.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        trust.allow(root, {"uv": "x"})
+    assert target.read_text() == "untouched"
+
+
+def test_site_and_user_files_as_another_user(
+    isolated_user: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root's site file may name programs; root's file as the user's own config may not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root-owned files and another uid")
+    site = isolated_user / "site-config.toml"
+    site.write_text('uv = "/bin/true"\n')
+    user = _user_file(isolated_user, 'uv = "/bin/false"\n')
+    other = 54321
+    for p in (isolated_user, *[user.parent, user.parent.parent]):
+        os.chown(p, other, -1)
+    os.chown(user, 0, -1)
+    monkeypatch.setattr(os, "geteuid", lambda: other)
+    env = {"UVSLURM_SITE_CONFIG": str(site)}
+    with pytest.raises(TrustError) as e:
+        sources.load(None, {}, environ=env)
+    assert e.value.message == (
+        f"{user} sets uv, which run programs, but {user} belongs to root, not to you"
+    )
+    user.unlink()
+    assert sources.load(None, {}, environ=env).get("uv") == "/bin/true"
