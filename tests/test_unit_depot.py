@@ -1,0 +1,769 @@
+"""depot.py in-process: reading a depot laid out by hand as the prolog lays it out, and removing
+things under the locks a job would hold (flocks taken here, on their own open files, conflict
+exactly as another process's would)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from uvslurm import depot
+from uvslurm.nodeenv import project_id
+
+KEY = "0123456789ab-01234567"
+KEY2 = "ba9876543210-76543210"
+SHELL = "shell-0123456789ab"
+DAY = 86400.0
+
+
+@contextmanager
+def held(path: Path, shared: bool = False) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _age(path: Path, days: float, now: float | None = None) -> None:
+    t = (time.time() if now is None else now) - days * DAY
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def marker_text(key: str, project: str, size: str = "42", extra: str = "") -> str:
+    return f"key={key}\nproject={project}\nsize_kb={size}\nbuilt_on=node7\nmodules=gcc/12\n{extra}"
+
+
+def make_venv(root: Path, project: str, key: str = KEY, marker: bool = True) -> Path:
+    pdir = root / project_id(project)
+    venv = pdir / key
+    venv.mkdir(parents=True, exist_ok=True)
+    (venv / "pyvenv.cfg").write_text("home = /x\n")
+    if marker and not key.startswith("shell-"):
+        (venv / depot.MARKER).write_text(marker_text(key, project))
+    return venv
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "depot"
+    r.mkdir()
+    return r
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> str:
+    p = tmp_path / "proj"
+    p.mkdir()
+    return str(p)
+
+
+# --- markers -------------------------------------------------------------------------------
+
+
+def test_read_marker(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.MARKER).write_text(
+        marker_text(KEY, proj, extra="arch=x86_64\nnoequals\ncpu=a=b\nkey=again\nproject=x\n")
+    )
+    m = depot.read_marker(venv)
+    assert m == depot.Marker(
+        project=proj,
+        built_on="node7",
+        size_kb=42,
+        components={"modules": "gcc/12", "arch": "x86_64", "cpu": "a=b"},
+    )
+
+
+def test_read_marker_missing_and_odd_sizes(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj, marker=False)
+    assert depot.read_marker(venv) is None
+    (venv / depot.MARKER).write_text(marker_text(KEY, proj, size="12k"))
+    m = depot.read_marker(venv)
+    assert m is not None and m.size_kb is None and m.project == proj
+
+
+def test_read_marker_project_must_hash_to_the_directory(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.MARKER).write_text(marker_text(KEY, "/some/other/project"))
+    m = depot.read_marker(venv)
+    # not the project this directory is named after: not believed, the rest is read
+    assert m == depot.Marker("", "node7", 42, {"modules": "gcc/12"})
+
+
+def test_read_marker_project_with_a_newline(tmp_path: Path, root: Path) -> None:
+    project = str(tmp_path / "a\nsize_kb=1\nmodules=evil")
+    venv = make_venv(root, project)
+    m = depot.read_marker(venv)
+    assert m is not None
+    assert m.project == project
+    assert m.size_kb == 42
+    assert m.components == {"modules": "gcc/12"}
+
+
+def test_read_marker_without_the_header(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.MARKER).write_text("junk\nproject=" + proj + "\nsize_kb=3\n")
+    assert depot.read_marker(venv) == depot.Marker("", "", 3, {})
+
+
+def test_read_marker_undecodable(root: Path, tmp_path: Path) -> None:
+    project = os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xff")
+    venv = make_venv(root, project, marker=False)
+    (venv / depot.MARKER).write_bytes(
+        b"key=" + KEY.encode() + b"\nproject=" + os.fsencode(project) + b"\nsize_kb=1\n"
+    )
+    m = depot.read_marker(venv)
+    assert m is not None and m.project == project
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def test_venvs_lists_job_interactive_and_incomplete(root: Path, proj: str) -> None:
+    job = make_venv(root, proj)
+    shell = make_venv(root, proj, SHELL)
+    incomplete = make_venv(root, proj, KEY2, marker=False)
+    # not of the grammar, or not directories: never listed
+    pdir = job.parent
+    (pdir / "notes").mkdir()
+    (pdir / "0123456789ab-0123456").mkdir()
+    (pdir / f"{KEY}.lock").write_text("")
+    (root / "stray-dir").mkdir()
+    (root / ".facts").mkdir()
+    got = {v.path: v for v in depot.venvs(root)}
+    assert list(got) == sorted([job, shell, incomplete])
+    j = got[job]
+    assert (j.kind, j.project, j.built_on, j.size_kb) == ("job", proj, "node7", 42)
+    assert j.components == {"modules": "gcc/12"}
+    assert j.key == KEY
+    assert j.project_exists
+    assert j.lock == pdir / f"{KEY}.lock"
+    s = got[shell]
+    assert (s.kind, s.project, s.components, s.size_kb, s.built_on) == (
+        "interactive",
+        proj,
+        {},
+        None,
+        "",
+    )
+    assert s.lock == shell / ".lock"
+    i = got[incomplete]
+    assert (i.kind, i.project, i.components) == ("incomplete", "", {})
+    assert not i.project_exists
+    assert i.lock == pdir / f"{KEY2}.lock"
+
+
+def test_venvs_of_an_interactive_only_project(root: Path, proj: str) -> None:
+    shell = make_venv(root, proj, SHELL)
+    [v] = list(depot.venvs(root))
+    assert (v.path, v.kind, v.project) == (shell, "interactive", "")
+
+
+def test_venvs_of_no_depot(tmp_path: Path) -> None:
+    assert list(depot.venvs(tmp_path / "none")) == []
+    f = tmp_path / "file"
+    f.write_text("")
+    assert list(depot.venvs(f)) == []
+
+
+def test_venvs_skip_symlinks(root: Path, proj: str, tmp_path: Path) -> None:
+    venv = make_venv(root, proj)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (venv.parent / KEY2).symlink_to(elsewhere)
+    linked_pdir = root / project_id("/other/project")
+    linked_pdir.symlink_to(venv.parent)
+    assert [v.path for v in depot.venvs(root)] == [venv]
+
+
+def test_project_exists(root: Path, proj: str, tmp_path: Path) -> None:
+    venv = make_venv(root, proj)
+    Path(proj).rmdir()
+    assert not next(depot.venvs(root)).project_exists
+    Path(proj).write_text("a file is no project")
+    assert not next(depot.venvs(root)).project_exists
+    assert venv.exists()
+
+
+def test_last_used_of_a_job_venv_is_its_use_stamp(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    now = time.time()
+    _age(venv / depot.MARKER, 10, now)
+    _age(venv / "pyvenv.cfg", 1, now)
+    _age(venv, 1, now)
+    v = next(depot.venvs(root))
+    assert v.last_used == pytest.approx(now - 10 * DAY, abs=1)
+    assert v.used_stamp is None
+    (venv / depot.USED).write_text("")
+    _age(venv / depot.USED, 20, now)
+    v = next(depot.venvs(root))
+    assert v.last_used == pytest.approx(now - 20 * DAY, abs=1)
+    assert v.used_stamp == (venv / depot.USED).stat().st_mtime_ns
+    (venv / depot.USED).unlink()
+    (venv / depot.MARKER).unlink()
+    _age(venv / "pyvenv.cfg", 3, now)
+    v = next(depot.venvs(root))
+    assert v.last_used == pytest.approx(now - 3 * DAY, abs=1)
+    (venv / "pyvenv.cfg").unlink()
+    _age(venv, 4, now)
+    assert next(depot.venvs(root)).last_used == pytest.approx(now - 4 * DAY, abs=1)
+
+
+def test_last_used_of_an_interactive_venv_is_its_newest_change(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj, SHELL)
+    sp = venv / "lib" / "python3.11" / "site-packages"
+    sp.mkdir(parents=True)
+    now = time.time()
+    for p, days in ((venv / "pyvenv.cfg", 9), (venv, 8), (sp, 2)):
+        _age(p, days, now)
+    assert next(depot.venvs(root)).last_used == pytest.approx(now - 2 * DAY, abs=1)
+    _age(sp, 30, now)
+    assert next(depot.venvs(root)).last_used == pytest.approx(now - 8 * DAY, abs=1)
+
+
+def test_last_used_of_nothing(tmp_path: Path) -> None:
+    assert depot._last_used(tmp_path / "gone", False) == 0.0
+    assert depot._last_used(tmp_path / "gone", True) == 0.0
+
+
+def test_usage_counts_blocks_and_inodes_once(tmp_path: Path) -> None:
+    assert depot.usage(tmp_path / "missing") == (0, 0)
+    d = tmp_path / "tree"
+    d.mkdir()
+    (d / "a").write_bytes(b"x" * 10000)
+    sub = d / "sub"
+    sub.mkdir()
+    os.link(d / "a", sub / "hard")
+    (sub / "link").symlink_to("/etc/passwd")
+    blocks = sum(os.lstat(p).st_blocks for p in (d, d / "a", sub, sub / "link")) * 512
+    assert depot.usage(d) == (blocks, 4)
+    f = d / "a"
+    assert depot.usage(f) == (os.lstat(f).st_blocks * 512, 1)
+
+
+def test_usage_hard_links_to_outside_count(tmp_path: Path) -> None:
+    outside = tmp_path / "o"
+    outside.write_bytes(b"y" * 5000)
+    d = tmp_path / "tree"
+    d.mkdir()
+    os.link(outside, d / "h")
+    assert depot.usage(d) == ((os.lstat(d).st_blocks + os.lstat(outside).st_blocks) * 512, 2)
+
+
+# --- locks and removal ---------------------------------------------------------------------
+
+
+def test_holder(root: Path, proj: str) -> None:
+    make_venv(root, proj)
+    v = next(depot.venvs(root))
+    assert depot.holder(v) is None
+    assert not v.lock.exists()  # looking does not create the lock file
+    with held(v.lock):
+        assert depot.holder(v) == "a job is building or placing it"
+    with held(v.path / depot.USED, shared=True):
+        assert depot.holder(v) == "a running job uses it"
+    assert depot.holder(v) is None
+
+
+def test_locked_on_a_directory_is_not_held(tmp_path: Path) -> None:
+    assert depot._locked(tmp_path) is False
+    assert depot._locked(tmp_path / "missing") is False
+
+
+def test_try_lock(tmp_path: Path) -> None:
+    p = tmp_path / "l"
+    assert depot._try_lock(p, create=False) is None
+    assert not p.exists()
+    fd = depot._try_lock(p, create=True)
+    assert fd is not None and p.exists()
+    assert (p.stat().st_mode & 0o777) == 0o644
+    with pytest.raises(BlockingIOError):
+        depot._try_lock(p, create=False)
+    depot._close(fd, None)
+    fd2 = depot._try_lock(p, create=False)
+    assert fd2 is not None
+    assert fcntl.fcntl(fd2, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    depot._close(fd2)
+    with pytest.raises(OSError):
+        os.fstat(fd2)
+
+
+def test_try_lock_closes_its_fd_when_held(tmp_path: Path) -> None:
+    p = tmp_path / "l"
+    with held(p):
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            with pytest.raises(BlockingIOError):
+                depot._try_lock(p, create=False)
+        assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_busy() -> None:
+    b = depot.Busy(Path("/x"), "why")
+    assert str(b) == "/x: why"
+    assert (b.path, b.why) == (Path("/x"), "why")
+
+
+def test_remove_a_job_venv_with_its_image_and_lock(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    pdir = venv.parent
+    for image in depot.IMAGES:
+        (pdir / f"{KEY}{image}").write_text("img")
+    (pdir / f"{KEY2}.squashfs").write_text("other")
+    (venv / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    depot.remove(v)
+    assert sorted(p.name for p in pdir.iterdir()) == [f"{KEY2}.squashfs"]
+
+
+def test_remove_an_interactive_venv_leaves_no_lock_file(root: Path, proj: str) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell.parent / f"{SHELL}.lock").write_text("")
+    v = next(depot.venvs(root))
+    depot.remove(v)
+    assert not shell.exists()
+    # an interactive venv's lock is uv's own, inside it: the file beside it is not its lock
+    assert (shell.parent / f"{SHELL}.lock").exists()
+
+
+def test_remove_refuses_a_held_venv(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    v = next(depot.venvs(root))
+    with held(v.lock), pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert (e.value.path, e.value.why) == (venv, "a job is building or placing it")
+    assert venv.is_dir()
+    (venv / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    with held(venv / depot.USED, shared=True), pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.why == "a running job uses it"
+    assert venv.is_dir()
+    # the key lock taken for the attempt was given back
+    assert depot.holder(v) is None
+
+
+def test_remove_interactive_held_by_uv(root: Path, proj: str) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell / ".lock").write_text("")
+    v = next(depot.venvs(root))
+    with held(shell / ".lock"), pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.why == "a job is building or placing it"
+    assert shell.is_dir()
+
+
+def test_remove_gives_back_a_venv_a_job_started_using(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    os.utime(venv / depot.USED, ns=(1, v.used_stamp + 1_000_000))  # type: ignore[operator]
+    with pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.why == "a job started using it just now"
+    assert venv.is_dir() and (venv / depot.MARKER).is_file()
+    assert sorted(p.name for p in venv.parent.iterdir()) == [KEY, f"{KEY}.lock"]
+    # a venv first used after it was listed counts too
+    venv2 = make_venv(root, proj, KEY2)
+    v2 = next(x for x in depot.venvs(root) if x.path == venv2)
+    (venv2 / depot.USED).write_text("")
+    with pytest.raises(depot.Busy):
+        depot.remove(v2)
+    assert venv2.is_dir()
+
+
+def test_trash_name(tmp_path: Path) -> None:
+    a = depot._trash_name(tmp_path / "x")
+    b = depot._trash_name(tmp_path / "x")
+    assert a.parent == tmp_path
+    assert a.name.startswith(f".x.trash-gc-{os.getpid()}-")
+    assert a != b
+
+
+# --- leftovers -----------------------------------------------------------------------------
+
+
+def test_project_leftovers(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    pdir = venv.parent
+    build = pdir / f".{KEY2}.build-123"
+    build.mkdir()
+    trash = pdir / f".{KEY}.trash-gc-1-2"
+    trash.mkdir()
+    shell_trash = pdir / f".{SHELL}.trash-x"
+    shell_trash.mkdir()
+    pack = pdir / f"{KEY}.tar.zst.tmp-77"
+    pack.write_text("")
+    (pdir / f"{KEY}.lock").write_text("")  # its venv is there
+    (pdir / f"{KEY2}.lock").write_text("")  # its venv is being built
+    orphan = pdir / "aaaaaaaaaaaa-bbbbbbbb.lock"
+    orphan.write_text("")
+    (pdir / "other.lock").write_text("")
+    assert depot.leftovers(root, 30) == [
+        depot.Leftover(trash, "a venv being deleted by a killed process"),
+        depot.Leftover(build, "a killed build", pdir / f"{KEY2}.lock"),
+        depot.Leftover(shell_trash, "a venv being deleted by a killed process"),
+        depot.Leftover(pack, "an image a killed build was packing", pdir / f"{KEY}.lock"),
+        depot.Leftover(orphan, "a lock without its venv", orphan),
+    ]
+    # once the build is gone, its lock is a leftover too
+    build.rmdir()
+    assert depot.Leftover(
+        pdir / f"{KEY2}.lock", "a lock without its venv", pdir / f"{KEY2}.lock"
+    ) in (depot.leftovers(root, 30))
+
+
+def test_a_build_of_another_key_does_not_keep_a_lock(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    pdir = venv.parent
+    (pdir / f".{KEY}.build-1").mkdir()
+    lock = pdir / "aaaaaaaaaaaa-bbbbbbbb.lock"
+    lock.write_text("")
+    assert depot.Leftover(lock, "a lock without its venv", lock) in depot.leftovers(root, 30)
+
+
+def test_wheel_and_prefetch_and_facts_leftovers(root: Path) -> None:
+    now = time.time()
+    wheels = root / ".wheels" / "mpi4py-4.0.0"
+    wheels.mkdir(parents=True)
+    wbuild = wheels / ".0123456789ab.build-9"
+    wbuild.mkdir()
+    (wheels / "0123456789ab").mkdir()
+    (wheels / "0123456789ab.lock").write_text("")
+    bad = root / ".wheels" / "bad name"
+    bad.mkdir()
+    (bad / ".0123456789ab.build-9").mkdir()
+    pre = root / ".prefetch"
+    pre.mkdir()
+    old_sync, new_sync, stamp = pre / "sync-old", pre / "sync-new", pre / "0123abcd"
+    for p in (old_sync, new_sync):
+        p.mkdir()
+    stamp.write_text("")
+    _age(old_sync, 1.5, now)
+    _age(new_sync, 0.5, now)
+    _age(stamp, 100, now)
+    facts = root / ".facts"
+    facts.mkdir()
+    old_fact, new_fact = facts / "n1", facts / "n2"
+    old_fact.write_text("")
+    new_fact.write_text("")
+    _age(old_fact, 8, now)
+    _age(new_fact, 6, now)
+    got = depot.leftovers(root, 7, now)
+    assert got == [
+        depot.Leftover(wbuild, "a killed wheel build", wheels / "0123456789ab.lock"),
+        depot.Leftover(old_sync, "a killed prefetch"),
+        depot.Leftover(old_fact, "machine facts unused for 7 days"),
+    ]
+    assert depot.leftovers(root, 0.5, now)[-1].why == "machine facts unused for 0.5 days"
+    assert len(depot.leftovers(root, 5, now)) == 4
+    # without `now`: the clock
+    assert depot.leftovers(root, 7) == got
+
+
+def test_leftovers_of_no_depot(tmp_path: Path) -> None:
+    assert depot.leftovers(tmp_path / "none", 1) == []
+    assert depot.leftovers(tmp_path, 1) == []
+
+
+def test_wheel_package_of_another_owner_is_skipped(root: Path, tmp_path: Path) -> None:
+    other = tmp_path / "w"
+    other.mkdir()
+    (other / ".0123456789ab.build-1").mkdir()
+    (root / ".wheels").mkdir()
+    (root / ".wheels" / "pkg-1").symlink_to(other)
+    assert depot.leftovers(root, 1) == []
+
+
+def test_remove_leftover_directory_and_file(root: Path, proj: str) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    (build / "sub").mkdir(parents=True)
+    lock = pdir / f"{KEY2}.lock"
+    lock.write_text("")
+    depot.remove_leftover(depot.Leftover(build, "b", lock))
+    assert not build.exists()
+    assert lock.exists()  # the lock of a build is not the leftover
+    assert [p.name for p in pdir.iterdir() if ".trash" in p.name] == []
+    depot.remove_leftover(depot.Leftover(lock, "l", lock))
+    assert not lock.exists()
+    trash = pdir / f".{KEY}.trash-gc-1-1"
+    (trash / "x").mkdir(parents=True)
+    depot.remove_leftover(depot.Leftover(trash, "t"))
+    assert not trash.exists()
+    # gone already: nothing to do
+    depot.remove_leftover(depot.Leftover(trash, "t"))
+    depot.remove_leftover(depot.Leftover(pdir / "missing.lock", "l", pdir / "missing.lock"))
+
+
+def test_remove_leftover_symlink_only_removes_the_link(root: Path, tmp_path: Path) -> None:
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "f").write_text("keep")
+    link = root / "link"
+    link.symlink_to(target)
+    depot.remove_leftover(depot.Leftover(link, "x"))
+    assert not link.is_symlink() and (target / "f").read_text() == "keep"
+
+
+def test_remove_leftover_held(root: Path, proj: str) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    build.mkdir()
+    lock = pdir / f"{KEY2}.lock"
+    item = depot.Leftover(build, "b", lock)
+    assert not depot.leftover_is_busy(item)
+    with held(lock):
+        assert depot.leftover_is_busy(item)
+        with pytest.raises(depot.Busy) as e:
+            depot.remove_leftover(item)
+        assert (e.value.path, e.value.why) == (build, "its owner is still running")
+        assert build.is_dir()
+    assert not depot.leftover_is_busy(depot.Leftover(build, "b"))
+    depot.remove_leftover(item)
+    assert not build.exists()
+    # the lock was let go: another taker gets it
+    fd = depot._try_lock(lock, create=False)
+    assert fd is not None
+    os.close(fd)
+
+
+# --- rebuilt wheels ------------------------------------------------------------------------
+
+
+def test_wheel_dirs(root: Path) -> None:
+    assert list(depot.wheel_dirs(root)) == []
+    base = root / ".wheels"
+    pkg = base / "mpi4py-4.0.0"
+    a, b = pkg / "0123456789ab", pkg / "ba9876543210"
+    for d in (a, b):
+        d.mkdir(parents=True)
+    (pkg / "not-a-fingerprint").mkdir()
+    (pkg / "0123456789ab.lock").write_text("")
+    (base / "bad name").mkdir()
+    (base / "bad name" / "0123456789ab").mkdir()
+    now = time.time()
+    (a / depot.USED).write_text("")
+    _age(a / depot.USED, 3, now)
+    _age(a, 1, now)
+    _age(b, 5, now)
+    got = list(depot.wheel_dirs(root))
+    assert [w.path for w in got] == [a, b]
+    assert got[0].last_used == pytest.approx(now - 3 * DAY, abs=1)
+    assert got[1].last_used == pytest.approx(now - 5 * DAY, abs=1)
+    assert got[0].lock == pkg / "0123456789ab.lock"
+
+
+def test_remove_wheel_dir(root: Path) -> None:
+    w = root / ".wheels" / "p-1" / "0123456789ab"
+    (w / "x").mkdir(parents=True)
+    wheel = next(depot.wheel_dirs(root))
+    with held(wheel.lock), pytest.raises(depot.Busy) as e:
+        depot.remove_wheel_dir(wheel)
+    assert (e.value.path, e.value.why) == (w, "a build is using it")
+    assert w.is_dir()
+    depot.remove_wheel_dir(wheel)
+    assert not w.exists()
+    assert sorted(p.name for p in w.parent.iterdir()) == ["0123456789ab.lock"]
+
+
+def test_remove_project_dir(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    pdir = venv.parent
+    (pdir / ".keys").write_text(KEY)
+    assert depot.remove_project_dir(pdir) is False
+    assert pdir.is_dir() and (pdir / ".keys").exists()
+    depot.remove(next(depot.venvs(root)))
+    assert depot.remove_project_dir(pdir) is True
+    assert not pdir.exists()
+    assert depot.remove_project_dir(pdir) is False
+    empty = root / "demo-0000000000"
+    empty.mkdir()
+    assert depot.remove_project_dir(empty) is True
+    assert not empty.exists()
+
+
+def test_remove_project_dir_that_cannot_go(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pdir = root / "demo-0000000000"
+    pdir.mkdir()
+    (pdir / ".keys").write_text("")
+
+    def fail(self: Path) -> None:
+        raise OSError("busy")
+
+    monkeypatch.setattr(Path, "rmdir", fail)
+    assert depot.remove_project_dir(pdir) is False
+    assert not (pdir / ".keys").exists()
+
+
+def test_read_marker_project_ending_in_an_equals_sign(tmp_path: Path, root: Path) -> None:
+    project = str(tmp_path / "p=")
+    venv = make_venv(root, project)
+    assert depot.read_marker(venv) == depot.Marker(project, "node7", 42, {"modules": "gcc/12"})
+
+
+def test_ours(tmp_path: Path) -> None:
+    assert depot._ours(tmp_path)
+    assert not depot._ours(tmp_path / "missing")
+    f = tmp_path / "f"
+    f.write_text("")
+    assert not depot._ours(f)
+    (tmp_path / "l").symlink_to(tmp_path)
+    assert not depot._ours(tmp_path / "l")
+
+
+def test_an_interactive_venv_never_names_the_project_from_a_stray_marker(
+    root: Path, proj: str
+) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell / depot.MARKER).write_text(marker_text(SHELL, proj))
+    [v] = list(depot.venvs(root))
+    assert (v.kind, v.project) == ("interactive", "")
+
+
+def test_usage_counts_what_follows_a_second_hard_link(tmp_path: Path) -> None:
+    d = tmp_path / "tree"
+    d.mkdir()
+    (d / "a").write_bytes(b"x")
+    os.link(d / "a", d / "b")
+    n = 0
+    while os.listdir(d)[-1] in ("a", "b") or n < 3:
+        (d / f"f{n}").write_bytes(b"y")
+        n += 1
+    assert depot.usage(d)[1] == 1 + 1 + n
+
+
+def test_try_lock_opens_for_appending_writes(tmp_path: Path) -> None:
+    p = tmp_path / "l"
+    p.write_text("keep")
+    fd = depot._try_lock(p, create=False)
+    assert fd is not None
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    assert flags & os.O_ACCMODE == os.O_WRONLY
+    assert flags & os.O_APPEND
+    depot._close(fd)
+    assert p.read_text() == "keep"
+
+
+def test_remove_reports_the_venv_a_job_holds(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    (venv / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    with held(venv / depot.USED, shared=True), pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.path == venv
+    os.utime(venv / depot.USED, ns=(1, v.used_stamp + 1_000_000))  # type: ignore[operator]
+    with pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.path == venv
+    # given back with no lock of ours left on it
+    assert depot.holder(v) is None
+
+
+def test_removing_a_held_interactive_venv_adds_nothing_to_it(root: Path, proj: str) -> None:
+    shell = make_venv(root, proj, SHELL)
+    (shell / depot.USED).write_text("")
+    v = next(depot.venvs(root))
+    with held(shell / depot.USED, shared=True), pytest.raises(depot.Busy):
+        depot.remove(v)
+    assert sorted(p.name for p in shell.iterdir()) == [depot.USED, "pyvenv.cfg"]
+
+
+@pytest.fixture
+def rmdir_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a directory fails (a file server's hiccup): what was renamed away stays."""
+
+    def fail(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rmdir", fail)
+
+
+def test_remove_when_the_tree_cannot_be_deleted(root: Path, proj: str, rmdir_fails: None) -> None:
+    venv = make_venv(root, proj)
+    depot.remove(next(depot.venvs(root)))
+    assert not venv.exists()
+    [left] = [p.name for p in venv.parent.iterdir()]
+    assert left.startswith(f".{KEY}.trash-gc-")
+
+
+def test_remove_leftover_when_the_tree_cannot_be_deleted(
+    root: Path, proj: str, rmdir_fails: None
+) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    build.mkdir()
+    depot.remove_leftover(depot.Leftover(build, "b"))
+    assert not build.exists()
+    trash = pdir / f".{KEY}.trash-x"
+    trash.mkdir()
+    depot.remove_leftover(depot.Leftover(trash, "t"))
+    # a trash directory is removed where it is, not renamed again
+    assert trash.exists()
+    assert len([p for p in pdir.iterdir() if ".trash-gc-" in p.name]) == 1
+
+
+def test_remove_wheel_dir_when_the_tree_cannot_be_deleted(root: Path, rmdir_fails: None) -> None:
+    w = root / ".wheels" / "p-1" / "0123456789ab"
+    w.mkdir(parents=True)
+    depot.remove_wheel_dir(next(depot.wheel_dirs(root)))
+    assert not w.exists()
+
+
+def test_remove_leftover_does_not_create_its_lock(root: Path, proj: str) -> None:
+    pdir = make_venv(root, proj).parent
+    build = pdir / f".{KEY2}.build-1"
+    build.mkdir()
+    depot.remove_leftover(depot.Leftover(build, "b", pdir / f"{KEY2}.lock"))
+    assert not (pdir / f"{KEY2}.lock").exists()
+
+
+def test_remove_wheel_dir_takes_its_lock_and_lets_it_go(root: Path) -> None:
+    w = root / ".wheels" / "p-1" / "0123456789ab"
+    w.mkdir(parents=True)
+    wheel = next(depot.wheel_dirs(root))
+    assert not wheel.lock.exists()
+    depot.remove_wheel_dir(wheel)
+    assert wheel.lock.exists()
+    fd = depot._try_lock(wheel.lock, create=False)
+    assert fd is not None
+    os.close(fd)
+
+
+def test_leftovers_of_several_projects(root: Path, tmp_path: Path) -> None:
+    a = make_venv(root, str(tmp_path / "a")).parent
+    b = make_venv(root, str(tmp_path / "b")).parent
+    (a / f".{KEY2}.build-1").mkdir()
+    (b / f".{KEY2}.build-2").mkdir()
+    assert {x.path for x in depot.leftovers(root, 30)} == {
+        a / f".{KEY2}.build-1",
+        b / f".{KEY2}.build-2",
+    }
+
+
+def test_leftovers_age_against_the_given_time(root: Path) -> None:
+    now = float(int(time.time()) - 100 * 86400)
+    pre = root / ".prefetch"
+    pre.mkdir()
+    facts = root / ".facts"
+    facts.mkdir()
+    sync_day, sync_more = pre / "sync-a", pre / "sync-b"
+    fact_7, fact_more = facts / "n1", facts / "n2"
+    for p in (sync_day, sync_more):
+        p.mkdir()
+    for p in (fact_7, fact_more):
+        p.write_text("")
+    # exactly a day, exactly 7 days: not yet; a second more: leftovers
+    os.utime(sync_day, (now - DAY, now - DAY))
+    os.utime(sync_more, (now - DAY - 1, now - DAY - 1))
+    os.utime(fact_7, (now - 7 * DAY, now - 7 * DAY))
+    os.utime(fact_more, (now - 7 * DAY - 1, now - 7 * DAY - 1))
+    assert [x.path for x in depot.leftovers(root, 7, now)] == [sync_more, fact_more]
