@@ -107,7 +107,10 @@ def _check_type(key: str, value: Any, source: str) -> None:
         raise UvslurmError(f"{source}: '{key}' must be a string")
     if key == "node-local" and value not in ("auto", "never") and not value.startswith("/"):
         raise UvslurmError(f"{source}: node-local must be 'auto', 'never' or an absolute path")
-    if key == "offline" and value not in ("auto", True, False, "true", "false"):
+    # (1 == True in Python: an integer must not pass for a boolean)
+    if key == "offline" and not (
+        isinstance(value, bool) or (isinstance(value, str) and value in ("auto", "true", "false"))
+    ):
         raise UvslurmError(f"{source}: offline must be 'auto', true or false")
     if key == "image" and value not in ("none", "auto", "tar.zst", "squashfs"):
         raise UvslurmError(f"{source}: image must be 'none', 'auto', 'tar.zst' or 'squashfs'")

@@ -40,7 +40,10 @@ def load_other(ref: str) -> dict[str, str]:
             return comps
         if path.is_file():
             data = json.loads(path.read_text())
-            return {str(k): str(v) for k, v in data["components"].items()}
+            comps_in = data["components"] if isinstance(data, dict) else None
+            if not isinstance(comps_in, dict):
+                raise ValueError("its 'components' is not a table of names and values")
+            return {str(k): str(v) for k, v in comps_in.items()}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UvslurmError(f"cannot read a fingerprint from {ref}: {e}") from e
     raise UvslurmError(

@@ -28,7 +28,7 @@ FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
 WHEEL_BUILD = re.compile(r"^\.(?P<key>[0-9a-f]{12})\.build-.+$")
 WHEEL_LOCK = re.compile(r"^(?P<key>[0-9a-f]{12})\.lock$")
 # what the depot's top level may hold besides project directories
-TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch"})
+TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch", ".sources"})
 
 
 def is_depot_entry(name: str) -> bool:

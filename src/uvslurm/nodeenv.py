@@ -81,7 +81,7 @@ def sync_args(
     out: list[str] = []
     for flag, names in (("--extra", extras), ("--group", groups)):
         for n in names:
-            if not _NAME.match(n):
+            if not _NAME.fullmatch(n):
                 raise UsageError(f"{flag}: invalid name '{n}'")
             out += [flag, n]
     if all_extras:
@@ -129,7 +129,7 @@ def image_value(config: Config) -> str:
 def fingerprint_env(config: Config) -> tuple[str, ...]:
     names = tuple(config.get("fingerprint.env", []))
     for n in names:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n):
             raise UsageError(f"fingerprint.env: '{n}' is not a variable name")
     return names
 

@@ -38,7 +38,7 @@ def code_values(table: Mapping[str, Any]) -> dict[str, Any]:
 
 def digest(root: Path, values: Mapping[str, Any]) -> str:
     text = json.dumps({"project": str(root), "code": values}, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()  # json.dumps escapes to ASCII
 
 
 def _store() -> Path:
