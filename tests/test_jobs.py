@@ -201,12 +201,17 @@ def test_a_requeued_job_revalidates_and_succeeds(
     job = r.stdout.strip()
     wait_for_text(log, "RUN 0", 60)
     assert cluster.run("scontrol", "requeue", job).returncode == 0
-    # Slurm holds a requeued job back (BeginTime in the future); let it start now
-    held = lambda: "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout  # noqa: E731
-    wait_for(lambda: held() or "RUN 1" in log_text(log), 30, "the requeued job to be held or run")
-    if held():
-        cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
-    wait_for_text(log, "RUN 1", 120)
+
+    # Slurm holds a requeued job back (BeginTime in the future), and may set that again while
+    # the requeue settles: let it start now whenever it is seen held, until it runs
+    def running_again() -> bool:
+        if "RUN 1" in log_text(log):
+            return True
+        if "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout:
+            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+        return False
+
+    wait_for(running_again, 120, "the requeued job to run again")
     text = log.read_text()
     assert len(ready_lines(text)) == 2, "the prolog ran again on the restarted job"
     assert ready_lines(text)[-1].state in ("warm", "placed")
