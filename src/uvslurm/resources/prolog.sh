@@ -245,7 +245,9 @@ _uvslurm_ready() { [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvsl
 # the venv is not ready, or vanished after the open (gc removed it: rebuild under the lock).
 _uvslurm_hold() {
   _uvslurm_ready "$1" || return 1
-  if { exec {_uvslurm_usefd}>"$1/.uvslurm-used"; } 2>/dev/null; then
+  # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
+  # write-only one (EBADF), and gc would then remove a venv in use
+  if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then
     flock -s "$_uvslurm_usefd" 2>/dev/null &
   fi
   _uvslurm_ready "$1"
