@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from pathlib import Path
 
 import pytest
 
+from test_render import GOLDEN, PROLOG_PLACEHOLDER, job
 from uvslurm import render
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
 
-GOLDEN = Path(__file__).parent / "golden"
-PROLOG_PLACEHOLDER = "# <<< the prolog: src/uvslurm/resources/prolog.sh, verbatim >>>"
-
-SETTINGS = NodeSettings(
-    project="/work/alice/proj",
-    uv="/usr/local/bin/uv",
-    depot="/scratch/alice/uvslurm",
-    node_local="auto",
-    offline="auto",
-    python="3.11",
-    sync_args=("--extra", "gpu"),
-    fingerprint_env=(),
-)
+# the settings, golden files and prolog placeholder of tests/test_render.py
+SETTINGS = job().settings
 ORIGIN = "uvslurm 0.1.0 on 2026-01-01 00:00:00 UTC: uvslurm submit train.py"
 BATCH = """#!/bin/bash
 #SBATCH -t 10

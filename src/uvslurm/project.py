@@ -63,11 +63,11 @@ def checked(root: Path) -> Project:
     """The project at `root`, if nobody but this user could have written its pyproject.toml,
     or the user trusted it with `uvslurm trust` (TrustError otherwise)."""
     f = root / "pyproject.toml"
-    if not trust.is_trusted(root):
-        why = safety.why_not_private(root) or safety.why_not_trusted_file(f, parents=False)
-        if why:
-            raise TrustError(
-                f"not using the project in {root}: {why}",
-                f"if you trust it, run `uvslurm trust {root}`",
-            )
+    why = safety.why_not_private(root) or safety.why_not_trusted_file(f, parents=False)
+    # the trust record is read only for a project that needs it (most are the user's own)
+    if why and not trust.is_trusted(root):
+        raise TrustError(
+            f"not using the project in {root}: {why}",
+            f"if you trust it, run `uvslurm trust {root}`",
+        )
     return Project(root, read_toml(f))
