@@ -8,12 +8,21 @@ import json
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from uvslurm import output, proc
 from uvslurm.commands import config_cmd, template
+from uvslurm.context import Context
 from uvslurm.errors import NoProject, TrustError, UvslurmError
+
+
+def _run(module: Any, ns: argparse.Namespace, cwd: Path) -> int:
+    """A command's `run` as the CLI calls it."""
+    result: int = module.run(Context.from_args(ns, cwd), ns)
+    return result
+
 
 PYPROJECT = '[project]\nname = "demo"\nversion = "0"\n'
 
@@ -48,7 +57,7 @@ def test_template_summaries() -> None:
 
 
 def test_template_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert template.run(_tpl(), tmp_path) == 0
+    assert _run(template, _tpl(), tmp_path) == 0
     assert capsys.readouterr().out == (
         "cpu    one task with a few cores\n"
         "gpu    one task with one GPU\n"
@@ -59,14 +68,14 @@ def test_template_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_template_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for name in template.NAMES:
-        assert template.run(_tpl(name=name), tmp_path) == 0
+        assert _run(template, _tpl(name=name), tmp_path) == 0
         assert capsys.readouterr().out == template.text_of(name)
     assert template.text_of("cpu").startswith('#!/bin/bash\n# uvslurm template "cpu"')
 
 
 def test_template_unknown(tmp_path: Path) -> None:
     with pytest.raises(UvslurmError) as e:
-        template.run(_tpl(name="nope"), tmp_path)
+        _run(template, _tpl(name="nope"), tmp_path)
     assert e.value.line() == "unknown template 'nope'; choose one of: cpu, gpu, array, mpi"
 
 
@@ -96,18 +105,18 @@ def test_template_filled_from_config_and_profile(
     )
     sub = proj / "sub"
     sub.mkdir()
-    assert template.run(_tpl(name="cpu"), sub) == 0
+    assert _run(template, _tpl(name="cpu"), sub) == 0
     out = capsys.readouterr().out
     assert "#SBATCH --time=2:00:00  # from your config\n" in out
     assert "#SBATCH --mem=8G  # from your config\n" in out
     assert "#SBATCH --cpus-per-task=2\n" in out
-    assert template.run(_tpl(name="cpu", profile="big"), sub) == 0
+    assert _run(template, _tpl(name="cpu", profile="big"), sub) == 0
     out = capsys.readouterr().out
     assert "#SBATCH --mem=64G  # from your config\n" in out
     assert "#SBATCH --cpus-per-task=16  # from your config\n" in out
     assert "#SBATCH --time=2:00:00  # from your config\n" in out
     # --project names the project directory, relative to cwd
-    assert template.run(_tpl(name="cpu", project="p"), tmp_path) == 0
+    assert _run(template, _tpl(name="cpu", project="p"), tmp_path) == 0
     assert "#SBATCH --time=2:00:00  # from your config\n" in capsys.readouterr().out
 
 
@@ -115,12 +124,12 @@ def test_template_unknown_profile(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p", "[tool.uvslurm.profiles.big]\nmem = \"1G\"\n"
                     "[tool.uvslurm.profiles.gpu]\ngpus = 1\n")  # fmt: skip
     with pytest.raises(UvslurmError) as e:
-        template.run(_tpl(name="cpu", profile="huge"), proj)
+        _run(template, _tpl(name="cpu", profile="huge"), proj)
     assert e.value.message == "unknown profile 'huge' (available: big, gpu)"
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UvslurmError) as e:
-        template.run(_tpl(name="cpu", profile="huge"), empty)
+        _run(template, _tpl(name="cpu", profile="huge"), empty)
     assert e.value.message == "unknown profile 'huge' (available: none defined)"
 
 
@@ -130,32 +139,32 @@ def test_template_outside_a_project_uses_the_user_config(
     _user_config(isolated_user, '[sbatch]\ntime = "5"\n')
     here = tmp_path / "nowhere"
     here.mkdir()
-    assert template.run(_tpl(name="gpu"), here) == 0
+    assert _run(template, _tpl(name="gpu"), here) == 0
     assert "#SBATCH --time=5  # from your config\n" in capsys.readouterr().out
     with pytest.raises(NoProject):
-        template.run(_tpl(name="gpu", project="missing"), here)
+        _run(template, _tpl(name="gpu", project="missing"), here)
 
 
 def test_template_untrusted_project_is_an_error(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p")
     proj.chmod(0o777)
     with pytest.raises(TrustError):
-        template.run(_tpl(name="cpu"), proj)
+        _run(template, _tpl(name="cpu"), proj)
 
 
 def test_template_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert template.run(_tpl(name="mpi", output="job.sh"), tmp_path) == 0
+    assert _run(template, _tpl(name="mpi", output="job.sh"), tmp_path) == 0
     assert capsys.readouterr().out == "wrote job.sh: submit it with `uvslurm submit job.sh`\n"
     dest = tmp_path / "job.sh"
     assert dest.read_text() == template.text_of("mpi")
     assert stat.S_IMODE(dest.stat().st_mode) == 0o755
     dest.write_text("mine")
     with pytest.raises(UvslurmError) as e:
-        template.run(_tpl(name="cpu", output="job.sh"), tmp_path)
+        _run(template, _tpl(name="cpu", output="job.sh"), tmp_path)
     assert e.value.line() == "job.sh exists; remove it or choose another file name"
     assert dest.read_text() == "mine"
     with pytest.raises(UvslurmError) as e:
-        template.run(_tpl(name="cpu", output="no/such/dir.sh"), tmp_path)
+        _run(template, _tpl(name="cpu", output="no/such/dir.sh"), tmp_path)
     assert e.value.line() == "cannot write no/such/dir.sh: No such file or directory"
 
 
@@ -169,23 +178,28 @@ def _cfg(**kw: object) -> argparse.Namespace:
 
 
 def _json(cwd: Path, capsys: pytest.CaptureFixture[str], **kw: object) -> dict[str, object]:
-    assert config_cmd.run(_cfg(**kw), cwd) == 0
+    assert _run(config_cmd, _cfg(**kw), cwd) == 0
     return {k: (v["value"], v["source"]) for k, v in json.loads(capsys.readouterr().out).items()}
 
 
-def test_config_load(tmp_path: Path) -> None:
+def _load(cwd: Path, project_dir: str | None) -> tuple[Any, Any]:
+    ctx = Context(cwd, project_dir)
+    return ctx.project, ctx.config
+
+
+def test_context_finds_the_project_and_its_config(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p", '[tool.uvslurm]\nimage = "tar.zst"\n')
-    project, cfg = config_cmd.load(proj, None)
+    project, cfg = _load(proj, None)
     assert project is not None and project.root == proj
     assert cfg.settings["image"].source == f"{proj / 'pyproject.toml'} [tool.uvslurm]"
-    project, cfg = config_cmd.load(tmp_path, "p")
+    project, cfg = _load(tmp_path, "p")
     assert project is not None and project.root == proj
     empty = tmp_path / "e"
     empty.mkdir()
-    project, cfg = config_cmd.load(empty, None)
+    project, cfg = _load(empty, None)
     assert project is None and cfg.get("image") == "none"
     with pytest.raises(NoProject):
-        config_cmd.load(proj, "sub")
+        _load(proj, "sub")
 
 
 def test_config_json_defaults(
@@ -253,7 +267,7 @@ def test_config_table(
     monkeypatch.setenv("COLUMNS", "300")
     user = _user_config(isolated_user, '[sbatch]\ncomment = "[bold]x[/]"\n')
     proj = _project(tmp_path / "p", '[tool.uvslurm]\nrebuild = ["a", "b"]\n')
-    assert config_cmd.run(_cfg(json=False), proj) == 0
+    assert _run(config_cmd, _cfg(json=False), proj) == 0
     out = capsys.readouterr().out
     words = " ".join(out.split())
     assert words.startswith(
@@ -268,7 +282,7 @@ def test_config_table(
     assert f"project: {proj / 'pyproject.toml'}\n" in out
     empty = tmp_path / "e"
     empty.mkdir()
-    assert config_cmd.run(_cfg(json=False), empty) == 0
+    assert _run(config_cmd, _cfg(json=False), empty) == 0
     assert "project: (no project here)\n" in capsys.readouterr().out
 
 
@@ -407,13 +421,13 @@ def test_template_project_option_names_the_project_itself(tmp_path: Path) -> Non
     proj = _project(tmp_path / "p")
     (proj / "sub").mkdir()
     with pytest.raises(NoProject):
-        template.run(_tpl(name="cpu", project="p/sub"), tmp_path)
+        _run(template, _tpl(name="cpu", project="p/sub"), tmp_path)
 
 
 def test_template_project_settings_that_run_programs_need_trust(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p", '[tool.uvslurm]\nuv = "/bin/true"\n')
     with pytest.raises(TrustError) as e:
-        template.run(_tpl(name="cpu"), proj)
+        _run(template, _tpl(name="cpu"), proj)
     assert e.value.message == (
         f"{proj / 'pyproject.toml'} [tool.uvslurm] names programs to run (uv = '/bin/true')"
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from uvslurm import nodeenv, proc
+from uvslurm import nodeenv, pipeline, proc
 from uvslurm.config import merge
 from uvslurm.errors import PrepareError, UsageError, UvslurmError
 from uvslurm.nodeenv import NodeSettings
@@ -249,12 +249,12 @@ def test_settings_with_rebuild_sources(tmp_path: Path) -> None:
         [("command line", {"uv": str(uv), "depot": str(depot), "rebuild": ["mpi4py", "Loc"]})]
     )
     s = nodeenv.settings_for(project, cfg)
-    assert s.rebuild == ("mpi4py", "loc")
+    assert s.rebuild == ("mpi4py", "loc") and s.rebuild_sources == ""
+    s = pipeline.with_sources(s, project, project.lock.read_bytes(), download=False)
     assert s.rebuild_sources == (
         f"Mpi4Py{FS}4.0{FS}archive{FS}{depot}/.sources/0011223344556677-mpi4py-4.0.tar.gz{RS}"
         f"loc{FS}1{FS}directory{FS}{project.root}/libs/loc{RS}"
     )
-    assert nodeenv.settings_for(project, cfg, with_sources=False).rebuild_sources == ""
     assert not depot.exists()  # nothing downloaded
 
 
@@ -262,10 +262,11 @@ def test_settings_with_rebuild_need_a_lock(tmp_path: Path) -> None:
     uv = _exe(tmp_path)
     project = _project(tmp_path)
     cfg = merge([("command line", {"uv": str(uv), "rebuild": ["x"]})])
+    s = nodeenv.settings_for(project, cfg)
+    assert s.rebuild == ("x",)
     with pytest.raises(UvslurmError) as e:
-        nodeenv.settings_for(project, cfg)
+        pipeline.with_sources(s, project, None, download=False)
     assert e.value.line() == f"rebuild: no uv.lock in {project.root}; run `uv lock` first"
-    assert nodeenv.settings_for(project, cfg, with_sources=False).rebuild == ("x",)
 
 
 def test_prolog_path() -> None:

@@ -95,6 +95,7 @@ def build_parser() -> Parser:
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"uvslurm {__version__}")
+    # each command runs uvslurm.commands.<module>.run(ctx, ns)
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
 
     s = sub.add_parser(
@@ -124,11 +125,13 @@ def build_parser() -> Parser:
     _add_sbatch_options(s)
     s.add_argument("target", nargs="?", metavar="TARGET", help="a .py file or a batch script")
     s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for TARGET")
+    s.set_defaults(module="submit")
 
     pr = sub.add_parser("prepare", parents=[common], help="materialize or revalidate the venv now")
     pr.add_argument("--project", metavar="DIR")
     pr.add_argument("--no-node-local", action="store_true")
     _add_uv_selection(pr)
+    pr.set_defaults(module="prepare")
 
     f = sub.add_parser("fingerprint", parents=[common], help="show this shell's fingerprint")
     f.add_argument("--json", action="store_true", help="machine-readable output")
@@ -137,8 +140,8 @@ def build_parser() -> Parser:
     f.add_argument(
         "--diff", metavar="OTHER", help="say why OTHER (a saved --json, or a depot venv) differs"
     )
+    f.set_defaults(module="fingerprint")
 
-    # login-node and interactive commands (issue 4): each runs uvslurm.commands.<module>.run(ns, cwd)
     e = sub.add_parser(
         "env", parents=[common], help="print what points uv at this project's depot venv"
     )
@@ -173,7 +176,7 @@ def build_parser() -> Parser:
     dg.add_argument("--older-than", type=float, default=30.0, metavar="DAYS")
     dg.add_argument("--dry-run", action="store_true")
     dr = dsub.add_parser("rm", help="remove the venvs of PROJECT (default: this project)")
-    dr.add_argument("project", nargs="?", metavar="PROJECT")
+    dr.add_argument("rm_project", nargs="?", metavar="PROJECT")
     d.set_defaults(module="depot")
 
     doc = sub.add_parser("doctor", parents=[common], help="check the site and explain what to fix")
@@ -234,72 +237,26 @@ def _parse_srun(argv: list[str]) -> argparse.Namespace:
     return ns
 
 
-def _sbatch_from(ns: argparse.Namespace) -> dict[str, str | bool]:
-    from uvslurm.sbatch_options import validate
-
-    out: dict[str, str | bool] = {}
-    for key, value in vars(ns).items():
-        if key.startswith("sb_") and value is not None:
-            name = key[3:].replace("_", "-")
-            out[name] = validate(name, value)
-    return out
-
-
 def dispatch(argv: list[str]) -> int:
-    command: list[str] | None = None
     if argv[:1] == ["submit"]:
         ns, command = _parse_submit(argv)
+        ns.command = command
     elif argv[:1] == ["srun"]:
         ns = _parse_srun(argv)
     else:
         ns = build_parser().parse_args(argv)
-    cwd = Path.cwd()
-    if ns.cmd == "submit":
-        from uvslurm.commands import submit
+    if not ns.cmd:
+        build_parser().print_help(sys.stderr)
+        return 2
+    from importlib import import_module
 
-        req = submit.SubmitRequest(
-            target=ns.target,
-            args=list(ns.args),
-            command=command or [],
-            sbatch=_sbatch_from(ns),
-            sbatch_args=ns.sbatch_arg,
-            profile=ns.profile,
-            project=ns.project,
-            dry_run=ns.dry_run,
-            wait=ns.wait,
-            parsable=ns.parsable,
-            no_node_local=ns.no_node_local,
-            locked=ns.locked,
-            frozen=ns.frozen,
-            extras=ns.extra,
-            all_extras=ns.all_extras,
-            groups=ns.group,
-            no_dev=ns.no_dev,
-            cwd=cwd,
-        )
-        if command is not None and not command:
-            raise UsageError("nothing to run after `--`", "write the command after it")
-        return submit.run(req)
-    if ns.cmd == "prepare":
-        from uvslurm import nodeenv
-        from uvslurm.commands import prepare
+    from uvslurm.context import Context
 
-        sync = nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev)
-        return prepare.run(ns.project, cwd, sync, ns.no_node_local)
-    if ns.cmd == "fingerprint":
-        from uvslurm.commands import fingerprint
-
-        return fingerprint.run(ns.json, ns.explain, ns.project, cwd, diff=ns.diff)
-    module = getattr(ns, "module", None)
-    if module:
-        from importlib import import_module
-
-        run: Callable[[argparse.Namespace, Path], int] = import_module(
-            f"uvslurm.commands.{module}"
-        ).run
-        return run(ns, cwd)
-    build_parser().print_help(sys.stderr)
-    return 2
+    ctx = Context.from_args(ns, Path.cwd())
+    run: Callable[[Context, argparse.Namespace], int] = import_module(
+        f"uvslurm.commands.{ns.module}"
+    ).run
+    return run(ctx, ns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from uvslurm import paths, proc
 from uvslurm.config import Config, expand_path
-from uvslurm.errors import PrepareError, UsageError, UvslurmError
+from uvslurm.errors import PrepareError, UsageError
 from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -135,24 +135,13 @@ def fingerprint_env(config: Config) -> tuple[str, ...]:
 
 
 def settings_for(
-    project: Project | None,
-    config: Config,
-    sync: tuple[str, ...] = (),
-    with_sources: bool = True,
+    project: Project | None, config: Config, sync: tuple[str, ...] = ()
 ) -> NodeSettings:
-    """The prolog's inputs for `project` (None: outside any project) under `config`.
-    `with_sources` resolves where each `rebuild` package's source will be (no download)."""
+    """The prolog's inputs for `project` (None: outside any project) under `config`; where the
+    sources of `rebuild` packages are comes later (pipeline.effects), from the lock."""
     from uvslurm import rebuild, uvtool
 
     names = tuple(rebuild.normalize(n) for n in config.get("rebuild", []))
-    sources = ""
-    if project is not None and names and with_sources:
-        if not project.lock.is_file():
-            raise UvslurmError(f"rebuild: no uv.lock in {project.root}", "run `uv lock` first")
-        from uvslurm.sources import read_toml
-
-        located = rebuild.locate(read_toml(project.lock), names, project.root)
-        sources = rebuild.encode(rebuild.local_sources(located, depot_root(config)))
     return NodeSettings(
         project=str(project.root) if project else "",
         uv=uvtool.find_uv(config.get("uv")),
@@ -165,7 +154,6 @@ def settings_for(
         fingerprint_commands=tuple(config.get("fingerprint.commands", [])),
         fingerprint_modules=bool(config.get("fingerprint.modules", True)),
         rebuild=names,
-        rebuild_sources=sources,
         image=image_value(config),
     )
 

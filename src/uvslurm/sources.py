@@ -20,12 +20,18 @@ else:  # pragma: no cover
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UvslurmError(f"{path}: invalid TOML: {e}", "fix the file's syntax") from e
+        data = path.read_bytes()
     except PermissionError as e:
         raise UvslurmError(f"{path}: cannot read it ({e.strerror})") from e
+    return parse_toml(data, path)
+
+
+def parse_toml(data: bytes, path: Path) -> dict[str, Any]:
+    """`data`, read from `path` by the caller (uv.lock is read once per submission)."""
+    try:
+        return tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UvslurmError(f"{path}: invalid TOML: {e}", "fix the file's syntax") from e
 
 
 def _file_layer(path: Path, root_ok: bool) -> dict[str, Any]:

@@ -62,13 +62,18 @@ def ensure_lock(uv: str, project: Project, locked: bool) -> None:
 
 
 def prefetch(
-    uv: str, project: Project, sync_args: Sequence[str], depot: Path, skip: Sequence[str] = ()
-) -> bool:
+    uv: str,
+    project: Project,
+    sync_args: Sequence[str],
+    depot: Path,
+    skip: Sequence[str],
+    lock: bytes,
+) -> None:
     """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
     builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
-    symlinks into the cache does it at little cost; a stamp skips it next time.
-    Returns True when it ran."""
-    lock_hash = hashlib.sha256(project.lock.read_bytes()).hexdigest()
+    symlinks into the cache does it at little cost; a stamp skips it next time. `lock` is
+    uv.lock's content."""
+    lock_hash = hashlib.sha256(lock).hexdigest()
     cache_dir = os.environ.get("UV_CACHE_DIR", "")
     # `skip`: rebuild packages, built on the node under its modules (the login node may lack them)
     skip_args = [a for name in skip for a in ("--no-install-package", name)]
@@ -76,7 +81,7 @@ def prefetch(
     stamps = depot / ".prefetch"
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
     if stamp.exists():
-        return False
+        return
     paths.ensure_depot(depot)
     stamps.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
@@ -94,4 +99,3 @@ def prefetch(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stamp.touch()
-    return True

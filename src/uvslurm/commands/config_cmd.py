@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import nodeenv, paths, sources
+from uvslurm import nodeenv, paths
 from uvslurm.config import ENV_VARS, Config
-from uvslurm.errors import NoProject, UvslurmError
-from uvslurm.project import Project, find_project
+from uvslurm.context import Context
+from uvslurm.errors import UvslurmError
+from uvslurm.project import Project
 
 
 @dataclass(frozen=True)
@@ -20,20 +21,6 @@ class Row:
     key: str
     value: Any
     source: str
-
-
-def load(cwd: Path, project_dir: str | None) -> tuple[Project | None, Config]:
-    """The project around `cwd` (or --project DIR) and its effective configuration; outside
-    any project, the configuration without a project layer."""
-    try:
-        project = (
-            find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
-        )
-    except NoProject:
-        if project_dir:
-            raise
-        return None, sources.load(None, {})
-    return project, sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
 
 
 def _source(config: Config, key: str) -> str:
@@ -75,8 +62,8 @@ def files(project: Project | None) -> list[tuple[str, Path | None]]:
     ]
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
-    project, config = load(cwd, ns.project)
+def run(ctx: Context, ns: argparse.Namespace) -> int:
+    project, config = ctx.project, ctx.config
     rows = effective(config)
     considered = files(project)
     if ns.json:

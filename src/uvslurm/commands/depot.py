@@ -10,20 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import depot, names, nodeenv, paths, sources
-from uvslurm.errors import NoProject, UvslurmError
-from uvslurm.project import find_project
+from uvslurm import depot, names, nodeenv, paths
+from uvslurm.context import Context
+from uvslurm.errors import UvslurmError
 
 GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
-
-
-def _root(cwd: Path) -> Path:
-    try:
-        project = find_project(cwd)
-    except NoProject:
-        return nodeenv.depot_root(sources.load(None, {}))
-    config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
-    return nodeenv.depot_root(config)
 
 
 def cpu_summary(cpu: str) -> str:
@@ -216,13 +207,13 @@ def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
     return 0
 
 
-def _project_dir(root: Path, project: str | None, cwd: Path) -> tuple[Path, str]:
+def _project_dir(root: Path, project: str | None, ctx: Context) -> tuple[Path, str]:
     """(<depot>/<project id>, the project path) for PROJECT: a project path (which may be gone
     already), the name of a project directory of the depot, or the current project."""
     if not project:
-        path = str(find_project(cwd).root)
+        path = str(ctx.require_project().root)
         return root / nodeenv.project_id(path), path
-    candidate = (cwd / project).resolve()
+    candidate = (ctx.cwd / project).resolve()
     if (candidate / "pyproject.toml").is_file():
         return root / nodeenv.project_id(str(candidate)), str(candidate)
     if names.PROJECT_DIR.match(project) and (root / project).is_dir():
@@ -230,8 +221,8 @@ def _project_dir(root: Path, project: str | None, cwd: Path) -> tuple[Path, str]
     return root / nodeenv.project_id(str(candidate)), str(candidate)
 
 
-def rm_cmd(root: Path, project: str | None, cwd: Path) -> int:
-    pdir, path = _project_dir(root, project, cwd)
+def rm_cmd(root: Path, project: str | None, ctx: Context) -> int:
+    pdir, path = _project_dir(root, project, ctx)
     if not pdir.is_dir():
         print(f"no venvs of {path} in {root}")
         return 0
@@ -249,8 +240,8 @@ def rm_cmd(root: Path, project: str | None, cwd: Path) -> int:
     return 0
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
-    root = _root(cwd)
+def run(ctx: Context, ns: argparse.Namespace) -> int:
+    root = ctx.depot
     if ns.depot_cmd == "path":
         print(root)
         return 0
@@ -261,4 +252,4 @@ def run(ns: argparse.Namespace, cwd: Path) -> int:
         return list_cmd(root, ns.json)
     if ns.depot_cmd == "gc":
         return gc_cmd(root, ns.older_than, ns.dry_run)
-    return rm_cmd(root, ns.project, cwd)
+    return rm_cmd(root, ns.rm_project, ctx)

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from uvslurm import nodeenv, paths, sources
-from uvslurm.commands.config_cmd import load
 from uvslurm.config import Config
+from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
 
@@ -307,10 +307,10 @@ def image_check(config: Config) -> Check:
     return Check("ok", "image", detail)
 
 
-def checks(cwd: Path, project_dir: str | None) -> list[Check]:
+def checks(ctx: Context) -> list[Check]:
     out = slurm_checks()
     try:
-        project, config = load(cwd, project_dir)
+        project, config = ctx.project, ctx.config
     except UvslurmError as e:
         # an untrusted project or config file: reported, and left out (nothing of it runs)
         out.append(Check("fail", "configuration", e.message, e.hint))
@@ -334,8 +334,8 @@ def checks(cwd: Path, project_dir: str | None) -> list[Check]:
     return out
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
-    results = checks(cwd, ns.project)
+def run(ctx: Context, ns: argparse.Namespace) -> int:
+    results = checks(ctx)
     if ns.json:
         print(json.dumps([asdict(c) for c in results], indent=2))
     else:

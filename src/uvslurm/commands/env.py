@@ -13,9 +13,8 @@ import shlex
 from pathlib import Path
 
 from uvslurm import nodeenv
-from uvslurm.commands.prepare import node_settings
-from uvslurm.errors import NoProject, UvslurmError
-from uvslurm.project import find_project
+from uvslurm.context import Context
+from uvslurm.errors import UvslurmError
 
 # what `env` sets; UVSLURM_ENV_PROJECT also tells a later `env` that it may unset them
 VARS = ("UV_PROJECT_ENVIRONMENT", "UVSLURM_ENV_PROJECT")
@@ -39,25 +38,20 @@ def render(shell: str, values: dict[str, str] | None) -> str:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
-def values_for(cwd: Path, project_dir: str | None) -> dict[str, str] | None:
-    """The variables for the project around `cwd` (None outside any project)."""
-    try:
-        root = (
-            find_project(cwd / project_dir, explicit=True) if project_dir else find_project(cwd)
-        ).root
-    except NoProject:
-        if project_dir:
-            raise
+def values_for(ctx: Context) -> dict[str, str] | None:
+    """The variables for the context's project (None outside any project)."""
+    project = ctx.project
+    if project is None:
         return None
-    settings = node_settings(str(root), cwd, with_sources=False)
+    settings = nodeenv.settings_for(project, ctx.config)
     fp, _, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
     venv = Path(settings.depot) / settings.project_id / f"shell-{fp}"
-    return {"UV_PROJECT_ENVIRONMENT": str(venv), "UVSLURM_ENV_PROJECT": str(root)}
+    return {"UV_PROJECT_ENVIRONMENT": str(venv), "UVSLURM_ENV_PROJECT": str(project.root)}
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
+def run(ctx: Context, ns: argparse.Namespace) -> int:
     try:
-        values = values_for(cwd, ns.project)
+        values = values_for(ctx)
     except UvslurmError:
         # an untrusted or broken project: what pointed uv elsewhere before must not stay
         print(render(ns.shell, None), end="")

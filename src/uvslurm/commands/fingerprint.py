@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-from pathlib import Path
 
-from uvslurm import nodeenv, sources
-from uvslurm.commands.prepare import node_settings
-from uvslurm.errors import NoProject
+from uvslurm import nodeenv
+from uvslurm.context import Context
 
 # what each component means, for --explain
 EXPLAIN = {
@@ -26,31 +25,20 @@ EXPLAIN = {
 }
 
 
-def _settings_outside_project() -> nodeenv.NodeSettings:
-    return nodeenv.settings_for(None, sources.load(None, {}))
-
-
-def run(
-    as_json: bool, explain: bool, project_dir: str | None, cwd: Path, diff: str | None = None
-) -> int:
-    try:
-        settings = node_settings(project_dir, cwd)
-    except NoProject:
-        if project_dir:
-            raise
-        settings = _settings_outside_project()
+def run(ctx: Context, ns: argparse.Namespace) -> int:
+    settings = nodeenv.settings_for(ctx.project, ctx.config)
     fp, venv, comps = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
-    if diff:
+    if ns.diff:
         from uvslurm import fpdiff
 
-        lines = fpdiff.explain(fpdiff.load_other(diff), comps)
+        lines = fpdiff.explain(fpdiff.load_other(ns.diff), comps)
         print("\n".join(lines) if lines else "same fingerprint")
         return 0
-    if as_json:
+    if ns.json:
         print(json.dumps({"fingerprint": fp, "venv": venv or None, "components": comps}, indent=2))
         return 0
     print(fp)
-    if explain:
+    if ns.explain:
         from rich.markup import escape
         from rich.table import Table
 

@@ -9,7 +9,8 @@ import argparse
 import shlex
 import sys
 from importlib.resources import files
-from pathlib import Path
+
+from uvslurm.context import Context
 
 
 def text(shell: str) -> str:
@@ -19,6 +20,6 @@ def text(shell: str) -> str:
     return hook.replace("@UVSLURM@", command)
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
+def run(ctx: Context, ns: argparse.Namespace) -> int:
     print(text(ns.shell), end="")
     return 0

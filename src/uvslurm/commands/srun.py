@@ -8,10 +8,9 @@ import argparse
 import os
 import shutil
 import time
-from pathlib import Path
 
-from uvslurm import paths, render, uvtool
-from uvslurm.commands.submit import SubmitRequest, Target, plan
+from uvslurm import nodeenv, paths, pipeline, render
+from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 
 # The user's shell, venv first on PATH even after their rc file (pyenv, conda and module inits
@@ -23,23 +22,20 @@ fi
 exec "$SHELL" -i"""
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
+def run(ctx: Context, ns: argparse.Namespace) -> int:
     srun = shutil.which("srun")
     if not srun:
         raise UvslurmError("srun not found on PATH", "run this on a login node of a Slurm cluster")
-    req = SubmitRequest(
-        command=ns.command, project=ns.project, no_node_local=ns.no_node_local,
-        extras=ns.extra, all_extras=ns.all_extras, groups=ns.group, no_dev=ns.no_dev, cwd=cwd,
-    )  # fmt: skip
+    req = pipeline.Request(
+        command=ns.command,
+        sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+    )
     if ns.command:
-        target = Target(command=tuple(ns.command), name="interactive", search_from=cwd)
+        target = pipeline.Target(command=tuple(ns.command), name="interactive", search_from=ctx.cwd)
     else:
         shell = render.UserScript(render.BASH_SHEBANG, [], SHELL_BODY)
-        target = Target(script=shell, name="interactive", search_from=cwd)
-    p = plan(req, target)
-    uvtool.ensure_lock(p.node.uv, p.project, locked=False)
-    uvtool.prefetch(p.node.uv, p.project, p.node.sync_args, Path(p.node.depot), p.node.rebuild)
-    p = plan(req, target)  # the lock may have been written just now
+        target = pipeline.Target(script=shell, name="interactive", search_from=ctx.cwd)
+    p = pipeline.realize(pipeline.plan(ctx, req, target), req)
     scripts = paths.state_dir() / "scripts"
     scripts.mkdir(parents=True, exist_ok=True)
     script = scripts / f"srun-{os.getpid()}-{time.time_ns()}.sh"

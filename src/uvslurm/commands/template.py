@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 from importlib.resources import files
-from pathlib import Path
 
-from uvslurm import sbatch_options, sources
-from uvslurm.errors import NoProject, UvslurmError
-from uvslurm.project import find_project
+from uvslurm import pipeline, sbatch_options
+from uvslurm.context import Context
+from uvslurm.errors import UvslurmError
 
 NAMES = ("cpu", "gpu", "array", "mpi")
 _LINE = re.compile(r"^#SBATCH --([a-z-]+)=(.*)$")
@@ -36,7 +35,7 @@ def fill(text: str, options: dict[str, str | bool]) -> str:
     return "".join(out)
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
+def run(ctx: Context, ns: argparse.Namespace) -> int:
     if not ns.name:
         width = max(map(len, NAMES))
         for name in NAMES:
@@ -44,24 +43,11 @@ def run(ns: argparse.Namespace, cwd: Path) -> int:
         return 0
     if ns.name not in NAMES:
         raise UvslurmError(f"unknown template '{ns.name}'", f"choose one of: {', '.join(NAMES)}")
-    try:
-        project = find_project(cwd / ns.project, explicit=True) if ns.project else find_project(cwd)
-        config = sources.load(project.tool_table, {}, pyproject=project.root / "pyproject.toml")
-    except NoProject:
-        if ns.project:
-            raise
-        config = sources.load(None, {})
-    options = sbatch_options.normalize(config.table("sbatch"))
-    if ns.profile:
-        if ns.profile not in config.profile_names():
-            known = ", ".join(config.profile_names()) or "none defined"
-            raise UvslurmError(f"unknown profile '{ns.profile}' (available: {known})")
-        options.update(sbatch_options.normalize(config.table(f"profiles.{ns.profile}")))
-    text = fill(text_of(ns.name), options)
+    text = fill(text_of(ns.name), pipeline.sbatch_defaults(ctx.config, ns.profile))
     if not ns.output:
         print(text, end="")
         return 0
-    dest = cwd / ns.output
+    dest = ctx.cwd / ns.output
     if dest.exists():
         raise UvslurmError(f"{ns.output} exists", "remove it or choose another file name")
     try:

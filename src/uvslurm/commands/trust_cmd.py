@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from uvslurm import safety, trust
+from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
 from uvslurm.sources import read_toml
@@ -25,8 +26,8 @@ def _locate(cwd: Path, directory: str | None) -> Path:
     )
 
 
-def run(ns: argparse.Namespace, cwd: Path) -> int:
-    root = _locate(cwd, ns.directory)
+def run(ctx: Context, ns: argparse.Namespace) -> int:
+    root = _locate(ctx.cwd, ns.directory)
     if ns.revoke:
         done = trust.revoke(root)
         print(f"{'no longer trusted' if done else 'was not trusted'}: {root}")
