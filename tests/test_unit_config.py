@@ -32,6 +32,11 @@ def test_config_get_table_and_profiles() -> None:
     assert cfg.get("depot") == "/d"
     assert cfg.get("missing") is None
     assert cfg.get("missing", "dflt") == "dflt"
+    # an unset declared setting: its declared default, unless the caller names another
+    assert cfg.get("image") == "none"
+    assert cfg.get("image", "auto") == "auto"
+    assert cfg.get("rebuild") == []
+    assert cfg.get("uv") is None
     # a setting whose value is None is still that value, not the default
     assert cfg.get("offline", "dflt") is None
     assert cfg.table("sbatch") == {"time": "10", "partition": "cpu"}
@@ -93,9 +98,12 @@ def test_node_local_refuses(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["auto", True, False, "true", "false"])
-def test_offline_accepts(value: object) -> None:
-    assert flatten({"offline": value}, "s") == {"offline": value}
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("auto", "auto"), (True, "true"), (False, "false"), ("true", "true"), ("false", "false")],
+)
+def test_offline_accepts_and_is_kept_as_a_string(value: object, stored: str) -> None:
+    assert flatten({"offline": value}, "s") == {"offline": stored}
 
 
 @pytest.mark.parametrize("value", ["maybe", "yes", 2, "TRUE"])
@@ -165,8 +173,8 @@ def test_env_layer_skips_empty_values() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("true", True), ("TRUE", True), ("1", True), ("Yes", True),
-     ("false", False), ("0", False), ("no", False), ("NO", False), ("maybe", "maybe")],
+    [("true", "true"), ("TRUE", "true"), ("1", "true"), ("Yes", "true"), ("false", "false"),
+     ("0", "false"), ("no", "false"), ("NO", "false"), ("maybe", "maybe"), ("auto", "auto")],
 )  # fmt: skip
 def test_env_layer_offline_booleans(raw: str, value: object) -> None:
     assert env_layer({"UVSLURM_OFFLINE": raw}) == {"offline": value}
@@ -178,18 +186,19 @@ def test_merge_starts_from_the_defaults() -> None:
     assert {s.source for s in cfg.settings.values()} == {"default"}
 
 
-def test_merge_later_layers_win_and_offline_strings_become_booleans() -> None:
+def test_merge_later_layers_win_and_offline_booleans_become_strings() -> None:
     cfg = merge(
         [
             ("a", {"offline": "true", "depot": "/a"}),
             ("b", {"depot": "/b"}),
         ]
     )
-    assert cfg.settings["offline"] == Setting(True, "a")
+    assert cfg.settings["offline"] == Setting("true", "a")
     assert cfg.settings["depot"] == Setting("/b", "b")
-    assert merge([("a", {"offline": "false"})]).settings["offline"] == Setting(False, "a")
+    assert merge([("a", {"offline": "false"})]).settings["offline"] == Setting("false", "a")
     assert merge([("a", {"offline": "auto"})]).settings["offline"] == Setting("auto", "a")
-    assert merge([("a", {"offline": True})]).settings["offline"] == Setting(True, "a")
+    assert merge([("a", {"offline": True})]).settings["offline"] == Setting("true", "a")
+    assert merge([("a", {"offline": False})]).settings["offline"] == Setting("false", "a")
 
 
 def test_expand_path_expands_variables_and_home(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,14 +124,6 @@ def test_depot_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert nodeenv.depot_root(merge([("environment", {"depot": "/a/$b"})])) == Path("/a/$b")
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [("auto", "auto"), (True, "true"), (False, "false"), ("true", "true")]
-)
-def test_offline_value(value: object, expected: str) -> None:
-    assert nodeenv.offline_value(merge([("x", {"offline": value})])) == expected
-    assert nodeenv.offline_value(merge([])) == "auto"
-
-
 def _exe(tmp_path: Path, name: str = "uv") -> Path:
     p = tmp_path / "bin" / name
     p.parent.mkdir(exist_ok=True)
@@ -163,11 +155,14 @@ def test_image_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "access", lambda p, m: access.get((p, m), False))
     monkeypatch.setattr(nodeenv.shutil, "which", lambda n: tools.get(n))
     assert nodeenv.image_value(cfg("auto")) == "none"
+    assert nodeenv.squashfs_here() == (["mksquashfs", "squashfuse", "unsquashfs"], False)
     access[("/dev/fuse", os.R_OK | os.W_OK)] = True
     assert nodeenv.image_value(cfg("auto")) == "none"
     tools["mksquashfs"] = "/bin/mksquashfs"
     assert nodeenv.image_value(cfg("auto")) == "none"
     tools["squashfuse"] = "/bin/squashfuse"
+    # unsquashfs only unpacks where FUSE is refused: mounting needs none
+    assert nodeenv.squashfs_here() == (["unsquashfs"], True)
     assert nodeenv.image_value(cfg("auto")) == "squashfs"
     del tools["mksquashfs"]
     assert nodeenv.image_value(cfg("auto")) == "none"
@@ -355,7 +350,6 @@ def test_defaults_of_a_config_without_the_keys(
 
     monkeypatch.setenv("SCRATCH", "/s")
     empty = Config({})
-    assert nodeenv.offline_value(empty) == "auto"
     assert nodeenv.image_value(empty) == "none"
     assert nodeenv.fingerprint_env(empty) == ()
     uv = _exe(tmp_path)

@@ -300,7 +300,7 @@ def test_load_layers_and_sources(isolated_user: Path) -> None:
     assert cfg.settings["sbatch.partition"].source == str(site)
     assert cfg.settings["node-local"].value == "/local"
     assert cfg.settings["node-local"].source == f"{pyproject} [tool.uvslurm]"
-    assert cfg.settings["offline"].value is True
+    assert cfg.settings["offline"].value == "true"
     assert cfg.settings["offline"].source == "environment"
     assert cfg.settings["image"].source == "command line"
     # no pyproject named: the project layer is called after pyproject.toml

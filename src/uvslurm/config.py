@@ -14,29 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvslurm.errors import UvslurmError
+from uvslurm.schema import SETTINGS, SLURM_TABLES
 
-# scalar keys, and the environment variable that sets each
-ENV_VARS = {
-    "depot": "UVSLURM_DEPOT",
-    "node-local": "UVSLURM_NODE_LOCAL",
-    "offline": "UVSLURM_OFFLINE",
-    "uv": "UVSLURM_UV",
-    "image": "UVSLURM_IMAGE",
-    "rebuild": "UVSLURM_REBUILD",
-}
-SCALARS = ("depot", "node-local", "offline", "uv", "image", "rebuild")
-# tables merged key by key: a project's `sbatch.time` does not drop the site's `sbatch.partition`
-TABLES = ("sbatch", "fingerprint")
-FINGERPRINT_KEYS = ("env", "commands", "modules")
-DEFAULTS: dict[str, Any] = {
-    "node-local": "auto",
-    "offline": "auto",
-    "image": "none",
-    "rebuild": [],
-    "fingerprint.env": [],
-    "fingerprint.commands": [],
-    "fingerprint.modules": True,
-}
+# derived from the declaration in schema.py
+ENV_VARS = {k: s.prolog for k, s in SETTINGS.items() if s.env}
+DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items() if s.default is not None}
+# top-level names: settings, tables of settings (fingerprint), tables of Slurm options
+_KNOWN = (*dict.fromkeys(k.split(".")[0] for k in SETTINGS), *SLURM_TABLES)
 
 
 @dataclass(frozen=True)
@@ -52,8 +36,11 @@ class Config:
     settings: Mapping[str, Setting]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value of `key`; when it is unset, `default`, else its declared default."""
         s = self.settings.get(key)
-        return default if s is None else s.value
+        if s is not None:
+            return s.value
+        return DEFAULTS.get(key) if default is None else default
 
     def table(self, prefix: str) -> dict[str, Any]:
         """Entries under `prefix.` (e.g. the sbatch defaults), without the prefix."""
@@ -72,70 +59,36 @@ def _closest(word: str, choices: Iterable[str]) -> str:
 def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Validate one layer's raw table and flatten it to dotted keys."""
     out: dict[str, Any] = {}
-    known = (*SCALARS, *TABLES, "profiles")
     for key, value in layer.items():
-        if key not in known:
-            raise UvslurmError(f"{source}: unknown setting '{key}'{_closest(key, known)}")
-        if key in TABLES or key == "profiles":
-            if not isinstance(value, Mapping):
-                raise UvslurmError(f"{source}: '{key}' must be a table")
-            if key == "profiles":
-                for name, opts in value.items():
-                    if not isinstance(opts, Mapping):
-                        raise UvslurmError(f"{source}: 'profiles.{name}' must be a table")
-                    for k, v in opts.items():
-                        out[f"profiles.{name}.{k}"] = v
-                continue
-            if key == "fingerprint":
-                for k in value:
-                    if k not in FINGERPRINT_KEYS:
-                        raise UvslurmError(
-                            f"{source}: unknown setting 'fingerprint.{k}'"
-                            f"{_closest(k, FINGERPRINT_KEYS)}"
-                        )
-            for k, v in value.items():
-                out[f"{key}.{k}"] = v
-        else:
+        if key not in _KNOWN:
+            raise UvslurmError(f"{source}: unknown setting '{key}'{_closest(key, _KNOWN)}")
+        if key in SETTINGS:
             out[key] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise UvslurmError(f"{source}: '{key}' must be a table")
+        for k, v in value.items():
+            if key == "profiles":
+                if not isinstance(v, Mapping):
+                    raise UvslurmError(f"{source}: 'profiles.{k}' must be a table")
+                out.update({f"profiles.{k}.{o}": x for o, x in v.items()})
+            elif key not in SLURM_TABLES and f"{key}.{k}" not in SETTINGS:
+                names = [n[len(key) + 1 :] for n in SETTINGS if n.startswith(key + ".")]
+                raise UvslurmError(f"{source}: unknown setting '{key}.{k}'{_closest(k, names)}")
+            else:
+                out[f"{key}.{k}"] = v
     for key, value in out.items():
-        _check_type(key, value, source)
+        if key in SETTINGS:
+            try:
+                out[key] = SETTINGS[key].check(key, value)
+            except ValueError as e:
+                raise UvslurmError(f"{source}: {e}") from None
     return out
 
 
-def _check_type(key: str, value: Any, source: str) -> None:
-    if key in ("depot", "uv", "image", "node-local") and not isinstance(value, str):
-        raise UvslurmError(f"{source}: '{key}' must be a string")
-    if key == "node-local" and value not in ("auto", "never") and not value.startswith("/"):
-        raise UvslurmError(f"{source}: node-local must be 'auto', 'never' or an absolute path")
-    # (1 == True in Python: an integer must not pass for a boolean)
-    if key == "offline" and not (
-        isinstance(value, bool) or (isinstance(value, str) and value in ("auto", "true", "false"))
-    ):
-        raise UvslurmError(f"{source}: offline must be 'auto', true or false")
-    if key == "image" and value not in ("none", "auto", "tar.zst", "squashfs"):
-        raise UvslurmError(f"{source}: image must be 'none', 'auto', 'tar.zst' or 'squashfs'")
-    if key in ("rebuild", "fingerprint.env", "fingerprint.commands") and not (
-        isinstance(value, list) and all(isinstance(v, str) for v in value)
-    ):
-        raise UvslurmError(f"{source}: '{key}' must be a list of strings")
-    if key == "fingerprint.modules" and not isinstance(value, bool):
-        raise UvslurmError(f"{source}: 'fingerprint.modules' must be true or false")
-
-
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The UVSLURM_* variables as a raw layer."""
-    layer: dict[str, Any] = {}
-    for key, var in ENV_VARS.items():
-        raw = environ.get(var)
-        if raw is None or raw == "":
-            continue
-        if key == "rebuild":
-            layer[key] = [p.strip() for p in raw.split(",") if p.strip()]
-        elif key == "offline" and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
-            layer[key] = raw.lower() in ("true", "1", "yes")
-        else:
-            layer[key] = raw
-    return layer
+    """The UVSLURM_* variables as a raw layer (the settings they set are not in tables)."""
+    return {k: SETTINGS[k].parse(environ[v]) for k, v in ENV_VARS.items() if environ.get(v)}
 
 
 def merge(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Config:
@@ -143,8 +96,6 @@ def merge(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Config:
     settings: dict[str, Setting] = {k: Setting(v, "default") for k, v in DEFAULTS.items()}
     for source, layer in layers:
         for key, value in flatten(layer, source).items():
-            if key == "offline" and isinstance(value, str) and value != "auto":
-                value = value == "true"
             settings[key] = Setting(value, source)
     return Config(settings)
 

@@ -69,18 +69,23 @@ class Marker:
 
 
 def read_marker(venv: Path) -> Marker | None:
-    """The venv's ready marker (None when it has none). The project path is trusted only when
-    it is the one the depot directory was named after (a path may hold a newline)."""
+    """The venv's ready marker (None when it has none)."""
     try:
-        text = (venv / MARKER).read_text(errors="surrogateescape")
+        return parse_marker((venv / MARKER).read_text(errors="surrogateescape"), venv.parent.name)
     except OSError:
         return None
+
+
+def parse_marker(text: str, project_dir: str) -> Marker:
+    """A ready marker as the prolog writes it: key=, project=, size_kb=, built_on= and the
+    fingerprint components, one per line. The project path is trusted only when it is the one
+    the depot directory (`project_dir`) was named after (a path may hold a newline)."""
     # the project path ends at one of the "\nsize_kb=" that follow: the one it hashes to
     project, rest = "", text
     head = re.match(r"key=[^\n]*\nproject=", text)
     if head:
         for end in (m.start() for m in re.finditer(r"\nsize_kb=", text)):
-            if project_id(text[head.end() : end]) == venv.parent.name:
+            if project_id(text[head.end() : end]) == project_dir:
                 project, rest = text[head.end() : end], text[end + 1 :]
                 break
     built_on, size_kb, comps = "", None, dict[str, str]()

@@ -6,38 +6,17 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from uvslurm import depot, schema
 from uvslurm.errors import UvslurmError
-
-# header lines of a venv's .uvslurm-ready marker that are not fingerprint components
-MARKER_HEADER = ("key", "project", "size_kb", "built_on")
-LABELS = {
-    "modules": "loaded modules",
-    "modulefiles": "modulefiles",
-    "modulepath": "MODULEPATH",
-    "arch": "CPU architecture",
-    "cpu": "CPU",
-    "glibc": "glibc",
-    "os": "OS",
-    "python": "requested Python",
-    "uv": "uv",
-    "gpu": "GPU driver",
-    "sync": "uv selection flags",
-    "rebuild": "rebuild packages",
-}
 
 
 def load_other(ref: str) -> dict[str, str]:
     """Components from a saved `uvslurm fingerprint --json` or from a venv's ready marker."""
     path = Path(ref)
-    marker = path / ".uvslurm-ready"
+    marker = path / depot.MARKER
     try:
         if marker.is_file():
-            comps: dict[str, str] = {}
-            for line in marker.read_text().splitlines():
-                key, sep, value = line.partition("=")
-                if sep and key not in MARKER_HEADER:
-                    comps[key] = value
-            return comps
+            return depot.parse_marker(marker.read_text(), path.parent.name).components
         if path.is_file():
             data = json.loads(path.read_text())
             comps_in = data["components"] if isinstance(data, dict) else None
@@ -82,7 +61,7 @@ def explain(other: Mapping[str, str], here: Mapping[str, str]) -> list[str]:
         a, b = other.get(key, ""), here.get(key, "")
         if a == b:
             continue
-        label = LABELS.get(key, key)
+        label = schema.COMPONENTS[key][0] if key in schema.COMPONENTS else key
         if key in ("modules", "modulefiles"):
             lines.append(f"{label}: {_list_change(a, b, ':')}")
         elif key == "cpu":

@@ -14,7 +14,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from uvslurm import paths, proc
+from uvslurm import paths, proc, schema
 from uvslurm.config import Config, expand_path
 from uvslurm.errors import PrepareError, UsageError
 from uvslurm.project import Project
@@ -29,7 +29,7 @@ class NodeSettings:
     uv: str
     depot: str
     node_local: str
-    offline: str
+    offline: str  # "auto", "true" or "false"
     python: str
     sync_args: tuple[str, ...]
     fingerprint_env: tuple[str, ...]
@@ -44,23 +44,9 @@ class NodeSettings:
         return project_id(self.project) if self.project else ""
 
     def environ(self, mode: str) -> dict[str, str]:
-        return {
-            "UVSLURM_PROJECT": self.project,
-            "UVSLURM_PROJECT_ID": self.project_id,
-            "UVSLURM_UV": self.uv,
-            "UVSLURM_DEPOT": self.depot,
-            "UVSLURM_NODE_LOCAL": self.node_local,
-            "UVSLURM_OFFLINE": self.offline,
-            "UVSLURM_PYTHON": self.python,
-            "UVSLURM_SYNC_ARGS": " ".join(self.sync_args),
-            "UVSLURM_FP_ENV": " ".join(self.fingerprint_env),
-            "UVSLURM_FP_COMMANDS": "".join(c + "\x1e" for c in self.fingerprint_commands),
-            "UVSLURM_FP_MODULES": "1" if self.fingerprint_modules else "0",
-            "UVSLURM_REBUILD": ",".join(self.rebuild),
-            "UVSLURM_REBUILD_SOURCES": self.rebuild_sources,
-            "UVSLURM_IMAGE": self.image,
-            "UVSLURM_MODE": mode,
-        }
+        """The prolog's inputs, encoded as schema.INPUTS declares them."""
+        env = {i.prolog: i.encode(getattr(self, i.attr)) for i in schema.INPUTS}
+        return {**env, "UVSLURM_MODE": mode}
 
 
 def project_id(project: str) -> str:
@@ -100,11 +86,6 @@ def depot_root(config: Config) -> Path:
     return Path(expand_path("depot", str(setting.value), setting.source, os.environ))
 
 
-def offline_value(config: Config) -> str:
-    v = config.get("offline", "auto")
-    return "auto" if v == "auto" else ("true" if v else "false")
-
-
 def uvtool_find(config: Config) -> str:
     """The uv executable the configuration names (UvslurmError when there is none)."""
     from uvslurm import uvtool
@@ -118,16 +99,22 @@ def image_value(config: Config) -> str:
     compilation and packing, and where FUSE is not allowed unpacking it is slower than copying
     the directory. `auto` takes squashfs where this machine could mount it (compute nodes
     usually share the login nodes' software and FUSE policy), else the directory."""
-    value = str(config.get("image", "none"))
+    value = str(config.get("image"))
     if value == "auto":
-        fuse = os.access("/dev/fuse", os.R_OK | os.W_OK)
-        tools = shutil.which("mksquashfs") and shutil.which("squashfuse")
-        return "squashfs" if fuse and tools else "none"
+        missing, fuse = squashfs_here()
+        return "none" if not fuse or {"mksquashfs", "squashfuse"} & set(missing) else "squashfs"
     return value if value in ("tar.zst", "squashfs") else "none"
 
 
+def squashfs_here() -> tuple[list[str], bool]:
+    """The squashfs tools missing on this machine (mksquashfs makes images, squashfuse mounts
+    them, unsquashfs unpacks them where FUSE is not allowed), and whether /dev/fuse is usable."""
+    missing = [t for t in ("mksquashfs", "squashfuse", "unsquashfs") if not shutil.which(t)]
+    return missing, os.access("/dev/fuse", os.R_OK | os.W_OK)
+
+
 def fingerprint_env(config: Config) -> tuple[str, ...]:
-    names = tuple(config.get("fingerprint.env", []))
+    names = tuple(config.get("fingerprint.env"))
     for n in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n):
             raise UsageError(f"fingerprint.env: '{n}' is not a variable name")
@@ -141,18 +128,18 @@ def settings_for(
     sources of `rebuild` packages are comes later (pipeline.effects), from the lock."""
     from uvslurm import rebuild, uvtool
 
-    names = tuple(rebuild.normalize(n) for n in config.get("rebuild", []))
+    names = tuple(rebuild.normalize(n) for n in config.get("rebuild"))
     return NodeSettings(
         project=str(project.root) if project else "",
         uv=uvtool.find_uv(config.get("uv")),
         depot=str(depot_root(config)),
         node_local=str(config.get("node-local")),
-        offline=offline_value(config),
+        offline=str(config.get("offline")),
         python=project.python_request() if project else "",
         sync_args=sync,
         fingerprint_env=fingerprint_env(config),
-        fingerprint_commands=tuple(config.get("fingerprint.commands", [])),
-        fingerprint_modules=bool(config.get("fingerprint.modules", True)),
+        fingerprint_commands=tuple(config.get("fingerprint.commands")),
+        fingerprint_modules=bool(config.get("fingerprint.modules")),
         rebuild=names,
         image=image_value(config),
     )

@@ -17,10 +17,8 @@ from uvslurm.config import Config
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
+from uvslurm.schema import is_network
 
-# what the prolog treats as a network filesystem (never node-local): keep in step with
-# _uvslurm_local_for in prolog.sh
-NETWORK_FS = re.compile(r"^(nfs.*|lustre|gpfs|beegfs|cifs|smb.*|fuse.*|ceph|9p|panfs|wekafs)$")
 GIB = 2**30
 
 
@@ -65,10 +63,6 @@ def fs_type(path: Path, mounts: str | None = None) -> str:
         if inside and len(mnt) >= len(best):
             best, kind = mnt, parts[2]
     return kind
-
-
-def is_network(kind: str) -> bool:
-    return bool(NETWORK_FS.match(kind))
 
 
 def existing(path: Path) -> Path:
@@ -294,8 +288,7 @@ def image_check(config: Config) -> Check:
     """Can venv images be made and mounted here (image = "squashfs" / "auto")?"""
     setting = str(config.get("image", "none"))
     chosen = nodeenv.image_value(config)
-    tools = [t for t in ("mksquashfs", "squashfuse", "unsquashfs") if not shutil.which(t)]
-    fuse = os.access("/dev/fuse", os.R_OK | os.W_OK)
+    tools, fuse = nodeenv.squashfs_here()
     can = "squashfs images can be made and mounted here" if not tools and fuse else (
         f"squashfs images cannot be mounted here ({'missing ' + ', '.join(tools) if tools else '/dev/fuse not usable by this user'})"
     )  # fmt: skip

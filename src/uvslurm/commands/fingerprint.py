@@ -5,24 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from uvslurm import nodeenv
+from uvslurm import nodeenv, schema
 from uvslurm.context import Context
-
-# what each component means, for --explain
-EXPLAIN = {
-    "modules": "loaded environment modules (resolved names, sorted)",
-    "modulefiles": "the modulefiles they came from (sorted)",
-    "modulepath": "MODULEPATH",
-    "arch": "CPU architecture",
-    "cpu": "CPU vendor, family, model and feature flags",
-    "glibc": "C library version",
-    "os": "operating system id and version",
-    "python": "Python the project requests",
-    "uv": "uv version",
-    "gpu": "NVIDIA driver (or none)",
-    "sync": "uv selection flags (extras, groups)",
-    "rebuild": "packages built from source per fingerprint",
-}
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
@@ -50,7 +34,8 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         table.add_column("what it is", style="dim")
         for key, value in comps.items():
             shown = value if len(value) <= 120 or key != "cpu" else value[:117] + "..."
-            table.add_row(escape(key), escape(shown or "-"), EXPLAIN.get(key, "extra variable"))
+            meaning = schema.COMPONENTS.get(key, ("", "extra variable"))[1]
+            table.add_row(escape(key), escape(shown or "-"), meaning)
         console().print(table)
         if venv:
             console().print(f"depot venv for this project: {escape(venv)}")
