@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from uvslurm import paths, proc
@@ -30,15 +30,12 @@ def find_uv(configured: str | None) -> str:
     return os.path.abspath(found)
 
 
-def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    # an activated venv on the login node must not leak into uv's idea of the project env
-    env.pop("VIRTUAL_ENV", None)
+def _uv_env(**extra: str) -> dict[str, str]:
+    env = proc.clean_env(**extra)
     # uv's lock files in a shared /tmp could be held by another user (see paths.private_tmpdir)
     tmp = paths.private_tmpdir(env)
     if tmp:
         env["TMPDIR"] = tmp
-    env.update(extra or {})
     return env
 
 
@@ -49,25 +46,24 @@ def ensure_lock(uv: str, project: Project, locked: bool) -> None:
         if not project.lock.is_file():
             raise UvslurmError(f"no uv.lock in {root}", "run `uv lock`, or drop --locked")
         try:
-            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_clean_env())
+            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_uv_env())
         except proc.CommandFailed as e:
             raise UvslurmError(
                 f"uv.lock in {root} is out of date", "run `uv lock`, or drop --locked"
             ) from e
         return
     try:
-        proc.run([uv, "lock", "-q", "--project", root], env=_clean_env())
+        proc.run([uv, "lock", "-q", "--project", root], env=_uv_env())
     except proc.CommandFailed as e:
         raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
 
 
 def prefetch(
     uv: str, project: Project, sync_args: Sequence[str], depot: Path, skip: Sequence[str] = ()
-) -> bool:
+) -> None:
     """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
     builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
-    symlinks into the cache does it at little cost; a stamp skips it next time.
-    Returns True when it ran."""
+    symlinks into the cache does it at little cost; a stamp skips it next time."""
     lock_hash = hashlib.sha256(project.lock.read_bytes()).hexdigest()
     cache_dir = os.environ.get("UV_CACHE_DIR", "")
     # `skip`: rebuild packages, built on the node under its modules (the login node may lack them)
@@ -76,7 +72,7 @@ def prefetch(
     stamps = depot / ".prefetch"
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
     if stamp.exists():
-        return False
+        return
     paths.ensure_depot(depot)
     stamps.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
@@ -84,7 +80,7 @@ def prefetch(
         proc.run(
             [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
              str(project.root), *sync_args, *skip_args],
-            env=_clean_env({"UV_PROJECT_ENVIRONMENT": os.path.join(tmp, "venv")}),
+            env=_uv_env(UV_PROJECT_ENVIRONMENT=os.path.join(tmp, "venv")),
         )  # fmt: skip
     except proc.CommandFailed as e:
         raise UvslurmError(
@@ -94,4 +90,3 @@ def prefetch(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stamp.touch()
-    return True

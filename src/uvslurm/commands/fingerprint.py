@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from uvslurm import nodeenv, sources
+from uvslurm import nodeenv, output, sources
 from uvslurm.commands.prepare import node_settings
 from uvslurm.errors import NoProject
 
@@ -47,23 +46,17 @@ def run(
         print("\n".join(lines) if lines else "same fingerprint")
         return 0
     if as_json:
-        print(json.dumps({"fingerprint": fp, "venv": venv or None, "components": comps}, indent=2))
+        output.json({"fingerprint": fp, "venv": venv or None, "components": comps})
         return 0
     print(fp)
     if explain:
-        from rich.markup import escape
-        from rich.table import Table
-
-        from uvslurm.output import console
-
-        table = Table(title=f"fingerprint {fp}", title_justify="left")
-        table.add_column("component")
-        table.add_column("value", overflow="fold")
-        table.add_column("what it is", style="dim")
+        rows = []
         for key, value in comps.items():
             shown = value if len(value) <= 120 or key != "cpu" else value[:117] + "..."
-            table.add_row(escape(key), escape(shown or "-"), EXPLAIN.get(key, "extra variable"))
-        console().print(table)
+            rows.append([key, shown or "-", EXPLAIN.get(key, "extra variable")])
+        cols = [output.Col("component"), output.Col("value", fold=True),
+                output.Col("what it is", style="dim")]  # fmt: skip
+        output.table(f"fingerprint {fp}", cols, rows, stdout=False)
         if venv:
-            console().print(f"depot venv for this project: {escape(venv)}")
+            output.line(f"depot venv for this project: {venv}")
     return 0

@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from uvslurm import paths, render, uvtool
+from uvslurm import paths, proc, render, uvtool
 from uvslurm.commands.submit import SubmitRequest, Target, plan
 from uvslurm.errors import UvslurmError
 
@@ -48,5 +48,4 @@ def run(ns: argparse.Namespace, cwd: Path) -> int:
     # --pty only with a terminal (srun warns and ignores it otherwise: scripts, CI)
     pty = ["--pty"] if os.isatty(0) else []
     argv = [srun, *pty, *ns.srun_args, "bash", str(script)]
-    os.execv(srun, argv)
-    return 0  # pragma: no cover - execv does not return
+    proc.exec(argv)
