@@ -319,7 +319,6 @@ def test_run_prolog_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(subprocess, "run", FakeRun(3))
     with pytest.raises(proc.CommandFailed) as f:
         nodeenv.run_prolog(s, "prepare")
-    assert f.value.argv == ["bash", "prolog.sh", "prepare"]
     assert f.value.returncode == 3
     assert f.value.message == "`bash prolog.sh prepare` failed: exit code 3"
 

@@ -4,7 +4,7 @@ Layout (see docs/reference/job-script.md): <depot>/<project id>/<key>/ is a job 
 .uvslurm-ready marker, <key>.lock its build lock, <key>.squashfs or <key>.tar.zst its image;
 shell-<fp>/ is the interactive venv of `uvslurm env`; <depot>/.wheels/<pkg>-<version>/<fp>/ holds rebuilt wheels.
 
-Who holds what (docs/design.md, "Depot maintenance"): a builder or placer holds the key's
+Who holds what (docs/reliability.md, the gc rows): a builder or placer holds the key's
 exclusive lock; a job holds a shared flock on <venv>/.uvslurm-used for as long as its command
 runs (opening that file also records the last use). Removing a venv takes both exclusively,
 without waiting, renames the venv away, and gives it back if a job touched it meanwhile.
@@ -111,7 +111,7 @@ def _mtime_ns(path: Path) -> int | None:
 
 def _last_used(venv: Path, interactive: bool) -> float:
     """A job records each use in .uvslurm-used; uv changes an interactive venv's files when it
-    syncs (plain `uv run` records nothing, see docs/howto/depot-maintenance.md)."""
+    syncs (plain `uv run` records nothing; cleaning up: docs/howto/keep-venvs-off-work.md)."""
     names = [USED, MARKER, "pyvenv.cfg", "."]
     if interactive:
         names += [str(p.relative_to(venv)) for p in venv.glob("lib/python*/site-packages")]

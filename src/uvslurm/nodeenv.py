@@ -16,7 +16,7 @@ from pathlib import Path
 
 from uvslurm import paths, proc, schema
 from uvslurm.config import Config, expand_path
-from uvslurm.errors import PrepareError, UsageError
+from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError
 from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -152,21 +152,17 @@ def prolog_path() -> str:
 
 def run_prolog(settings: NodeSettings, mode: str) -> str:
     """Run the bundled prolog here (prepare / fingerprint); its log lines go to our stderr."""
-    import subprocess
-
     env = {**os.environ, **settings.environ(mode)}
     # a depot that is not this user's, or not uvslurm's, is refused here with the reason; one
     # that cannot be created, the prolog reports
     with contextlib.suppress(OSError):
         paths.ensure_depot(Path(settings.depot))
-    p = subprocess.run(
-        ["bash", prolog_path()], env=env, stdout=subprocess.PIPE, text=True, check=False
-    )
-    if p.returncode == 75:
+    code, out = proc.call(["bash", prolog_path()], env=env)
+    if code == EXIT_PREPARE:
         raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")
-    if p.returncode != 0:
-        raise proc.CommandFailed(["bash", "prolog.sh", mode], p.returncode, "")
-    return p.stdout
+    if code != 0:
+        raise proc.CommandFailed(["bash", "prolog.sh", mode], code, "")
+    return out
 
 
 def parse_fingerprint(text: str) -> tuple[str, str, dict[str, str]]:

@@ -1,17 +1,70 @@
-"""Human output on stderr, through rich (imported only when something is printed)."""
+"""The one place that prints for people and programs: diagnostics on stderr, answers (tables,
+reports, JSON) on stdout, through rich (imported only when something is printed)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+# a piece of a line or table cell: plain text, or (text, rich style) such as ("(gone)", "red")
+Part = str | tuple[str, str]
+Cell = Part | list[Part]
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    style: str = ""
+    fold: bool = False  # a long value goes on across lines instead of being cut with "…"
+
+
+def console(stdout: bool = False) -> Any:
+    """stderr's console (diagnostics), or with `stdout` the one for a command's answer."""
+    return _console(bool(stdout))
+
 
 @cache
-def console() -> Any:
+def _console(stdout: bool) -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    # diagnostics are never cut to the terminal's width; answers (tables) are laid out to it
+    return Console(stderr=not stdout, highlight=False, soft_wrap=not stdout)
+
+
+def _text(parts: Sequence[Part]) -> Any:
+    from rich.text import Text
+
+    return Text.assemble(*parts)
+
+
+def line(*parts: Part, stdout: bool = False) -> None:
+    """One line, never cut to the terminal's width: paths in it are meant to be copied (and
+    grep finds what a pipe receives)."""
+    console(stdout).print(_text(parts), soft_wrap=True)
+
+
+def table(title: str, columns: Sequence[Col], rows: Sequence[Sequence[Cell]], *,
+          stdout: bool = True) -> None:  # fmt: skip
+    """A table with a title, on stdout unless told."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=escape(title), title_justify="left")
+    for c in columns:
+        t.add_column(c.name, style=c.style or None, overflow="fold" if c.fold else "ellipsis")
+    for row in rows:
+        t.add_row(*(_text(cell if isinstance(cell, list) else [cell]) for cell in row))
+    console(stdout).print(t)
+
+
+def json(obj: Any) -> None:
+    """An answer for programs on stdout: indented JSON (dataclasses as objects)."""
+    import dataclasses
+    import json as json_
+
+    print(json_.dumps(obj, indent=2, default=dataclasses.asdict))
 
 
 def error(message: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -90,18 +89,10 @@ def submit_wait(
 ) -> tuple[str, int]:
     """`sbatch --wait`: returns (job id, the job's exit code), streaming the job's log to stderr
     while it runs. `on_job_id(job)` is called as soon as the id is known."""
-    p = subprocess.Popen(
-        [sbatch, "--parsable", "--wait", str(script), *script_args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None and p.stderr is not None
-    first = p.stdout.readline()
-    job = _job_id(first)
+    p = proc.Stream([sbatch, "--parsable", "--wait", str(script), *script_args])
+    job = _job_id(p.readline())
     if not job:
-        err = p.stderr.read().strip()
-        p.wait()
+        err = p.finish()[1].strip()
         raise UvslurmError(
             f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}"
         )
@@ -109,15 +100,14 @@ def submit_wait(
     path = log_path(job) if stream else None
     f: TextIO | None = None
     try:
-        while p.poll() is None:
+        while p.running():
             f = _pump(f, path, sys.stderr)
             time.sleep(0.5)
         f = _pump(f, path, sys.stderr)
     finally:
         if f is not None:
             f.close()
-    rest = p.stderr.read()
-    code = p.returncode
+    code, rest = p.finish()
     if code != 0 and "error" in rest.lower() and "exit" not in rest.lower():
         sys.stderr.write(rest)
     return job, code

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from uvslurm import paths, proc
@@ -30,15 +30,12 @@ def find_uv(configured: str | None) -> str:
     return os.path.abspath(found)
 
 
-def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    # an activated venv on the login node must not leak into uv's idea of the project env
-    env.pop("VIRTUAL_ENV", None)
+def _uv_env(**extra: str) -> dict[str, str]:
+    env = proc.clean_env(**extra)
     # uv's lock files in a shared /tmp could be held by another user (see paths.private_tmpdir)
     tmp = paths.private_tmpdir(env)
     if tmp:
         env["TMPDIR"] = tmp
-    env.update(extra or {})
     return env
 
 
@@ -49,14 +46,14 @@ def ensure_lock(uv: str, project: Project, locked: bool) -> None:
         if not project.lock.is_file():
             raise UvslurmError(f"no uv.lock in {root}", "run `uv lock`, or drop --locked")
         try:
-            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_clean_env())
+            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_uv_env())
         except proc.CommandFailed as e:
             raise UvslurmError(
                 f"uv.lock in {root} is out of date", "run `uv lock`, or drop --locked"
             ) from e
         return
     try:
-        proc.run([uv, "lock", "-q", "--project", root], env=_clean_env())
+        proc.run([uv, "lock", "-q", "--project", root], env=_uv_env())
     except proc.CommandFailed as e:
         raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
 
@@ -89,7 +86,7 @@ def prefetch(
         proc.run(
             [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
              str(project.root), *sync_args, *skip_args],
-            env=_clean_env({"UV_PROJECT_ENVIRONMENT": os.path.join(tmp, "venv")}),
+            env=_uv_env(UV_PROJECT_ENVIRONMENT=os.path.join(tmp, "venv")),
         )  # fmt: skip
     except proc.CommandFailed as e:
         raise UvslurmError(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import nodeenv, paths
+from uvslurm import nodeenv, output, paths
 from uvslurm.config import ENV_VARS, Config
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
@@ -67,30 +67,17 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     rows = effective(config)
     considered = files(project)
     if ns.json:
-        out = {r.key: {"value": r.value, "source": r.source} for r in rows}
-        print(json.dumps(out, indent=2))
+        output.json({r.key: {"value": r.value, "source": r.source} for r in rows})
         return 0
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(
-        title="uvslurm settings (lowest to highest: default, site file, user file, project, "
+    output.table(
+        "uvslurm settings (lowest to highest: default, site file, user file, project, "
         "environment, command line)",
-        title_justify="left",
-    )
-    table.add_column("setting")
-    table.add_column("value", overflow="fold")
-    table.add_column("from", style="dim", overflow="fold")
-    for r in rows:
-        value = r.value if isinstance(r.value, str) else json.dumps(r.value)
-        table.add_row(escape(r.key), escape(value), escape(r.source))
-    c = Console(highlight=False)  # stdout: the answer, not a diagnostic
-    c.print(table)
+        [output.Col("setting"), output.Col("value", fold=True),
+         output.Col("from", style="dim", fold=True)],
+        [[r.key, r.value if isinstance(r.value, str) else json.dumps(r.value), r.source]
+         for r in rows],
+    )  # fmt: skip
     for label, path in considered:
-        if path is None:
-            c.print(f"{label}: (no project here)", style="dim")
-        else:
-            state = "" if path.is_file() else " (none)"
-            c.print(escape(f"{label}: {path}{state}"), style="dim")
+        state = "(no project here)" if path is None else str(path) + ("" if path.is_file() else " (none)")  # fmt: skip
+        output.line((f"{label}: {state}", "dim"), stdout=True)
     return 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import depot, names, nodeenv, paths
+from uvslurm import depot, names, nodeenv, output, paths
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 
@@ -82,38 +81,31 @@ def list_cmd(root: Path, as_json: bool) -> int:
     found = rows(root)
     leftovers = depot.leftovers(root, float("inf")) if root.is_dir() else []
     if as_json:
-        print(json.dumps(found, indent=2))
-        return 0
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    c = Console(highlight=False)  # stdout: the answer, not a diagnostic
-    if not root.exists():
-        c.print(f"the depot {escape(str(root))} does not exist ({GONE_HINT})")
+        output.json(found)
         return 0
     if not found:
-        c.print(f"no venvs in the depot {escape(str(root))} ({GONE_HINT})")
-        return 0
-    table = Table(title=f"depot {escape(str(root))}", title_justify="left")
-    for col in ("project", "venv", "fingerprint", "size", "inodes", "last used"):
-        table.add_column(col, overflow="fold")
-    for r in found:
-        if r["project"] is None:
-            project = escape(f"? ({r['project_dir']})")
-        else:
-            project = escape(r["project"]) + (" [red](gone)[/]" if not r["project_exists"] else "")
-        venv = escape(r["key"]) + ("" if r["kind"] == "job" else f" ({r['kind']})")
-        used = r["last_used_ago"] + (" [bold](in use)[/]" if r["in_use"] else "")
-        table.add_row(project, venv, escape(r["summary"]), _mb(r["size_bytes"]),
-                      f"{r['inodes']:,}", used)  # fmt: skip
-    c.print(table)
-    total = sum(int(r["size_bytes"]) for r in found)
-    c.print(f"{len(found)} venvs, {_mb(total)}, {sum(int(r['inodes']) for r in found):,} inodes")
-    if leftovers:
-        c.print(
-            f"{len(leftovers)} leftovers of killed builds or deletions: `uvslurm depot gc` removes them"
+        what = (
+            f"no venvs in the depot {root}" if root.exists() else f"the depot {root} does not exist"
         )
+        output.line(f"{what} ({GONE_HINT})", stdout=True)
+        return 0
+    table: list[list[output.Cell]] = []
+    for r in found:
+        project: list[output.Part] = [r["project"] or f"? ({r['project_dir']})"]
+        if r["project"] and not r["project_exists"]:
+            project += [" ", ("(gone)", "red")]
+        used: list[output.Part] = [r["last_used_ago"]]
+        if r["in_use"]:
+            used += [" ", ("(in use)", "bold")]
+        venv = r["key"] + ("" if r["kind"] == "job" else f" ({r['kind']})")
+        table.append([project, venv, r["summary"], _mb(r["size_bytes"]), f"{r['inodes']:,}", used])
+    cols = ("project", "venv", "fingerprint", "size", "inodes", "last used")
+    output.table(f"depot {root}", [output.Col(c, fold=True) for c in cols], table)
+    total, inodes = sum(int(r["size_bytes"]) for r in found), sum(int(r["inodes"]) for r in found)
+    output.line(f"{len(found)} venvs, {_mb(total)}, {inodes:,} inodes", stdout=True)
+    if leftovers:
+        output.line(f"{len(leftovers)} leftovers of killed builds or deletions: `uvslurm depot gc` "
+                    "removes them", stdout=True)  # fmt: skip
     return 0
 
 
@@ -131,8 +123,6 @@ class _Report:
         self.removed += 1
 
     def skip(self, path: Path, why: str) -> None:
-        from uvslurm import output
-
         output.warn(f"kept {path}: {why}")
         self.skipped += 1
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from uvslurm import nodeenv, paths, sources
+from uvslurm import nodeenv, output, paths, proc, sources
 from uvslurm.config import Config
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
@@ -31,13 +29,9 @@ class Check:
 
 
 def _out(argv: list[str]) -> str | None:
-    """stdout of a command that succeeded, else None. An active venv is not uv's business."""
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False, env=env)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return p.stdout.strip() if p.returncode == 0 else None
+    """stdout of a command that succeeded within 20 s, else None."""
+    p = proc.probe(argv, timeout=20, env=proc.clean_env())
+    return p.stdout.strip() if p and p.returncode == 0 else None
 
 
 def _unescape(field: str) -> str:
@@ -330,16 +324,13 @@ def checks(ctx: Context) -> list[Check]:
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     results = checks(ctx)
     if ns.json:
-        print(json.dumps([asdict(c) for c in results], indent=2))
+        output.json(results)
     else:
-        from rich.console import Console
-        from rich.markup import escape
-
-        c = Console(highlight=False, soft_wrap=True)
         style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
         for r in results:
-            fix = f" [dim]→ {escape(r.fix)}[/]" if r.fix else ""
-            c.print(f"[{style[r.status]}]{r.status:4}[/] {escape(r.what)}: {escape(r.detail)}{fix}")
+            fix: list[output.Part] = [" ", (f"→ {r.fix}", "dim")] if r.fix else []
+            status = (f"{r.status:4}", style[r.status])
+            output.line(status, f" {r.what}: {r.detail}", *fix, stdout=True)
         counts = {s: sum(r.status == s for r in results) for s in style}
-        c.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+        output.line(", ".join(f"{n} {s}" for s, n in counts.items()), stdout=True)
     return 1 if any(r.status == "fail" for r in results) else 0

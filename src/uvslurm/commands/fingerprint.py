@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from uvslurm import nodeenv, schema
+from uvslurm import nodeenv, output, schema
 from uvslurm.context import Context
 
 
@@ -19,24 +18,18 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         print("\n".join(lines) if lines else "same fingerprint")
         return 0
     if ns.json:
-        print(json.dumps({"fingerprint": fp, "venv": venv or None, "components": comps}, indent=2))
+        output.json({"fingerprint": fp, "venv": venv or None, "components": comps})
         return 0
     print(fp)
     if ns.explain:
-        from rich.markup import escape
-        from rich.table import Table
-
-        from uvslurm.output import console
-
-        table = Table(title=f"fingerprint {fp}", title_justify="left")
-        table.add_column("component")
-        table.add_column("value", overflow="fold")
-        table.add_column("what it is", style="dim")
+        rows = []
         for key, value in comps.items():
             shown = value if len(value) <= 120 or key != "cpu" else value[:117] + "..."
             meaning = schema.COMPONENTS.get(key, ("", "extra variable"))[1]
-            table.add_row(escape(key), escape(shown or "-"), meaning)
-        console().print(table)
+            rows.append([key, shown or "-", meaning])
+        cols = [output.Col("component"), output.Col("value", fold=True),
+                output.Col("what it is", style="dim")]  # fmt: skip
+        output.table(f"fingerprint {fp}", cols, rows, stdout=False)
         if venv:
-            console().print(f"depot venv for this project: {escape(venv)}")
+            output.line(f"depot venv for this project: {venv}")
     return 0

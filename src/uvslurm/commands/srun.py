@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 
-from uvslurm import nodeenv, paths, pipeline, render
+from uvslurm import nodeenv, paths, pipeline, proc, render
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 
@@ -44,5 +44,4 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     # --pty only with a terminal (srun warns and ignores it otherwise: scripts, CI)
     pty = ["--pty"] if os.isatty(0) else []
     argv = [srun, *pty, *ns.srun_args, "bash", str(script)]
-    os.execv(srun, argv)
-    return 0  # pragma: no cover - execv does not return
+    proc.exec(argv)

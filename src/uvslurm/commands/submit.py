@@ -52,7 +52,7 @@ def _report_tasks(job: str) -> None:
         by_state[state].append(task if state == "COMPLETED" else f"{task} (exit {code})")
     for state, tasks in sorted(by_state.items()):
         shown = f"{len(tasks)} tasks" if state == "COMPLETED" else ", ".join(tasks)
-        output.console().print(f"  {state}: {shown}", highlight=False)
+        output.line(f"  {state}: {shown}")
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
