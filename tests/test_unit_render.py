@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 
 import pytest
 
 from test_render import GOLDEN, PROLOG_PLACEHOLDER, job
-from uvslurm import render
+from uvslurm import prolog, render
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
 
@@ -30,12 +31,95 @@ def _golden(name: str) -> str:
     return text.replace(PROLOG_PLACEHOLDER, render.prolog_text().rstrip("\n"))
 
 
-def test_prolog_text_drops_only_the_shebang() -> None:
-    raw = files("uvslurm.resources").joinpath("prolog.sh").read_text()
-    assert raw.startswith("#!")
-    first, rest = raw.split("\n", 1)
-    assert render.prolog_text() == rest
-    assert first not in render.prolog_text()
+def _section_files() -> list[str]:
+    return sorted(p.name for p in files("uvslurm.resources").joinpath("prolog").iterdir())
+
+
+def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
+    text = render.prolog_text()
+    assert sorted(name for name, _ in prolog.SECTIONS) == _section_files()
+    assert text.startswith("# ==== uvslurm prolog 1/7: lib - ") and text.endswith("esac\n")
+    assert "#!" not in text.split("\n", 1)[0]
+    at = 0
+    for i, (name, what) in enumerate(prolog.SECTIONS, 1):
+        banner = f"# ==== uvslurm prolog {i}/7: {name[:-3]} - {what} (resources/prolog/{name}) ===="
+        # the file's own shellcheck directives stay out; everything else is there, in order
+        body = prolog.section_text(name).split("\n")
+        while body[0].startswith("# shellcheck "):
+            body.pop(0)
+        if name == "main.sh":
+            body = "\n".join(body).split(prolog.UNSET_PLACEHOLDER)[0].split("\n")
+        at = text.index(banner + "\n" + "\n".join(body), at) + 1
+    assert text.count("# ==== uvslurm prolog ") == 7
+    assert "# shellcheck shell=bash" not in text
+
+
+def test_each_section_says_what_it_is_for_in_a_few_lines() -> None:
+    for name, _ in prolog.SECTIONS:
+        lines = prolog.section_text(name).split("\n")
+        assert lines[0] == "# shellcheck shell=bash", name
+        while lines[0].startswith("# shellcheck "):
+            lines.pop(0)
+        header = lines[: lines.index("")]
+        assert 1 <= len(header) <= 3, (name, header)
+        assert header[0].startswith(f"# uvslurm prolog, section {name[:-3]}: "), name
+
+
+def test_prolog_lines_are_at_most_100_characters() -> None:
+    for name, _ in prolog.SECTIONS:
+        long = [line for line in prolog.section_text(name).split("\n") if len(line) > 100]
+        assert long == [], name
+    assert max(len(line) for line in render.prolog_text().split("\n")) <= 100
+
+
+def _unset_names(text: str) -> list[str]:
+    """The names of the generated `unset -f`, a command over continuation lines."""
+    lines = text.split("\n")
+    i = next(i for i, line in enumerate(lines) if line.startswith("    unset -f "))
+    words = lines[i].removesuffix("\\").split()
+    while lines[i].endswith("\\"):
+        i += 1
+        words += lines[i].removesuffix("\\").split()
+    return words[2:]
+
+
+def _body(text: str, name: str) -> str:
+    """A function's definition: its one line, or its lines up to the closing brace."""
+    lines = text.split("\n")
+    i = next(i for i, line in enumerate(lines) if line.startswith(f"{name}() "))
+    return lines[i] if lines[i].endswith("}") else "\n".join(lines[i : lines.index("}", i)])
+
+
+def test_the_generated_unset_covers_every_function_but_the_exit_traps() -> None:
+    text = render.prolog_text()
+    defined = re.findall(r"^(_uvslurm_[A-Za-z0-9_]+)\(\)", text, re.M)
+    assert defined == prolog.function_names() and len(set(defined)) == len(defined)
+    unset = _unset_names(text)
+    assert unset == [f for f in defined if f not in prolog.KEPT]
+    assert set(prolog.KEPT) <= set(defined)
+    assert prolog.UNSET_PLACEHOLDER.strip() not in text
+    assert text.count("unset -f ") == 1
+    # what stays is what activate mode's EXIT trap calls, and what those call in turn
+    assert '[ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT' in text
+    for name in prolog.KEPT:
+        called = set(re.findall(r"_uvslurm_[A-Za-z0-9_]+", _body(text, name)))
+        assert called & set(defined) <= set(prolog.KEPT), (name, called)
+    assert "_uvslurm_fuse_off" in _body(text, "_uvslurm_umount")
+
+
+def test_a_section_without_the_unset_line_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = prolog.section_text
+
+    def without(name: str) -> str:
+        return real(name).replace(prolog.UNSET_PLACEHOLDER, "    :")
+
+    monkeypatch.setattr(prolog, "section_text", without)
+    prolog.text.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="unset -f _uvslurm_FUNCTIONS"):
+            prolog.text()
+    finally:
+        prolog.text.cache_clear()
 
 
 def test_py_job_is_the_golden_file() -> None:

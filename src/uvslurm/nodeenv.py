@@ -10,11 +10,9 @@ import shutil
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
-from uvslurm import paths, proc
+from uvslurm import paths, proc, prolog
 from uvslurm.config import Config, expand_path
 from uvslurm.errors import PrepareError, UsageError, UvslurmError
 from uvslurm.project import Project
@@ -170,9 +168,9 @@ def settings_for(
     )
 
 
-@cache
-def prolog_path() -> str:
-    return str(files("uvslurm.resources").joinpath("prolog.sh"))
+def prolog_argv() -> list[str]:
+    """How the prolog runs here: its joined sections, the text that job scripts hold."""
+    return ["bash", "-c", prolog.text(), "uvslurm-prolog"]
 
 
 def run_prolog(settings: NodeSettings, mode: str) -> str:
@@ -184,9 +182,7 @@ def run_prolog(settings: NodeSettings, mode: str) -> str:
     # that cannot be created, the prolog reports
     with contextlib.suppress(OSError):
         paths.ensure_depot(Path(settings.depot))
-    p = subprocess.run(
-        ["bash", prolog_path()], env=env, stdout=subprocess.PIPE, text=True, check=False
-    )
+    p = subprocess.run(prolog_argv(), env=env, stdout=subprocess.PIPE, text=True, check=False)
     if p.returncode == 75:
         raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")
     if p.returncode != 0:

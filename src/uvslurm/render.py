@@ -1,26 +1,23 @@
 """Render the job script: options + project + command -> text. Pure (no I/O but the bundled
-prolog resource, read once)."""
+prolog sections, read once)."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 
-from uvslurm import sbatch_options
+from uvslurm import prolog, sbatch_options
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
 
 BASH_SHEBANG = "#!/bin/bash"
 
 
-@cache
 def prolog_text() -> str:
-    """The prolog resource without its shebang line (the job script has its own)."""
-    text = files("uvslurm.resources").joinpath("prolog.sh").read_text()
-    return text.split("\n", 1)[1] if text.startswith("#!") else text
+    """The prolog as the job script holds it: its sections (resources/prolog/*.sh) joined in
+    order, each after a banner line, with the generated `unset -f` of its functions."""
+    return prolog.text()
 
 
 @dataclass(frozen=True)

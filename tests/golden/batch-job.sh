@@ -25,7 +25,7 @@ UVSLURM_REBUILD_SOURCES=''
 UVSLURM_IMAGE=none
 UVSLURM_MODE=activate
 # --- end templated
-# <<< the prolog: src/uvslurm/resources/prolog.sh, verbatim >>>
+# <<< the prolog: its sections, joined by render.prolog_text() >>>
 # --- end of the uvslurm prolog; the job script follows, with the venv active
 module load mpich/1.0
 python -c 'import sys; print(sys.prefix)'

@@ -24,4 +24,4 @@ UVSLURM_IMAGE=none
 UVSLURM_MODE=run
 UVSLURM_CMD=(/work/alice/proj/train.py --lr 3)
 # --- end templated
-# <<< the prolog: src/uvslurm/resources/prolog.sh, verbatim >>>
+# <<< the prolog: its sections, joined by render.prolog_text() >>>

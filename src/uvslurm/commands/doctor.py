@@ -19,7 +19,7 @@ from uvslurm.errors import UvslurmError
 from uvslurm.project import Project
 
 # what the prolog treats as a network filesystem (never node-local): keep in step with
-# _uvslurm_local_for in prolog.sh
+# _uvslurm_local_for in resources/prolog/place.sh
 NETWORK_FS = re.compile(r"^(nfs.*|lustre|gpfs|beegfs|cifs|smb.*|fuse.*|ceph|9p|panfs|wekafs)$")
 GIB = 2**30
 
