@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from importlib.resources import files
@@ -52,6 +53,7 @@ def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
             body = "\n".join(body).split(prolog.UNSET_PLACEHOLDER)[0].split("\n")
         at = text.index(banner + "\n" + "\n".join(body), at) + 1
     assert text.count("# ==== uvslurm prolog ") == 7
+    assert text.count("\n\n# ==== uvslurm prolog ") == 6, "a blank line before each banner"
     assert "# shellcheck shell=bash" not in text
 
 
@@ -73,15 +75,14 @@ def test_prolog_lines_are_at_most_100_characters() -> None:
     assert max(len(line) for line in render.prolog_text().split("\n")) <= 100
 
 
-def _unset_names(text: str) -> list[str]:
-    """The names of the generated `unset -f`, a command over continuation lines."""
+def _unset_block(text: str) -> list[str]:
+    """The lines of the generated `unset -f`, one command over continuation lines."""
     lines = text.split("\n")
-    i = next(i for i, line in enumerate(lines) if line.startswith("    unset -f "))
-    words = lines[i].removesuffix("\\").split()
-    while lines[i].endswith("\\"):
-        i += 1
-        words += lines[i].removesuffix("\\").split()
-    return words[2:]
+    first = next(i for i, line in enumerate(lines) if line.startswith("    unset -f "))
+    block = [lines[first]]
+    while block[-1].endswith(" \\"):
+        block.append(lines[first + len(block)])
+    return block
 
 
 def _body(text: str, name: str) -> str:
@@ -95,8 +96,13 @@ def test_the_generated_unset_covers_every_function_but_the_exit_traps() -> None:
     text = render.prolog_text()
     defined = re.findall(r"^(_uvslurm_[A-Za-z0-9_]+)\(\)", text, re.M)
     assert defined == prolog.function_names() and len(set(defined)) == len(defined)
-    unset = _unset_names(text)
+    block = _unset_block(text)
+    unset = " ".join(line.removesuffix("\\") for line in block).split()[2:]
     assert unset == [f for f in defined if f not in prolog.KEPT]
+    # its lines as full as 100 characters allow
+    assert all(line.startswith("      _uvslurm_") for line in block[1:])
+    for line, after in itertools.pairwise(block):
+        assert len(line) <= 100 < len(line) + 1 + len(after.split()[0]), (line, after)
     assert set(prolog.KEPT) <= set(defined)
     assert prolog.UNSET_PLACEHOLDER.strip() not in text
     assert text.count("unset -f ") == 1
