@@ -8,8 +8,8 @@ import re
 from functools import cache
 from importlib.resources import files
 
-# the sections in the order they are joined (a function is defined before main.sh, at the end,
-# calls anything): file, what it is for
+# the sections, (file, what it is for), in the order they are joined: every function is defined
+# before the end of main.sh calls it
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("lib.sh", "inputs, state, helpers"),
     ("fingerprint.sh", "which binaries fit"),
