@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uvslurm import prolog
 from uvslurm.nodeenv import project_id
 
 REPO = Path(__file__).resolve().parent.parent
-PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
 
 
 def log(msg: str) -> None:
@@ -128,6 +128,7 @@ def make_bench(deps: str, node_local: str, name: str = "bench") -> Bench:
          "--no-workspace", "."], cwd=proj, env=env)  # fmt: skip
     run(["uv", "add", "-q", "--no-sync", *deps.split()], cwd=proj, env=env)
     run(["uv", "lock", "-q"], cwd=proj, env=env)
+    # the prolog as job scripts hold it: its sections joined
     prolog_sh = work / "prolog.sh"
-    shutil.copyfile(PROLOG, prolog_sh)
+    prolog_sh.write_text("#!/bin/bash\n" + prolog.text())
     return Bench(work=work, proj=proj, local=local, deps=deps, env=env, prolog_sh=prolog_sh)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,7 +45,20 @@ HOSTILE_NAMES = [
 ]
 
 
-PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
+def _joined_prolog() -> Path:
+    """The prolog as job scripts hold it (its sections in src/uvslurm/resources/prolog/,
+    joined), in a file of this test process's that tests run with bash or source."""
+    from uvslurm import prolog
+
+    d = Path(tempfile.mkdtemp(prefix="uvslurm-test-prolog-"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    d.chmod(0o755)
+    path = d / "prolog.sh"
+    path.write_text("#!/bin/bash\n" + prolog.text())
+    return path
+
+
+PROLOG = _joined_prolog()
 # the prolog's last line before the command, as users and tools grep it
 READY = re.compile(r"^uvslurm: ready \((warm|placed|cold|repaired)\) in (\d+) ms: (.*)$", re.M)
 

@@ -28,13 +28,13 @@ def test_readme_starts_with_two_commands_and_ci_runs_the_test_one() -> None:
 
 
 def test_every_documented_exit_code_is_the_one_in_code() -> None:
-    from uvslurm import errors
+    from uvslurm import errors, prolog
 
     doc = (REPO / "docs" / "reference" / "exit-codes.md").read_text()
     for code in (errors.EXIT_ERROR, errors.EXIT_USAGE, errors.EXIT_UNEXPECTED, errors.EXIT_PREPARE,
                  errors.EXIT_INTERRUPTED):  # fmt: skip
         assert f"| {code} |" in doc
-    assert "exit 75" in (REPO / "src" / "uvslurm" / "resources" / "prolog.sh").read_text()
+    assert "exit 75" in prolog.text()
 
 
 @pytest.mark.parametrize("path", ["scripts/dev-cluster", ".ci/run"])

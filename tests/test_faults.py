@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Cluster, prolog_env, uvslurm, wait_for
 from conftest import ready as last_ready
-from uvslurm.nodeenv import prolog_path
+from uvslurm.nodeenv import prolog_argv
 
 # real fault injection: flock(2) fails with ENOLCK, as on a filesystem without lock support
 # (NFS without lockd, Lustre mounted without -o flock)
@@ -33,7 +33,7 @@ def run_prolog(
     project: Path, depot: Path, *, wrap: list[str] | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*(wrap or []), "bash", prolog_path()],
+        [*(wrap or []), *prolog_argv()],
         env=prolog_env(project, depot, **env), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

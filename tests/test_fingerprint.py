@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from conftest import PROLOG
 from uvslurm import fpdiff
 
-PROLOG = REPO / "src" / "uvslurm" / "resources" / "prolog.sh"
 LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
 
 

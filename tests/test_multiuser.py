@@ -28,7 +28,7 @@ import pytest
 
 import uvslurm as uvslurm_pkg
 from conftest import prolog_env, ready
-from uvslurm.nodeenv import prolog_path
+from uvslurm.nodeenv import prolog_argv
 
 VICTIM, ATTACKER = "uvs-victim", "uvs-attacker"
 NETWORK_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "UV_INDEX",
@@ -370,9 +370,7 @@ def test_symlink_planted_in_shared_tmp_is_never_followed(
 def test_a_depot_the_prolog_creates_is_private(project: Path, tmp_path: Path) -> None:
     depot = tmp_path / "scratch" / "uvslurm"
     env = prolog_env(project, depot)
-    r = subprocess.run(
-        ["bash", prolog_path()], env=env, capture_output=True, text=True, umask=0o022
-    )
+    r = subprocess.run(prolog_argv(), env=env, capture_output=True, text=True, umask=0o022)
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(depot.stat().st_mode) == 0o700, oct(depot.stat().st_mode)
     assert (depot / ".uvslurm-depot").is_file(), "a depot the prolog makes carries the marker"

@@ -26,6 +26,7 @@ from conftest import (
 )
 from uvslurm import depot as depot_mod
 from uvslurm.nodeenv import project_id
+from uvslurm.prolog import KEPT
 
 
 def prolog(
@@ -44,7 +45,8 @@ def ready_state(stderr: str) -> str:
 def test_shellcheck_clean() -> None:
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
-    subprocess.run(["shellcheck", "-S", "warning", str(PROLOG)], check=True)
+    # the sections joined, as job scripts hold them (each section alone: tests/test_quality.py)
+    subprocess.run(["shellcheck", "-x", "-S", "warning", str(PROLOG)], check=True)
 
 
 def test_cold_then_warm_in_the_depot(project: Path, tmp_path: Path) -> None:
@@ -612,3 +614,50 @@ def test_the_hold_on_a_running_venv_is_a_shared_flock_on_a_read_write_descriptor
         stop.touch()
         job.communicate(timeout=60)
     assert job.returncode == 0
+
+
+def test_activate_mode_leaves_only_the_functions_its_exit_trap_calls(
+    project: Path, tmp_path: Path
+) -> None:
+    """The job body runs with the venv active and without the prolog's functions (the
+    generated `unset -f`), but for those an EXIT trap that unmounts an image calls."""
+    env = prolog_env(project, tmp_path / "depot", UVSLURM_MODE="activate")
+    r = subprocess.run(["bash", "-c", '. "$0" && declare -F && echo "VENV $VIRTUAL_ENV"',
+                        str(PROLOG)], env=env, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    left = {line.split()[-1] for line in r.stdout.splitlines() if line.startswith("declare -f")}
+    assert {f for f in left if f.startswith("_uvslurm_")} == set(KEPT)
+    assert f"VENV {ready(r.stderr).venv}" in r.stdout
+
+
+def test_the_node_step_of_a_job_of_several_nodes_gets_every_function_it_needs(
+    project: Path, tmp_path: Path
+) -> None:
+    """A job of two nodes whose venv runs from node-local disk: the step that places it on every
+    node runs, in a fresh bash, only what the prolog sends it (`declare -f` and `declare -p`).
+    Here a stand-in for srun runs that step's task twice on this machine, as nodes n1 and n2;
+    n2's disk does not have n1's copy."""
+    depot, local, bin_dir = tmp_path / "depot", tmp_path / "local", tmp_path / "bin"
+    local.mkdir()
+    bin_dir.mkdir()
+    srun = bin_dir / "srun"
+    srun.write_text(
+        "#!/bin/bash\n"
+        'while [[ $1 == --* ]]; do shift; done\n'
+        'for node in n1 n2; do\n'
+        '  [ "$node" = n2 ] && rm -rf "${@: -1}"\n'
+        '  env -i PATH="$PATH" HOME="$HOME" SLURMD_NODENAME=$node "$@" || exit\n'
+        "done\n"
+    )  # fmt: skip
+    srun.chmod(0o755)
+    assert prolog(project, depot).returncode == 0  # the depot venv, built outside a job
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local), SLURM_JOB_ID="7",
+               SLURM_JOB_NUM_NODES="2", PATH=f"{bin_dir}:{os.environ['PATH']}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^uvslurm: prepared 2 nodes in \d+ ms: n1: warm \d+ ms; n2: placed \d+ ms$",
+                     r.stderr, re.M), r.stderr  # fmt: skip
+    assert "every node runs from the depot" not in r.stderr
+    venv = Path(r.stdout.strip())
+    last = ready(r.stderr)
+    assert (last.state, last.venv) == ("placed", venv)
+    assert venv.parent == local / f"uvslurm-{os.getuid()}" and (venv / ".uvslurm-ready").is_file()

@@ -49,7 +49,8 @@ srun hostname
 """
 
 
-PROLOG_PLACEHOLDER = "# <<< the prolog: src/uvslurm/resources/prolog.sh, verbatim >>>"
+# the prolog (src/uvslurm/resources/prolog/*.sh) as the golden files show it
+PROLOG_PLACEHOLDER = "# <<< the prolog: its sections, joined by render.prolog_text() >>>"
 
 
 def check_golden(name: str, text: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from uvslurm import nodeenv, pipeline, proc
+from uvslurm import nodeenv, pipeline, proc, prolog, render
 from uvslurm.config import merge
 from uvslurm.errors import PrepareError, UsageError, UvslurmError
 from uvslurm.nodeenv import NodeSettings
@@ -264,10 +264,13 @@ def test_settings_with_rebuild_need_a_lock(tmp_path: Path) -> None:
     assert e.value.line() == f"rebuild: no uv.lock in {project.root}; run `uv lock` first"
 
 
-def test_prolog_path() -> None:
-    p = Path(nodeenv.prolog_path())
-    assert p.name == "prolog.sh" and p.is_file()
-    assert p.read_text().startswith("#!")
+def test_prolog_argv_runs_the_joined_sections() -> None:
+    argv = nodeenv.prolog_argv()
+    assert argv == ["bash", "-c", prolog.text(), "uvslurm-prolog"]
+    # the text that job scripts hold, without a shebang (they have their own)
+    assert argv[2] == render.prolog_text() and not argv[2].startswith("#!")
+    # one argument of an exec may not exceed MAX_ARG_STRLEN (128 KiB on Linux): well under it
+    assert len(argv[2].encode()) < 64 * 1024
 
 
 def test_parse_fingerprint() -> None:
@@ -298,7 +301,7 @@ def test_run_prolog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = _settings(depot=str(depot))
     assert nodeenv.run_prolog(s, "fingerprint") == "fingerprint=x\n"
     [(argv, kw)] = fake.calls
-    assert argv == ["bash", nodeenv.prolog_path()]
+    assert argv == nodeenv.prolog_argv()
     assert kw["env"]["KEEP_ME"] == "1"
     assert kw["env"]["UVSLURM_MODE"] == "fingerprint"
     assert kw["env"]["UVSLURM_DEPOT"] == str(depot)
@@ -320,7 +323,7 @@ def test_run_prolog_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(proc.CommandFailed) as f:
         nodeenv.run_prolog(s, "prepare")
     assert f.value.returncode == 3
-    assert f.value.message == "`bash prolog.sh prepare` failed: exit code 3"
+    assert f.value.message == "`uvslurm prolog prepare` failed: exit code 3"
 
 
 def test_run_prolog_refuses_a_foreign_depot_but_not_a_missing_one(

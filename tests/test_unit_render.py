@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+import subprocess
 from importlib.resources import files
 
 import pytest
 
 from test_render import GOLDEN, PROLOG_PLACEHOLDER, job
-from uvslurm import render
+from uvslurm import __version__, prolog, render
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
 
@@ -30,12 +33,100 @@ def _golden(name: str) -> str:
     return text.replace(PROLOG_PLACEHOLDER, render.prolog_text().rstrip("\n"))
 
 
-def test_prolog_text_drops_only_the_shebang() -> None:
-    raw = files("uvslurm.resources").joinpath("prolog.sh").read_text()
-    assert raw.startswith("#!")
-    first, rest = raw.split("\n", 1)
-    assert render.prolog_text() == rest
-    assert first not in render.prolog_text()
+def _section_files() -> list[str]:
+    return sorted(p.name for p in files("uvslurm.resources").joinpath("prolog").iterdir())
+
+
+def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
+    text = render.prolog_text()
+    assert sorted(name for name, _ in prolog.SECTIONS) == _section_files()
+    assert text.startswith("# ==== uvslurm prolog 1/7: lib - ") and text.endswith("esac\n")
+    assert "#!" not in text.split("\n", 1)[0]
+    at = 0
+    for i, (name, what) in enumerate(prolog.SECTIONS, 1):
+        banner = f"# ==== uvslurm prolog {i}/7: {name[:-3]} - {what} (resources/prolog/{name}) ===="
+        # the file's own shellcheck directives stay out; everything else is there, in order
+        body = prolog.section_text(name).split("\n")
+        while body[0].startswith("# shellcheck "):
+            body.pop(0)
+        if name == "main.sh":
+            body = "\n".join(body).split(prolog.UNSET_PLACEHOLDER)[0].split("\n")
+        at = text.index(banner + "\n" + "\n".join(body), at) + 1
+    assert text.count("# ==== uvslurm prolog ") == 7
+    assert text.count("\n\n# ==== uvslurm prolog ") == 6, "a blank line before each banner"
+    assert "# shellcheck shell=bash" not in text
+
+
+def test_each_section_says_what_it_is_for_in_a_few_lines() -> None:
+    for name, _ in prolog.SECTIONS:
+        lines = prolog.section_text(name).split("\n")
+        assert lines[0] == "# shellcheck shell=bash", name
+        while lines[0].startswith("# shellcheck "):
+            lines.pop(0)
+        header = lines[: lines.index("")]
+        assert 1 <= len(header) <= 3, (name, header)
+        assert header[0].startswith(f"# uvslurm prolog, section {name[:-3]}: "), name
+
+
+def test_prolog_lines_are_at_most_100_characters() -> None:
+    for name, _ in prolog.SECTIONS:
+        long = [line for line in prolog.section_text(name).split("\n") if len(line) > 100]
+        assert long == [], name
+    assert max(len(line) for line in render.prolog_text().split("\n")) <= 100
+
+
+def _unset_block(text: str) -> list[str]:
+    """The lines of the generated `unset -f`, one command over continuation lines."""
+    lines = text.split("\n")
+    first = next(i for i, line in enumerate(lines) if line.startswith("    unset -f "))
+    block = [lines[first]]
+    while block[-1].endswith(" \\"):
+        block.append(lines[first + len(block)])
+    return block
+
+
+def _body(text: str, name: str) -> str:
+    """A function's definition: its one line, or its lines up to the closing brace."""
+    lines = text.split("\n")
+    i = next(i for i, line in enumerate(lines) if line.startswith(f"{name}() "))
+    return lines[i] if lines[i].endswith("}") else "\n".join(lines[i : lines.index("}", i)])
+
+
+def test_the_generated_unset_covers_every_function_but_the_exit_traps() -> None:
+    text = render.prolog_text()
+    defined = re.findall(r"^(_uvslurm_[A-Za-z0-9_]+)\(\)", text, re.M)
+    assert defined == prolog.function_names() and len(set(defined)) == len(defined)
+    block = _unset_block(text)
+    unset = " ".join(line.removesuffix("\\") for line in block).split()[2:]
+    assert unset == [f for f in defined if f not in prolog.KEPT]
+    # its lines as full as 100 characters allow
+    assert all(line.startswith("      _uvslurm_") for line in block[1:])
+    for line, after in itertools.pairwise(block):
+        assert len(line) <= 100 < len(line) + 1 + len(after.split()[0]), (line, after)
+    assert set(prolog.KEPT) <= set(defined)
+    assert prolog.UNSET_PLACEHOLDER.strip() not in text
+    assert text.count("unset -f ") == 1
+    # what stays is what activate mode's EXIT trap calls, and what those call in turn
+    assert '[ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT' in text
+    for name in prolog.KEPT:
+        called = set(re.findall(r"_uvslurm_[A-Za-z0-9_]+", _body(text, name)))
+        assert called & set(defined) <= set(prolog.KEPT), (name, called)
+    assert "_uvslurm_fuse_off" in _body(text, "_uvslurm_umount")
+
+
+def test_a_section_without_the_unset_line_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = prolog.section_text
+
+    def without(name: str) -> str:
+        return real(name).replace(prolog.UNSET_PLACEHOLDER, "    :")
+
+    monkeypatch.setattr(prolog, "section_text", without)
+    prolog.text.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="unset -f _uvslurm_FUNCTIONS"):
+            prolog.text()
+    finally:
+        prolog.text.cache_clear()
 
 
 def test_py_job_is_the_golden_file() -> None:
@@ -131,15 +222,22 @@ def test_command_job_lines() -> None:
     )
     lines = _lines(job)
     assert lines[:3] == ["#!/bin/bash", "#SBATCH --exclusive", "#SBATCH --time=5"]
-    assert lines[3:9] == [
+    assert lines[3:13] == [
         "#",
         "# Generated by o\\tx\\x1b",
-        "# for the uv project /p/my proj.",
-        "# On the node it needs only bash and uv: keep it, read it, resubmit it with sbatch.",
+        "# What:  runs `uv run --no-sync 'a b' '$c'` in the project's venv",
+        "# Where: the uv project /p/my proj; venvs in the depot /d",
+        "#        node-local copy: never (the venv is used where it is in the depot);"
+        " depot venvs also as squashfs images",
+        "# With:  uv /uv (else uv on the node's PATH), Python as uv chooses,"
+        " built from source: mpi4py, h5py",
+        f"# The prolog below is uvslurm {__version__}'s, in 7 sections: it makes the venv ready"
+        " on the node and",
+        "# needs only bash and uv there. Keep this script, read it, resubmit it with sbatch.",
         "# --- start templated: settings for the uvslurm prolog below (shell-quoted)",
         "UVSLURM_PROJECT='/p/my proj'",
     ]
-    templated = lines[8 : lines.index("# --- end templated")]
+    templated = lines[12 : lines.index("# --- end templated")]
     assert templated[-1] == "UVSLURM_CMD=('a b' '$c')"
     assert "UVSLURM_MODE=run" in templated
     assert "UVSLURM_FP_COMMANDS='hostname\x1envidia-smi -L\x1e'" in templated
@@ -182,6 +280,7 @@ def test_batch_job_user_shebang_is_kept() -> None:
     script = render.split_script("#!/usr/bin/env bash\necho\n", "j")
     text = render.render(render.JobScript(SETTINGS, {}, "o", user_script=script))
     assert text.startswith("#!/usr/bin/env bash\n#\n# Generated by o\n")
+    assert "\n# What:  runs the batch script below with the venv active\n" in text
 
 
 def test_batch_job_line_with_no_overridden_option_is_kept() -> None:
@@ -203,7 +302,50 @@ def test_comment_lines_escape_only_what_is_not_printable() -> None:
     )
     lines = _lines(job)
     assert "# Generated by uvslurm für\\tdich" in lines
-    assert "# for the uv project /p/ünï\\n日本." in lines
+    assert (
+        "# Where: the uv project /p/ünï\\n日本; venvs in the depot /scratch/alice/uvslurm" in lines
+    )
+
+
+@pytest.mark.parametrize("mode", ["run", "activate"])
+def test_the_summary_stays_comments_whatever_the_values_hold(mode: str) -> None:
+    """Newlines, `$(...)`, quotes and backticks in every value the summary shows: each line of
+    it is still one comment, and bash runs nothing of it."""
+    evil = "x\n touch /tmp/PWNED; $(touch /tmp/PWNED) `id` 'q' \"d\" \r\x0b\x0c\x1c\x85\u2028 end"
+    settings = NodeSettings(
+        **{
+            **SETTINGS.__dict__,
+            "project": f"/p/{evil}",
+            "depot": f"/d/{evil}",
+            "uv": f"/uv/{evil}",
+            "node_local": f"/local/{evil}",
+            "python": evil,
+            "sync_args": ("--extra", evil),
+            "rebuild": (evil,),
+            "image": "squashfs",
+        }
+    )
+    script = render.split_script(f"#!/bin/bash\n#SBATCH -J a\necho {evil!r}\n", "j")
+    job = render.JobScript(
+        settings,
+        {"time": "5"},
+        f"uvslurm {evil}",
+        command=() if mode == "activate" else (evil, "--arg", evil),
+        user_script=script if mode == "activate" else None,
+    )
+    lines = _lines(job)
+    top = lines[
+        : lines.index("# --- start templated: settings for the uvslurm prolog below (shell-quoted)")
+    ]
+    summary = top[top.index("#") :]
+    assert 7 <= len(summary) <= 10, summary
+    assert all(line.startswith("#") for line in top), top
+    # each value is there, escaped: origin, project and depot, node-local, uv and the rest
+    assert sum("x\\n touch /tmp/PWNED; $(touch /tmp/PWNED) `id`" in line for line in summary) >= 4
+    text = "\n".join(top) + "\n"
+    assert "\n touch" not in text and "\r" not in text and "\u2028" not in text
+    ran = subprocess.run(["bash", "-xc", text], capture_output=True, text=True, check=True)
+    assert ran.stdout == "" and ran.stderr == "", "bash ran something of the summary"
 
 
 def test_batch_body_keeps_trailing_blanks_of_its_last_line() -> None:

@@ -10,11 +10,9 @@ import shutil
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
-from uvslurm import paths, proc, schema
+from uvslurm import paths, proc, prolog, schema
 from uvslurm.config import Config, expand_path
 from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError
 from uvslurm.project import Project
@@ -145,9 +143,9 @@ def settings_for(
     )
 
 
-@cache
-def prolog_path() -> str:
-    return str(files("uvslurm.resources").joinpath("prolog.sh"))
+def prolog_argv() -> list[str]:
+    """How the prolog runs here: its joined sections, the text that job scripts hold."""
+    return ["bash", "-c", prolog.text(), "uvslurm-prolog"]
 
 
 def run_prolog(settings: NodeSettings, mode: str) -> str:
@@ -157,11 +155,11 @@ def run_prolog(settings: NodeSettings, mode: str) -> str:
     # that cannot be created, the prolog reports
     with contextlib.suppress(OSError):
         paths.ensure_depot(Path(settings.depot))
-    code, out = proc.call(["bash", prolog_path()], env=env)
+    code, out = proc.call(prolog_argv(), env=env)
     if code == EXIT_PREPARE:
         raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")
     if code != 0:
-        raise proc.CommandFailed(["bash", "prolog.sh", mode], code, "")
+        raise proc.CommandFailed(["uvslurm prolog", mode], code, "")
     return out
 
 

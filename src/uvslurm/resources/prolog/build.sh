@@ -1,0 +1,186 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # set in other sections: _uvslurm_uv (main.sh), the key (key.sh)
+# uvslurm prolog, section build: a new venv in the depot (uv venv + uv sync, rebuilt wheels),
+# verified against its RECORDs, then published by one rename; its image when there is one.
+
+_uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
+  local venv=$1
+  shift
+  # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
+  UV_PROJECT_ENVIRONMENT=$venv VIRTUAL_ENV='' "$_uvslurm_uv" sync -q --frozen "$@" \
+    --project "$UVSLURM_PROJECT" ${UVSLURM_SYNC_ARGS:-}
+}
+
+# _uvslurm_fresh VENV [uv sync flags...]: a new relocatable venv at VENV (it can be renamed into
+# place and copied to node-local disk), synced. It starts from nothing each time: after a sync
+# that failed or was killed half-way, a second sync into the same venv can report success with
+# files missing (uv does not check what is installed), measured here after a killed offline
+# sync and its retry with the network.
+_uvslurm_fresh() {
+  rm -rf "$1"
+  (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' "$_uvslurm_uv" venv -q --relocatable \
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$1") || return 1
+  _uvslurm_sync "$@"
+}
+
+# _uvslurm_verify VENV: run by the new venv's python before it is published: every file that its
+# packages' RECORDs list is there (bytecode aside), the check `uv sync --check` does not make.
+_uvslurm_verify() {
+  local code='
+import csv, glob, os, sys
+missing = []
+records = ("lib", "python*", "site-packages", "*.dist-info", "RECORD")
+for rec in glob.glob(os.path.join(sys.prefix, *records)):
+    site = os.path.dirname(os.path.dirname(rec))
+    with open(rec, newline="", encoding="utf-8") as f:
+        missing += [r[0] for r in csv.reader(f) if r and not r[0].endswith(".pyc")
+                    and not os.path.lexists(os.path.join(site, r[0]))]
+if missing:
+    sys.exit("uvslurm: %d files of the new venv are missing, e.g. %s"
+             % (len(missing), missing[0]))
+'
+  "$1/bin/python" -c "$code"
+}
+
+# _uvslurm_offline: does uv try offline first? With offline = true, and (auto) inside jobs
+_uvslurm_offline() {
+  case ${UVSLURM_OFFLINE:-auto} in
+    true) return 0 ;;
+    auto) [ -n "${SLURM_JOB_ID:-}" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+# _uvslurm_uvnet WHAT CMD...: run a uv command, offline inside jobs (UVSLURM_OFFLINE=auto) with
+# one retry on the network when the shared cache has a gap; offline=true makes a gap fatal.
+_uvslurm_uvnet() {
+  local what=$1
+  shift
+  if _uvslurm_offline; then
+    "$@" --offline && return 0
+    [ "${UVSLURM_OFFLINE:-auto}" = true ] && return 1
+    _uvslurm_log "warning: offline $what failed (a gap in the uv cache?);" \
+      "retrying with network access"
+  fi
+  "$@"
+}
+
+# _uvslurm_wheel VAR NAME VERSION KIND SRC PYTHON: set VAR to the wheel of a `rebuild` package
+# for this fingerprint, in <depot>/.wheels/NAME-VERSION/<fingerprint>/. Built at most once per
+# fingerprint and depot (under a lock), from a pristine copy of SRC: uv's cache would reuse one
+# build for every module set, and setuptools would reuse stale objects in a shared source tree.
+_uvslurm_wheel() {
+  local ret=$1
+  shift
+  local d="$UVSLURM_DEPOT/.wheels/$1-$2" fp=$_uvslurm_fp t tmp fd srcdir
+  local -a found
+  mkdir -p "$d" && exec {fd}>>"$d/$fp.lock" && flock "$fd" || return 1
+  found=("$d/$fp"/*.whl)
+  if [ -f "${found[0]}" ]; then
+    exec {fd}>&-
+    : >"$d/$fp/.uvslurm-used" 2>/dev/null
+    printf -v "$ret" '%s' "${found[0]}"
+    _uvslurm_log "reused the $1 $2 wheel built for fingerprint $fp"
+    return 0
+  fi
+  t=${EPOCHREALTIME/[.,]/}
+  tmp="$d/.$fp.build-${HOSTNAME:-node}-$$"
+  rm -rf "$d/.$fp".build-*
+  mkdir -p "$tmp/src" &&
+    case $3 in
+      archive) tar -xf "$4" -C "$tmp/src" ;;
+      *) cp -a "$4/." "$tmp/src/" && rm -rf "$tmp/src/build" "$tmp/src"/*.egg-info ;;
+    esac || { rm -rf "$tmp"; exec {fd}>&-; return 1; }
+  found=("$tmp/src"/*)
+  srcdir=$tmp/src
+  if [ ${#found[@]} -eq 1 ] && [ -d "${found[0]}" ]; then srcdir=${found[0]}; fi
+  _uvslurm_log "building $1 $2 from source for fingerprint $fp"
+  if ! _uvslurm_uvnet "build of $1" "$_uvslurm_uv" build -q --wheel --python "$5" \
+    --out-dir "$tmp/dist" "$srcdir" || ! mv -T "$tmp/dist" "$d/$fp"; then
+    rm -rf "$tmp"
+    exec {fd}>&-
+    return 1
+  fi
+  rm -rf "$tmp"
+  exec {fd}>&-
+  found=("$d/$fp"/*.whl)
+  printf -v "$ret" '%s' "${found[0]}"
+  _uvslurm_since t "$t"
+  _uvslurm_log "built the $1 $2 wheel for fingerprint $fp in $t ms"
+}
+
+# _uvslurm_build FINGERPRINT: build the key's venv in the depot (caller holds the key lock), its
+# marker holding FINGERPRINT (the text). Sets _uvslurm_state.
+_uvslurm_build() {
+  local text=$1 pd=$_uvslurm_pdir key=$_uvslurm_keyname t size name version kind src whl off=""
+  local tmp="$pd/.$key.build-${HOSTNAME:-node}-$$"
+  local -a skip=() rebuild=() wheels=()
+  t=${EPOCHREALTIME/[.,]/}
+  # leftovers of killed builders: only the lock holder builds, so none of them is alive
+  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-* "$pd/$key.tar.zst" "$pd/$key.squashfs"
+  if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
+  # an image is unpacked by many processes: compile the bytecode once, here
+  if [ "${UVSLURM_IMAGE:-none}" != none ]; then skip+=(--compile-bytecode); fi
+  if [ -n "${UVSLURM_REBUILD_SOURCES:-}" ]; then
+    while IFS=$'\x1f' read -r -d $'\x1e' name version kind src; do
+      rebuild+=("$name" "$version" "$kind" "$src")
+      skip+=(--no-install-package "$name")
+    done <<<"$UVSLURM_REBUILD_SOURCES"
+  fi
+  _uvslurm_uvnet "uv sync" _uvslurm_fresh "$tmp" "${skip[@]}" ||
+    { rm -rf "$tmp"; _uvslurm_die "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"; }
+  while [ ${#rebuild[@]} -gt 0 ]; do
+    _uvslurm_wheel whl "${rebuild[@]:0:4}" "$tmp/bin/python" || {
+      rm -rf "$tmp"
+      _uvslurm_die "building ${rebuild[0]} ${rebuild[1]} from source failed (see above)"
+    }
+    wheels+=("$whl")
+    rebuild=("${rebuild[@]:4}")
+  done
+  if [ ${#wheels[@]} -gt 0 ]; then
+    VIRTUAL_ENV='' "$_uvslurm_uv" pip install -q --python "$tmp/bin/python" --no-deps \
+      --offline "${wheels[@]}" ||
+      { rm -rf "$tmp"; _uvslurm_die "installing the rebuilt wheels failed"; }
+  fi
+  _uvslurm_verify "$tmp" || {
+    rm -rf "$tmp"
+    _uvslurm_die "the new venv is incomplete or its python does not start (see above)"
+  }
+  size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
+  printf 'key=%s\nproject=%s\nsize_kb=%s\nbuilt_on=%s\n%s\n' "$key" "$UVSLURM_PROJECT" \
+    "${size:-0}" "${SLURMD_NODENAME:-${HOSTNAME:-}}" "$text" >"$tmp/.uvslurm-ready" ||
+    { rm -rf "$tmp"; _uvslurm_die "cannot write to the depot $pd"; }
+  if [ -e "$pd/$key" ]; then mv "$pd/$key" "$pd/.$key.trash-$$" && rm -rf "$pd/.$key.trash-$$"; fi
+  mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
+  _uvslurm_since t "$t"
+  _uvslurm_offline && off=" --offline"
+  _uvslurm_log "built $pd/$key with uv sync --frozen$off in $t ms"
+  if [ "${UVSLURM_IMAGE:-none}" != none ]; then _uvslurm_pack "$pd/$key"; fi
+}
+
+# With an image the depot keeps, next to each venv directory, one file of it (bytecode compiled
+# once, at build time): placing it on a node then reads one file from the shared filesystem
+# instead of thousands. tar.zst is unpacked; squashfs is mounted where FUSE works (a few ms,
+# whatever the size), else unpacked.
+_uvslurm_pack() {
+  local venv=$1 img="$1.$UVSLURM_IMAGE" t size tool
+  local -
+  set -o pipefail
+  t=${EPOCHREALTIME/[.,]/}
+  if [ "$UVSLURM_IMAGE" = squashfs ]; then
+    tool=mksquashfs
+    mksquashfs "$venv" "$img.tmp-$$" -comp zstd -Xcompression-level 1 -noappend -quiet \
+      -no-progress >/dev/null
+  else
+    tool=zstd
+    tar -C "$venv" -cf - . | zstd -q -1 -T0 -o "$img.tmp-$$"
+  fi && mv -f "$img.tmp-$$" "$img"
+  if [ -f "$img" ]; then
+    size=$(du -k "$img" 2>/dev/null) && size=${size%%[[:space:]]*}
+    _uvslurm_since t "$t"
+    _uvslurm_log "packed the image $img (${size:-?} KB) in $t ms"
+  else
+    rm -f "$img.tmp-$$"
+    _uvslurm_log "warning: could not pack $img (is $tool installed?); nodes will copy the directory"
+  fi
+}

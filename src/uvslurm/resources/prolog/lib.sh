@@ -1,0 +1,154 @@
+# shellcheck shell=bash
+# uvslurm prolog, section lib: what the prolog does and takes, its state, and the helpers the
+# other sections use (log lines, timing, owner checks, the depot, locks, ready venvs).
+
+# uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
+#
+# It runs on compute nodes where uvslurm itself is not installed: it needs bash >= 5, coreutils,
+# flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
+# variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run the same text with the
+# same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
+#   UVSLURM_PROJECT     absolute project directory (pyproject.toml, uv.lock)
+#   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
+#   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
+#   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
+#   UVSLURM_NODE_LOCAL  auto | never | a directory
+#   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
+#   UVSLURM_PYTHON      the Python request of the project ("" when it names none)
+#   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
+#   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
+#   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
+#   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
+#   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
+#                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
+#   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
+#   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
+#   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
+#                       activate: return with the venv active (the job script body follows)
+#                       prepare: print the venv path    fingerprint: print components and key
+# Each step logs one "uvslurm: ..." line with its duration to stderr. When the environment
+# cannot be prepared the script exits 75 (EX_TEMPFAIL), a code users' programs rarely use.
+#
+# Venv lifecycle: a venv directory is published by renaming a private build directory that
+# already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
+# venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
+
+# The prolog's state, shared by its sections (every other variable is local to a function):
+_uvslurm_t0=${EPOCHREALTIME/[.,]/} # the prolog's start (us): the ready line counts from it
+_uvslurm_uv=""      # the uv executable: UVSLURM_UV, else uv on PATH (main)
+_uvslurm_fp=""      # the fingerprint's hash, 12 hex digits (key)
+_uvslurm_pdir=""    # <depot>/<project id>: the project's directory in the depot (key)
+_uvslurm_keyname="" # <fingerprint>-<lock hash>: the name of the venv in it (key)
+_uvslurm_lkey=""    # <project id>-<key>: the name of the venv's node-local copies (key)
+_uvslurm_venv=""    # the venv the command runs from (main, place, spread)
+_uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
+_uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
+_uvslurm_usefd=""   # the descriptor that holds the depot venv for as long as the job runs
+_uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
+_uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps, several nodes)
+
+_uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
+_uvslurm_die() { _uvslurm_log "error: $*"; exit 75; }
+# _uvslurm_since VAR START_US: milliseconds since START_US, without forking
+_uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
+
+# _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink. Builtins only (the
+# warm path forks nothing): only its owner can change who may write into it.
+_uvslurm_owned() { [ -d "$1" ] && ! [ -L "$1" ] && [ -O "$1" ]; }
+# _uvslurm_private DIR: ... and neither group nor others may write into it (one stat)
+_uvslurm_private() {
+  local m
+  _uvslurm_owned "$1" && m=$(stat -c %a "$1" 2>/dev/null) && (((8#$m & 8#022) == 0))
+}
+
+# _uvslurm_mkdepot: create a missing depot, private, with the marker that tells `uvslurm depot
+# gc/rm` it is uvslurm's to clean (they touch no directory without it)
+_uvslurm_mkdepot() {
+  [ -e "$UVSLURM_DEPOT" ] || [ -L "$UVSLURM_DEPOT" ] && return 0
+  { mkdir -p "${UVSLURM_DEPOT%/*}" && mkdir -m 700 "$UVSLURM_DEPOT" &&
+    printf 'uvslurm depot\n' >"$UVSLURM_DEPOT/.uvslurm-depot"; } 2>/dev/null
+}
+
+# _uvslurm_privtmp: uv keeps lock files in $TMPDIR (uv-<hash>.lock, mode 0666); in a shared /tmp
+# another user can hold one and hang every uv call of this job. A TMPDIR that is this user's
+# alone (a per-job one) stays; a shared one is replaced by a private directory inside it, for
+# uv and for the command (files there age out as the rest of that directory does).
+_uvslurm_privtmp() {
+  local base=${TMPDIR:-/tmp} d
+  base=${base%/}
+  if _uvslurm_owned "$base" && ! [ -k "$base" ]; then return 0; fi
+  d="$base/uvslurm-$UID"
+  [ -e "$d" ] || [ -L "$d" ] || mkdir -m 700 "$d" 2>/dev/null
+  # nothing is created in a directory someone else planted there
+  if _uvslurm_owned "$d" && { [ -e "$d/tmp" ] || [ -L "$d/tmp" ] ||
+    mkdir -m 700 "$d/tmp" 2>/dev/null; } && _uvslurm_owned "$d/tmp"; then
+    export TMPDIR="$d/tmp"
+  else
+    _uvslurm_log "warning: $d is not a private directory of this user;" \
+      "uv keeps its lock files in the shared $base"
+  fi
+}
+
+# _uvslurm_sorted VAR LIST: the ':'-separated LIST sorted bytewise, so that module load order
+# and the user's locale do not change the fingerprint
+_uvslurm_sorted() {
+  local LC_ALL=C x i
+  local -a items=() out=()
+  IFS=: read -r -a items <<<"$2"
+  for x in "${items[@]}"; do
+    [ -n "$x" ] || continue
+    i=${#out[@]}
+    while ((i > 0)) && [[ ${out[i - 1]} > $x ]]; do out[i]=${out[i - 1]}; i=$((i - 1)); done
+    out[i]=$x
+  done
+  local IFS=:
+  printf -v "$1" '%s' "${out[*]}"
+}
+
+_uvslurm_ready() { [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvslurm_owned "$1"; }
+
+# _uvslurm_hold VENV: is the depot VENV ready? If so, record its last use and hold it for as long
+# as this job runs, so that `uvslurm depot gc/rm` leave it alone: opening .uvslurm-used with
+# truncation sets its mtime without a process, and a shared flock on that fd, inherited by the
+# command, lasts until the job ends. flock runs in the background: +0.2 ms instead of +1.3 ms
+# on the warm path (gc also spots a use that started while it looked, by the mtime). False when
+# the venv is not ready, or vanished after the open (gc removed it: rebuild under the lock).
+_uvslurm_hold() {
+  _uvslurm_ready "$1" || return 1
+  # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
+  # write-only one (EBADF), and gc would then remove a venv in use
+  if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then
+    flock -s "$_uvslurm_usefd" 2>/dev/null &
+  fi
+  _uvslurm_ready "$1"
+}
+
+# _uvslurm_lock FILE WHAT: take an exclusive flock on FILE (fd in _uvslurm_lockfd), saying so
+# when another process holds it. `uvslurm depot gc/rm` delete a lock file while holding it, so
+# a waiter checks that it locked the file still at FILE (-ef: same inode, no process).
+# Returns 1 when flock itself fails (exit 71, not 1 = busy): a filesystem without working file
+# locks (NFS without lockd, Lustre mounted without -o flock); the caller decides what that means.
+_uvslurm_lock() {
+  local t="" rc
+  while :; do
+    exec {_uvslurm_lockfd}>>"$1" || _uvslurm_die "cannot open lock file $1"
+    flock -n "$_uvslurm_lockfd" 2>/dev/null
+    rc=$?
+    if [ "$rc" = 1 ]; then
+      if [ -z "$t" ]; then
+        t=${EPOCHREALTIME/[.,]/}
+        _uvslurm_log "waiting for another process preparing $2"
+      fi
+      flock "$_uvslurm_lockfd" 2>/dev/null
+      rc=$?
+    fi
+    if [ "$rc" != 0 ]; then exec {_uvslurm_lockfd}>&-; return 1; fi
+    [ "$1" -ef "/dev/fd/$_uvslurm_lockfd" ] && break
+    exec {_uvslurm_lockfd}>&-
+  done
+  if [ -n "$t" ]; then
+    _uvslurm_since t "$t"
+    _uvslurm_log "waited $t ms for $2"
+  fi
+}
+_uvslurm_unlock() { exec {_uvslurm_lockfd}>&-; }

@@ -1,0 +1,136 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # set in other sections: _uvslurm_t0 (lib.sh), the key (key.sh)
+# uvslurm prolog, section main: the steps in order (uv, fingerprint, key, a ready venv, its
+# node-local copy, the other nodes), then the mode: run, activate, prepare or fingerprint.
+
+_uvslurm_main() {
+  local t base fingerprint
+  local -a bases
+  _uvslurm_uv=${UVSLURM_UV:-}
+  if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
+    _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}');" \
+      "put uv on PATH or set UVSLURM_UV"
+  fi
+  [[ ${UVSLURM_DEPOT:-} == /* ]] ||
+    _uvslurm_die "UVSLURM_DEPOT is not an absolute path: '${UVSLURM_DEPOT:-}'"
+  _uvslurm_privtmp
+  _uvslurm_fingerprint fingerprint
+  if [ "${UVSLURM_MODE:-run}" = fingerprint ]; then
+    _uvslurm_report "$fingerprint"
+    exit 0
+  fi
+  [ -f "$UVSLURM_PROJECT/pyproject.toml" ] || _uvslurm_die "no pyproject.toml in $UVSLURM_PROJECT"
+  # a depot (or project directory in it) that someone else made could hold a "ready" venv of
+  # theirs: only directories of this user's are used
+  _uvslurm_owned "$UVSLURM_DEPOT" ||
+    _uvslurm_die "the depot $UVSLURM_DEPOT is not a directory of yours (another user's, or a" \
+      "symlink); set UVSLURM_DEPOT (or \`depot\` in the config) to a directory you own"
+  _uvslurm_key "$fingerprint" remember ||
+    _uvslurm_die "cannot read $UVSLURM_PROJECT/uv.lock (run 'uv lock' on a login node)"
+  if [ -e "$_uvslurm_pdir" ] || [ -L "$_uvslurm_pdir" ]; then
+    _uvslurm_owned "$_uvslurm_pdir" ||
+      _uvslurm_die "$_uvslurm_pdir is not a directory of yours (another user's, or a symlink);" \
+        "remove it, or set UVSLURM_DEPOT to a directory you own"
+  fi
+  _uvslurm_since t "$_uvslurm_t0"
+  _uvslurm_log "fingerprint $_uvslurm_fp in $t ms"
+
+  local depot_venv="$_uvslurm_pdir/$_uvslurm_keyname"
+  _uvslurm_state=warm
+  _uvslurm_venv=""
+  _uvslurm_nl_candidates bases
+  # every node of a job must run from one path: a job-private mount on the first node would not
+  # be that (the other nodes' copies are made in a step whose processes end with it)
+  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then _uvslurm_nomount=1; fi
+  # warm: a ready venv where the command would run from
+  for base in "${bases[@]}"; do
+    [ -n "$base" ] || continue
+    if _uvslurm_owned "$base/uvslurm-$UID" &&
+      _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_lkey"; then
+      _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_lkey"
+      break
+    fi
+  done
+  if [ -z "$_uvslurm_venv" ]; then
+    if ! _uvslurm_hold "$depot_venv"; then
+      # building: the depot must also be closed to others (only its owner can open it again)
+      _uvslurm_private "$UVSLURM_DEPOT" ||
+        _uvslurm_die "the depot $UVSLURM_DEPOT is writable by other users; run chmod go-w on" \
+          "it, or set UVSLURM_DEPOT to a private directory"
+      mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory" \
+        "$_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
+      _uvslurm_lock "$depot_venv.lock" "$depot_venv" ||
+        _uvslurm_die "cannot lock $depot_venv.lock: flock does not work on the depot's" \
+          "filesystem; set UVSLURM_DEPOT (or \`depot\` in the config) to a directory on a" \
+          "filesystem with working file locks"
+      # another job may have finished it while this one waited
+      _uvslurm_ready "$depot_venv" || _uvslurm_build "$fingerprint"
+      _uvslurm_hold "$depot_venv" || _uvslurm_die "$depot_venv is not usable after building it"
+      _uvslurm_unlock
+    fi
+    _uvslurm_localize "$depot_venv"
+  fi
+  _uvslurm_spread "$depot_venv"
+  # last use of the depot venv when the command runs from a node-local copy (no hold needed)
+  [ -n "${_uvslurm_usefd:-}" ] || : >"$depot_venv/.uvslurm-used" 2>/dev/null
+  _uvslurm_since t "$_uvslurm_t0"
+  _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
+}
+
+# _uvslurm_exec: run mode: the command through `uv run --no-sync` with this venv, as the job's
+# process; this shell stays only to unmount a mounted image when the command ends
+_uvslurm_exec() {
+  local rc child sig
+  local -a run dfl
+  unset VIRTUAL_ENV
+  # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
+  run=("$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
+  [ -n "${_uvslurm_mnt:-}" ] || exec "${run[@]}"
+  # A mounted image: this shell stays, to unmount it when the command ends.
+  if [ -t 0 ]; then
+    # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
+    trap '_uvslurm_umount; exit 143' TERM
+    "${run[@]}"
+    rc=$?
+  else
+    # in a batch job: in the background, so that signals for the batch shell alone
+    # (sbatch --signal=B:USR1@60, scancel --batch) are passed on, as an exec would let them
+    # through. Background commands start with SIGINT and SIGQUIT ignored; env restores them.
+    dfl=()
+    env --default-signal=INT true 2>/dev/null && dfl=(env "--default-signal=INT,QUIT")
+    "${dfl[@]}" "${run[@]}" <&0 &
+    child=$!
+    for sig in HUP INT QUIT TERM USR1 USR2; do
+      # shellcheck disable=SC2064 # the signal and the pid are fixed here
+      trap "kill -$sig $child 2>/dev/null" "$sig"
+    done
+    # a trapped signal ends a wait early: wait again while the command runs
+    while kill -0 "$child" 2>/dev/null; do wait "$child"; done
+    wait "$child"
+    rc=$?
+  fi
+  _uvslurm_umount
+  exit "$rc"
+}
+
+# a mount made by `uvslurm prepare` would outlive it
+[ "${UVSLURM_MODE:-run}" = prepare ] && _uvslurm_nomount=1
+_uvslurm_main
+export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
+case ${UVSLURM_MODE:-run} in
+  run) _uvslurm_exec ;;
+  prepare)
+    printf '%s\n' "$_uvslurm_venv"
+    exit 0
+    ;;
+  activate)
+    # the job body runs `python` and `uv run` against this venv; uv must not re-sync it
+    export VIRTUAL_ENV="$_uvslurm_venv" PATH="$_uvslurm_venv/bin:$PATH" UV_NO_SYNC=1 UV_FROZEN=1
+    unset PYTHONHOME
+    # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
+    [ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT
+    # every function of the prolog but those that trap calls (uvslurm/prolog.py writes the list)
+    unset -f _uvslurm_FUNCTIONS
+    ;;
+  *) _uvslurm_die "unknown UVSLURM_MODE '${UVSLURM_MODE}'" ;;
+esac
