@@ -4,8 +4,7 @@ components it prints, and the filesystems it counts as network ones. Pure. confi
 `NodeSettings.environ()`, `uvslurm config`/`fingerprint` and fpdiff derive their tables from
 here; tests/test_unit_schema.py checks the prolog and docs/reference against it (run as a
 script, it prints the docs' tables). Not declared: UVSLURM_MODE (`environ`'s argument) and
-UVSLURM_CMD (render.py). UVSLURM_PROJECT_ID is declared but not among the inputs the prolog
-lists: a hint that lets it remember its key (`_uvslurm_key`), which it computes without.
+UVSLURM_CMD (render.py).
 """
 
 from __future__ import annotations
