@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -201,17 +202,26 @@ def test_a_requeued_job_revalidates_and_succeeds(
     job = r.stdout.strip()
     wait_for_text(log, "RUN 0", 60)
     assert cluster.run("scontrol", "requeue", job).returncode == 0
+    requeued = time.monotonic()
 
     # Slurm holds a requeued job back (BeginTime in the future), and may set that again while
-    # the requeue settles: let it start now whenever it is seen held, until it runs
+    # the requeue settles: let it start now whenever it is seen held, until it runs. Not within
+    # the requeue's second: slurmd refuses a credential as old as the revocation of the first
+    # run's ("Killing non-startable batch job: Job credential revoked", seen under load)
+    seen = [""]
+
     def running_again() -> bool:
         if "RUN 1" in log_text(log):
             return True
-        if "Reason=BeginTime" in cluster.run("scontrol", "show", "job", job).stdout:
+        seen[0] = cluster.run("scontrol", "show", "job", job).stdout
+        if "Reason=BeginTime" in seen[0] and time.monotonic() - requeued > 2.5:
             cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
         return False
 
-    wait_for(running_again, 120, "the requeued job to run again")
+    try:
+        wait_for(running_again, 120, "the requeued job to run again")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nscontrol: {seen[0]}\nlog: {log_text(log)}") from None
     text = log.read_text()
     assert len(ready_lines(text)) == 2, "the prolog ran again on the restarted job"
     assert ready_lines(text)[-1].state in ("warm", "placed")
