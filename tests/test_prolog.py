@@ -661,3 +661,53 @@ def test_the_node_step_of_a_job_of_several_nodes_gets_every_function_it_needs(
     last = ready(r.stderr)
     assert (last.state, last.venv) == ("placed", venv)
     assert venv.parent == local / f"uvslurm-{os.getuid()}" and (venv / ".uvslurm-ready").is_file()
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its mtime and size: what a write into it would change."""
+    return {str(p.relative_to(root)): (p.lstat().st_mtime_ns, p.lstat().st_size)
+            for p in root.rglob("*")}  # fmt: skip
+
+
+@pytest.mark.parametrize("image", ["none", "squashfs"])
+def test_placed_and_warm_runs_write_nothing_into_the_shared_uv_cache(
+    project: Path, tmp_path: Path, image: str
+) -> None:
+    """The run step's `uv run --no-sync` probes the interpreter of a venv path it has not seen
+    (a new node-local copy, every job's with a per-job TMPDIR; a mounted image's) and would store
+    that in uv's cache, on the shared filesystem: it gets a private cache beside the copy (none
+    for a mount) instead. The command still sees the user's UV_CACHE_DIR, so a `uv` it runs
+    uses the user's cache as before."""
+    if image == "squashfs" and not (shutil.which("mksquashfs") and _fuse_usable()):
+        pytest.skip("needs squashfs-tools and a FUSE this user can use")
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    built = prolog(project, depot, UVSLURM_IMAGE=image)
+    assert built.returncode == 0, built.stderr
+    # the shared cache as a node finds it: uv has run the depot venv from it before
+    shared = tmp_path / "shared-uv-cache"
+    env = prolog_env(project, depot, "run", UV_CACHE_DIR=str(shared), UVSLURM_IMAGE=image,
+                     UVSLURM_NODE_LOCAL=str(local))  # fmt: skip
+    subprocess.run(["uv", "run", "--no-sync", "python", "-c", "pass"], cwd=project, check=True,
+                   env={**env, "UV_PROJECT_ENVIRONMENT": built.stdout.strip()})  # fmt: skip
+    before = _listing(shared)
+    assert before, "uv wrote nothing into the cache: the premise of this test does not hold"
+    code = ("import os, subprocess; print(os.environ.get('UV_CACHE_DIR')); "
+            "print(subprocess.run(['uv', 'cache', 'dir'], capture_output=True, text=True,"
+            " check=True).stdout.strip())")  # fmt: skip
+    userdir = local / f"uvslurm-{os.getuid()}"
+    states = []
+    for fresh_disk in (True, False, True):  # placed, warm, placed again (a per-job TMPDIR)
+        if fresh_disk:
+            shutil.rmtree(userdir, ignore_errors=True)
+        r = subprocess.run(["bash", "-c", 'UVSLURM_CMD=(python -c "$1"); . "$2"', "_", code,
+                            str(PROLOG)], env=env, capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        states.append(ready_state(r.stderr))
+        assert r.stdout.split("\n")[:2] == [str(shared)] * 2, "the command's uv cache changed"
+        assert _listing(shared) == before, f"the {states[-1]} run wrote into the shared uv cache"
+    assert states == ["placed", "placed" if image == "squashfs" else "warm", "placed"]
+    if image == "none":
+        assert (userdir / ".uv-cache").is_dir(), "the probe went to the private cache"
+    else:
+        assert [p.name for p in userdir.iterdir()] == [], "a mount's run leaves nothing behind"

@@ -80,11 +80,21 @@ _uvslurm_main() {
 # _uvslurm_exec: run mode: the command through `uv run --no-sync` with this venv, as the job's
 # process; this shell stays only to unmount a mounted image when the command ends
 _uvslurm_exec() {
-  local rc child sig
-  local -a run dfl
+  local rc child sig c
+  local -a run dfl cache=()
   unset VIRTUAL_ENV
+  # uv's interpreter probe of a node-local venv is kept in a private cache beside it, not in the
+  # user's shared one, where the path of every new copy would be written (a mounted image's path
+  # is new in every job: no cache at all). --cache-dir and --no-cache do not reach the command:
+  # it sees the user's UV_CACHE_DIR as it was (docs/design.md, "uv's cache on compute nodes").
+  if [ -n "${_uvslurm_mnt:-}" ]; then
+    cache=(--no-cache)
+  elif [[ $_uvslurm_venv != "$_uvslurm_pdir"/* ]]; then
+    c=${_uvslurm_venv%/*}/.uv-cache
+    if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
+  fi
   # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-  run=("$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
+  run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
   [ -n "${_uvslurm_mnt:-}" ] || exec "${run[@]}"
   # A mounted image: this shell stays, to unmount it when the command ends.
   if [ -t 0 ]; then
