@@ -45,8 +45,9 @@ _uvslurm_main() {
   # warm: a ready venv where the command would run from
   for base in "${bases[@]}"; do
     [ -n "$base" ] || continue
+    # held (_uvslurm_holdcopy) against other jobs' pruning of node-local copies
     if _uvslurm_owned "$base/uvslurm-$UID" &&
-      _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_lkey"; then
+      _uvslurm_holdcopy "$base/uvslurm-$UID/$_uvslurm_lkey"; then
       _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_lkey"
       break
     fi
