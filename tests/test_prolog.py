@@ -835,3 +835,24 @@ def test_a_job_running_from_a_node_local_copy_holds_it(project: Path, tmp_path: 
 
 def test_pruning_keeps_to_the_grammar_of_node_local_copies_in_names_py() -> None:
     assert f"local name='{names.NODE_COPY.pattern[1:-1]}'" in section_text("place.sh")
+
+
+def test_a_script_with_inline_metadata_keeps_the_users_uv_cache(
+    project: Path, tmp_path: Path
+) -> None:
+    """uv runs a script with inline metadata (PEP 723) in an environment of its own, kept in
+    uv's cache, not in the project's venv: the run step leaves it in the user's cache (where a
+    run on the login node already made it), not in the private one beside a node-local copy."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    assert prolog(project, depot).returncode == 0
+    script = project / "inline.py"
+    script.write_text('"""A job."""\n\n# /// script\n# dependencies = []\n# ///\n'
+                      "import sys\nprint(sys.prefix)\n")  # fmt: skip
+    cache = tmp_path / "user-uv-cache"
+    env = prolog_env(project, depot, "run", UV_CACHE_DIR=str(cache), UVSLURM_NODE_LOCAL=str(local))
+    r = subprocess.run(["bash", "-c", 'UVSLURM_CMD=("$1"); . "$2"', "_", str(script), str(PROLOG)],
+                       env=env, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert ready_state(r.stderr) == "placed"
+    assert Path(r.stdout.strip()).is_relative_to(cache), r.stdout

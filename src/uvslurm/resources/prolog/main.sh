@@ -88,13 +88,17 @@ _uvslurm_exec() {
   # user's shared one, where the path of every new copy would be written (a mounted image's path
   # is new in every job: no cache at all). --cache-dir and --no-cache do not reach the command:
   # it sees the user's UV_CACHE_DIR as it was (docs/design.md, "uv's cache on compute nodes").
-  if [ -n "${_uvslurm_mnt:-}" ]; then
+  # A script with inline metadata (PEP 723) runs in uv's environment for it, in the user's cache.
+  # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
+  if [[ ${UVSLURM_CMD[0]:-} == *.py ]] && [ -f "${UVSLURM_CMD[0]}" ] &&
+    { read -r -d '' c <"${UVSLURM_CMD[0]}"; [[ $'\n'$c == *$'\n# /// script\n'* ]]; }; then
+    :
+  elif [ -n "${_uvslurm_mnt:-}" ]; then
     cache=(--no-cache)
   elif [[ $_uvslurm_venv != "$_uvslurm_pdir"/* ]]; then
     c=${_uvslurm_venv%/*}/.uv-cache
     if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
   fi
-  # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
   run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
   [ -n "${_uvslurm_mnt:-}" ] || exec "${run[@]}"
   # A mounted image: this shell stays, to unmount it when the command ends.
