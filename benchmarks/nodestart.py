@@ -227,7 +227,7 @@ def table(r: NodeStart) -> str:
         "its locks",
     ]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for label, side in ((f"uvslurm, image = {r.image}: job script", r.uvslurm),
+    for label, side in ((f"uvslurm, image = {r.image or 'n/a'}: job script", r.uvslurm),
                         ("plain uv: `uv sync --frozen` (copy) + `uv run`", r.plain)):  # fmt: skip
         if side is None:
             lines.append(
