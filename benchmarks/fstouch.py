@@ -2,11 +2,11 @@
 
 On a cluster the depot ($SCRATCH), uv's cache (shared so that nodes install offline) and the
 project ($WORK) are on the shared filesystem, whose metadata server pays for every open, stat,
-readdir and lock; node-local disk is free. A cold node start is two steps, traced one by one:
-
-  placement  making the venv ready on node-local disk: the prolog (copying the depot venv, or
-             unpacking its image) vs `uv sync --frozen` (copy mode) from the cache
-  uv run     the first `uv run --no-sync python -c pass` on that new venv (the same for both)
+readdir and lock; node-local disk is free. Here the placement, traced alone: making the venv
+ready on node-local disk, by the prolog (copying the depot venv, or unpacking its image) vs
+`uv sync --frozen` (copy mode) from the cache, followed for plain uv by its first
+`uv run --no-sync python -c pass` on that new venv. The whole cold node start as a job runs it
+(placement and the run step's first `uv run`, in one trace): nodestart.py.
 
 Counted: syscalls that name a path (strace's %file class, plus getdents64 and flock on a
 directory or file descriptor, resolved with -y), and the distinct paths they name, per root.
@@ -96,8 +96,8 @@ def traced(
 
 
 def measure(b: Bench) -> dict[str, dict[str, Touched]]:
-    """{"directory" | "image" | "uv sync": {"placement": ..., "uv run": ...}}, on the depots
-    that core.cold_node built (or builds them)."""
+    """{"directory" | "image": {"placement": ...}, "uv sync": {"placement": ..., "uv run": ...}},
+    on the depots that core.cold_node built (or builds them)."""
     cache = Path(output(["uv", "cache", "dir"], env=b.env).strip()).resolve()
     res: dict[str, dict[str, Touched]] = {}
     for what, depot in (("directory", b.work / "depot-node"), ("image", b.work / "depot-node-img")):
@@ -113,19 +113,7 @@ def measure(b: Bench) -> dict[str, dict[str, Touched]]:
         )
         venv = Path(out.strip())
         assert venv.is_relative_to(base), f"not placed on node-local disk: {venv}"
-        res[what] = {"placement": placement, "uv run": first_run(b, venv, roots)}
-    # squashfs, mounted by a job script's prolog: placement and the first `uv run` in one trace
-    # (the mount ends with the script); squashfuse reads the image, not the depot's files
-    depot = b.work / "depot-node-sq"
-    b.prolog(depot, image="squashfs")
-    roots = {"depot": depot.resolve(), "uv cache": cache, "project": b.proj.resolve()}
-    base = b.local / "trace-squashfs"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir()
-    env = {**b.prolog_env(depot, str(base), "squashfs"), "UVSLURM_MODE": "activate"}
-    whole, _ = traced(["bash", "-c", '. "$0" && uv run --no-sync python -c pass', str(b.prolog_sh)],
-                      b.work / "trace-squashfs", roots, cwd=b.proj, env=env)  # fmt: skip
-    res["squashfs"] = {"placement": whole, "uv run": Touched()}
+        res[what] = {"placement": placement}
     roots = {"depot": b.work / "no-depot", "uv cache": cache, "project": b.proj.resolve()}
     venv = b.local / "trace-uvsync" / "venv"
     shutil.rmtree(venv.parent, ignore_errors=True)

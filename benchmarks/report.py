@@ -20,7 +20,8 @@ class Row:
     plain: float | None = None
     target: str = "—"
     met: bool | None = None
-    unit: str = "ms"  # "ms" or "files"
+    unit: str = "ms"  # "ms", or "files" and "calls" (whole numbers)
+    why: str = ""  # why uvslurm's value is missing, when it is: shown as "n/a: why"
 
     @property
     def ratio(self) -> float | None:
@@ -31,14 +32,15 @@ class Row:
     def value(self, v: float | None, missing: str) -> str:
         if v is None:
             return missing
-        if self.unit == "files":
+        if self.unit != "ms":
             return f"{v:.0f}"
         return f"{v:.3f}" if v < 1 else f"{v:.1f}"
 
     def cells(self) -> list[str]:
         ratio = self.ratio
         met = {True: "yes", False: "**no**", None: "—"}[self.met]
-        return [self.measure, self.value(self.uvslurm, "n/a"), self.value(self.plain, "—"),
+        missing = f"n/a: {self.why}" if self.why else "n/a"
+        return [self.measure, self.value(self.uvslurm, missing), self.value(self.plain, "—"),
                 "—" if ratio is None else f"{ratio:.2f}", self.target, met]  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks import array, core, fstouch, hook
+from benchmarks import array, core, fstouch, hook, nodestart
 from benchmarks.common import REPO, Sample, files_in, log, make_bench, output
 from benchmarks.report import Row, summary, table, update_doc
 
@@ -137,6 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def rows_for(
     res: dict[str, dict[str, Sample]],
     touch: dict[str, dict[str, fstouch.Touched]],
+    whole: nodestart.NodeStart,
     hooks: dict[str, tuple[float, float]],
     arr: list[array.Run] | None,
 ) -> list[Row]:
@@ -170,10 +171,14 @@ def rows_for(
     rows.append(Row("shared-FS files touched by a cold node start's placement, directory (vs `uv sync --frozen`)", files("directory", "placement"), sync, unit="files"))  # fmt: skip
     img = files("image", "placement")
     rows.append(Row("shared-FS files touched by a cold node start's placement, image (vs `uv sync --frozen`)", img, sync, "≤ 10", img <= 10, unit="files"))  # fmt: skip
-    sq = files("squashfs", "placement")
-    rows.append(Row("shared-FS files touched by a whole cold node start, squashfs mounted: placement + first `uv run` (vs `uv sync` + `uv run`)", sq, files("uv sync", "placement", "uv run"), unit="files"))  # fmt: skip
-    img_all = files("image", "placement", "uv run")
-    rows.append(Row("shared-FS files touched by a whole cold node start, image: placement + first `uv run` (vs `uv sync` + `uv run`)", img_all, files("uv sync", "placement", "uv run"), unit="files"))  # fmt: skip
+    ours, theirs = whole.uvslurm, whole.plain
+    what = f"a whole cold node start as a job runs it, image = {whole.image or 'n/a'}"
+    paths = None if ours is None else ours.shared_paths
+    plain_paths = None if theirs is None else theirs.shared_paths
+    rows.append(Row(f"shared-FS files touched by {what}: placement + the run step's first `uv run` (vs `uv sync` + `uv run`)", paths, plain_paths, "≤ 10", None if paths is None else paths <= 10, unit="files", why=whole.why))  # fmt: skip
+    writes = None if ours is None else ours.writes.calls
+    plain_writes = None if theirs is None else theirs.writes.calls
+    rows.append(Row(f"writes into the shared uv cache by {what} (vs `uv sync` + `uv run`)", writes, plain_writes, "= 0", None if writes is None else writes == 0, unit="calls", why=whole.why))  # fmt: skip
     if arr:
         one, many = arr[0], arr[1]
         ok = all(n == 1 for n in many.builds) and round(many.makespan / one.makespan, 2) <= 1.3
@@ -198,6 +203,7 @@ def rows_for(
 def details(
     res: dict[str, dict[str, Sample]],
     touch: dict[str, dict[str, fstouch.Touched]],
+    whole: nodestart.NodeStart,
     hooks: dict[str, tuple[float, float]],
     arr: list[array.Run] | None,
 ) -> str:
@@ -225,13 +231,11 @@ def details(
         return f"{t.files(*roots)} ({t.syscalls(*roots)})"
 
     lines = []
-    for variant, label in (("directory", "uvslurm, directory"), ("image", "uvslurm, image"),
-                           ("squashfs", "uvslurm, squashfs mounted"), ("uv sync", "plain uv")):  # fmt: skip
+    for variant, label in (("directory", "uvslurm, directory"), ("image", "uvslurm, image (tar.zst)"),
+                           ("uv sync", "plain uv")):  # fmt: skip
         steps = touch[variant]
-        total = steps["placement"] + steps["uv run"]
-        for step, t in (*steps.items(), ("whole start", total)):
-            if variant == "squashfs" and step != "whole start":
-                continue  # one trace: the mount lasts only as long as the job script
+        both = [("whole start", steps["placement"] + steps["uv run"])] if "uv run" in steps else []
+        for step, t in (*steps.items(), *both):
             what = {"placement": "placement" if variant != "uv sync" else "`uv sync --frozen` (copy)",
                     "uv run": "first `uv run --no-sync`", "whole start": "**whole cold node start**"}[step]  # fmt: skip
             lines.append([label, what, cell(t, "depot"), cell(t, "uv cache"), cell(t, "project"),
@@ -245,6 +249,14 @@ def details(
         "-y -e trace=%file,getdents64,flock`. The target counts the depot and uv's cache; the "
         "project's own files (`pyproject.toml`, `uv.lock`, on `$WORK`) are read by both.",
         files,
+        "### A whole cold node start as a job runs it\n\n"
+        "One trace (`strace -f -y -e trace=%file,%desc`) of the job script from its first line to "
+        "its command's end: the prolog places the venv from its image and the run step starts "
+        "`python -c pass` through `uv run --no-sync` (benchmarks/nodestart.py). Distinct paths "
+        "(and the syscalls naming them) per root; writes into uv's cache: syscalls that create, "
+        "change or remove something there, attempted or done (and the distinct paths they name); "
+        "its locks: `flock` calls on files there.",
+        nodestart.table(whole),
     ]
     if arr:
 
@@ -297,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         res = core.measure(b, runs)
         log("files touched (strace)")
         touch = fstouch.measure(b)
+        log("a whole cold node start as a job runs it (strace)")
+        whole = nodestart.measure(b)
         nfiles = files_in(b.prolog(b.work / "depot-node"))
         nfiles_img = files_in(b.prolog(b.work / "depot-node-img", image="tar.zst"))
         log("shell hook")
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         noise.stop()
         b.cleanup()
-    rows = rows_for(res, touch, hooks, arr)
+    rows = rows_for(res, touch, whole, hooks, arr)
     uv = output(["uv", "--version"]).strip()
     fs = output(["stat", "-f", "-c", "%T", a.node_local]).strip()
     secs = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
@@ -325,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "for the array it holds one uvslurm job's build. Missed targets read **no**.")  # fmt: skip
     section = "\n\n".join([
         "<!-- generated by benchmarks/run: edit the text outside the markers, not this -->",
-        head, table_md, note, details(res, touch, hooks, arr),
+        head, table_md, note, details(res, touch, whole, hooks, arr),
     ])  # fmt: skip
     print(table_md)
     if a.output != "-":

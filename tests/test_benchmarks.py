@@ -26,8 +26,8 @@ ROWS = [
     ("cold node start, squashfs image mounted", True),
     ("shared-FS files touched by a cold node start's placement, directory", True),
     ("shared-FS files touched by a cold node start's placement, image", True),
-    ("shared-FS files touched by a whole cold node start, squashfs mounted", True),
-    ("shared-FS files touched by a whole cold node start, image", True),
+    ("shared-FS files touched by a whole cold node start as a job runs it, image = ", True),
+    ("writes into the shared uv cache by a whole cold node start as a job runs it", True),
     ("`uvslurm submit --dry-run`", False),
     *((f"shell hook, {s}: prompt, nothing changed", False) for s in SHELLS),
     *((f"shell hook, {s}: prompt after a directory change", False) for s in SHELLS),
@@ -50,15 +50,17 @@ TIMES = "\u00d7"  # the multiplication sign of the report's ratio targets
 
 
 def _verdict(row: dict[str, str]) -> str | None:
-    """What "met?" must say for a target "≤ 1.2" + TIMES (on the ratio) or "< 100 ms", "≤ 10" (on
-    uvslurm's value); None for other targets, or a value within rounding of the bound."""
+    """What "met?" must say for a target "≤ 1.2" + TIMES (on the ratio) or "< 100 ms", "≤ 10",
+    "= 0" (on uvslurm's value); None for other targets, or a value within rounding of the bound."""
     ratio = re.fullmatch(rf"([≤<]) ([\d.]+){TIMES}", row["target"])
-    plain = re.fullmatch(r"([≤<]) ([\d.]+)(?: ms)?", row["target"])
+    plain = re.fullmatch(r"([≤<=]) ([\d.]+)(?: ms)?", row["target"])
     m = ratio or plain
     if m is None:
         return None
     value = float(row["ratio"] if ratio else row["uvslurm"])
     bound = float(m.group(2))
+    if m.group(1) == "=":
+        return "yes" if value == bound else "**no**"
     if abs(value - bound) < 0.011:
         return None
     ok = value <= bound if m.group(1) == "≤" else value < bound
@@ -71,6 +73,8 @@ def test_the_verdict_follows_the_numbers() -> None:
     assert _verdict({**row, "ratio": "1.10"}) == "yes"
     assert _verdict({**row, "target": "< 100 ms", "uvslurm": "120"}) == "**no**"
     assert _verdict({**row, "target": "≤ 10", "uvslurm": "8"}) == "yes"
+    assert _verdict({**row, "target": "= 0", "uvslurm": "0"}) == "yes"
+    assert _verdict({**row, "target": "= 0", "uvslurm": "3"}) == "**no**"
     assert _verdict({**row, "target": f"1 build, ≤ 1.3{TIMES}"}) is None
 
 
@@ -112,3 +116,37 @@ def test_quick_run_writes_every_row_with_numbers(tmp_path: Path) -> None:
                 assert row["met?"] == expected, f"the verdict does not follow the numbers: {row}"
     assert "--quick --no-cluster" in section
     assert "array" not in " ".join(r["measure"] for r in rows)
+
+
+def test_nodestart_counts_writes_and_the_files_behind_descriptors(tmp_path: Path) -> None:
+    """benchmarks/nodestart.py reads `strace -y -e trace=%file,%desc`: a call on a descriptor
+    names the file behind it (its data names nothing), an at-call joins its directory and path,
+    and a write is a create attempt, a change or a removal, not a read."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks import nodestart
+
+    lines = [
+        '7 openat(AT_FDCWD</p>, "/c/CACHEDIR.TAG", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = -1 '
+        "EEXIST (File exists)",
+        '7 openat(AT_FDCWD</p>, "/c/i/x.msgpack", O_RDONLY|O_CLOEXEC) = 3</c/i/x.msgpack>',
+        '7 read(3</c/i/x.msgpack>, "/etc/passwd, O_WRONLY"..., 100) = 100',
+        '7 write(4</c/.tmp/y>, "/d/data", 7) = 7',
+        '7 rename("/c/.tmp/y", "/c/i/y") = 0',
+        '7 mkdir("/c", 0777) = -1 EEXIST (File exists)',
+        "7 flock(9</c/.lock>, LOCK_SH|LOCK_NB) = 0",
+        '8 newfstatat(5</d/p>, "k/bin/python", {st_mode=S_IFREG|0755, ...}, 0) = 0',
+        '8 read(6</d/.facts/h>, "cpu=a /b", 100) = 8',
+        "8 close(6</d/.facts/h>) = 0",
+        '8 openat(AT_FDCWD</p>, "/d/p/k.lock", O_WRONLY|O_CREAT|O_APPEND, 0666 <unfinished ...>',
+        "8 <... openat resumed>) = 6</d/p/k.lock>",
+    ]
+    trace = tmp_path / "trace"
+    trace.write_text("\n".join(lines) + "\n")
+    w = nodestart.writes(trace, Path("/c"))
+    assert (w.calls, w.locks) == (4, 1), w
+    assert w.paths == {"/c/CACHEDIR.TAG", "/c/.tmp/y", "/c/i/y", "/c"}
+    t = nodestart.count(trace, {"depot": Path("/d"), "uv cache": Path("/c")})
+    assert t.paths["depot"] == {"/d/p/k/bin/python", "/d/.facts/h", "/d/p/k.lock"}
+    assert t.calls["depot"] == 4
+    assert "/etc/passwd" not in t.paths["uv cache"] and len(t.paths["uv cache"]) == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -25,8 +26,9 @@ from conftest import (
     wait_for,
 )
 from uvslurm import depot as depot_mod
+from uvslurm import names
 from uvslurm.nodeenv import project_id
-from uvslurm.prolog import KEPT
+from uvslurm.prolog import KEPT, section_text
 
 
 def prolog(
@@ -84,6 +86,7 @@ def test_node_local_placement_then_warm(project: Path, tmp_path: Path) -> None:
     # the parallel copy is complete: same files, links and modes as the depot venv
     # node-local copies are named <project id>-<key>, the depot's <project id>/<key>
     assert venv.name == f"{project_id(str(project))}-{venv.name[-21:]}"
+    assert names.NODE_COPY.match(venv.name), "the grammar that pruning keeps to"
     depot_venv = depot / project_id(str(project)) / venv.name[-21:]
 
     def tree(root: Path) -> dict[str, tuple[int, str]]:
@@ -661,3 +664,195 @@ def test_the_node_step_of_a_job_of_several_nodes_gets_every_function_it_needs(
     last = ready(r.stderr)
     assert (last.state, last.venv) == ("placed", venv)
     assert venv.parent == local / f"uvslurm-{os.getuid()}" and (venv / ".uvslurm-ready").is_file()
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its mtime and size: what a write into it would change."""
+    return {str(p.relative_to(root)): (p.lstat().st_mtime_ns, p.lstat().st_size)
+            for p in root.rglob("*")}  # fmt: skip
+
+
+@pytest.mark.parametrize("image", ["none", "squashfs"])
+def test_placed_and_warm_runs_write_nothing_into_the_shared_uv_cache(
+    project: Path, tmp_path: Path, image: str
+) -> None:
+    """The run step's `uv run --no-sync` probes the interpreter of a venv path it has not seen
+    (a new node-local copy, every job's with a per-job TMPDIR; a mounted image's) and would store
+    that in uv's cache, on the shared filesystem: it gets a private cache beside the copy (none
+    for a mount) instead. The command still sees the user's UV_CACHE_DIR, so a `uv` it runs
+    uses the user's cache as before."""
+    if image == "squashfs" and not (shutil.which("mksquashfs") and _fuse_usable()):
+        pytest.skip("needs squashfs-tools and a FUSE this user can use")
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    built = prolog(project, depot, UVSLURM_IMAGE=image)
+    assert built.returncode == 0, built.stderr
+    # the shared cache as a node finds it: uv has run the depot venv from it before
+    shared = tmp_path / "shared-uv-cache"
+    env = prolog_env(project, depot, "run", UV_CACHE_DIR=str(shared), UVSLURM_IMAGE=image,
+                     UVSLURM_NODE_LOCAL=str(local))  # fmt: skip
+    subprocess.run(["uv", "run", "--no-sync", "python", "-c", "pass"], cwd=project, check=True,
+                   env={**env, "UV_PROJECT_ENVIRONMENT": built.stdout.strip()})  # fmt: skip
+    before = _listing(shared)
+    assert before, "uv wrote nothing into the cache: the premise of this test does not hold"
+    code = ("import os, subprocess; print(os.environ.get('UV_CACHE_DIR')); "
+            "print(subprocess.run(['uv', 'cache', 'dir'], capture_output=True, text=True,"
+            " check=True).stdout.strip())")  # fmt: skip
+    userdir = local / f"uvslurm-{os.getuid()}"
+    states = []
+    for fresh_disk in (True, False, True):  # placed, warm, placed again (a per-job TMPDIR)
+        if fresh_disk:
+            shutil.rmtree(userdir, ignore_errors=True)
+        r = subprocess.run(["bash", "-c", 'UVSLURM_CMD=(python -c "$1"); . "$2"', "_", code,
+                            str(PROLOG)], env=env, capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        states.append(ready_state(r.stderr))
+        assert r.stdout.split("\n")[:2] == [str(shared)] * 2, "the command's uv cache changed"
+        assert _listing(shared) == before, f"the {states[-1]} run wrote into the shared uv cache"
+    assert states == ["placed", "placed" if image == "squashfs" else "warm", "placed"]
+    if image == "none":
+        assert (userdir / ".uv-cache").is_dir(), "the probe went to the private cache"
+    else:
+        assert [p.name for p in userdir.iterdir()] == [], "a mount's run leaves nothing behind"
+
+
+def _old_copies(venv: Path, userdir: Path, ages_h: dict[str, float]) -> None:
+    """Node-local copies of `venv` in `userdir` named NAME, last used AGE hours ago."""
+    userdir.mkdir(parents=True, exist_ok=True)
+    userdir.chmod(0o700)
+    now = time.time()
+    for name, age in ages_h.items():
+        shutil.copytree(venv, userdir / name, symlinks=True)
+        used = userdir / name / ".uvslurm-used"
+        used.touch()
+        os.utime(used, (now - age * 3600, now - age * 3600))
+
+
+def test_placing_prunes_this_users_oldest_unused_node_local_copies(
+    project: Path, tmp_path: Path
+) -> None:
+    """`depot gc` cannot see node-local disks: placing a copy removes this user's older ones
+    (names <project id>-<key> only), oldest last use first, while more than 3 others are left;
+    never one a job holds, one another job is placing, or one used in the last hour."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    venv = Path(prolog(project, depot).stdout.strip())
+    userdir = local / f"uvslurm-{os.getuid()}"
+    pid = project_id(str(project))
+
+    def name(i: int) -> str:
+        return f"{pid}-{i:012x}-{i:08x}"
+
+    ages = {name(1): 96, name(2): 72, name(3): 48, name(4): 30, name(5): 20, name(6): 10,
+            name(7): 5, name(8): 0.5, name(9): 0.4, name(10): 0.3}  # fmt: skip
+    _old_copies(venv, userdir, ages)
+    # look-alikes, however old: not names uvslurm makes there, or not a directory of this user's
+    _old_copies(venv, userdir, {"notes": 100, f"{name(11)}.old": 100, "proj-123-abc": 100})
+    (userdir / f"a{name(12)}").mkdir()
+    (userdir / name(13)).symlink_to(userdir / "notes")
+    placing = os.open(userdir / f"{name(1)}.lock", os.O_RDWR | os.O_CREAT)
+    holding = os.open(userdir / name(2) / ".uvslurm-used", os.O_RDWR)
+    try:
+        fcntl.flock(placing, fcntl.LOCK_EX)
+        fcntl.flock(holding, fcntl.LOCK_SH)
+        r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    finally:
+        os.close(placing)
+        os.close(holding)
+    assert r.returncode == 0, r.stderr
+    assert ready_state(r.stderr) == "placed"
+    assert re.search(rf"^uvslurm: removed 5 node-local copies unused for an hour or more from "
+                     rf"{re.escape(str(userdir))} \(\d+ KB\) in \d+ ms$", r.stderr, re.M), r.stderr  # fmt: skip
+    left = {p.name for p in userdir.iterdir()}
+    assert {name(i) for i in (3, 4, 5, 6, 7)}.isdisjoint(left), left
+    # held, being placed, used within the hour (more than 3 are left: none of them may go)
+    assert {name(i) for i in (1, 2, 8, 9, 10)} <= left, left
+    assert {"notes", f"{name(11)}.old", "proj-123-abc", f"a{name(12)}", name(13)} <= left
+    assert Path(r.stdout.strip()).name in left
+    assert not [n for n in left if ".trash-" in n], left
+
+
+def test_pruning_makes_room_for_the_new_copy(project: Path, tmp_path: Path) -> None:
+    """A disk without room for the new copy (`df` says so): older copies go until it has,
+    though fewer than 4 would be left."""
+    depot, local, bin_dir = tmp_path / "depot", tmp_path / "local", tmp_path / "bin"
+    venv = Path(prolog(project, depot).stdout.strip())
+    userdir = local / f"uvslurm-{os.getuid()}"
+    pid = project_id(str(project))
+    ages = {f"{pid}-{i:012x}-{i:08x}": 10.0 + i for i in range(1, 5)}
+    _old_copies(venv, userdir, ages)
+    bin_dir.mkdir()
+    (bin_dir / "df").write_text(
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo 'tmpfs 100 100 0 100% /'\n"
+    )
+    (bin_dir / "df").chmod(0o755)
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local),
+               PATH=f"{bin_dir}:{os.environ['PATH']}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "removed 4 node-local copies" in r.stderr, r.stderr
+    assert [p.name for p in userdir.iterdir() if p.name in ages] == []
+    # and not one more than the count asks for when the disk has room
+    shutil.rmtree(userdir)
+    _old_copies(venv, userdir, ages)
+    r = prolog(project, depot, UVSLURM_NODE_LOCAL=str(local))
+    assert "removed 1 node-local copies" in r.stderr, r.stderr
+    assert sorted(p.name for p in userdir.iterdir() if p.name in ages) == sorted(ages)[:3]
+
+
+def test_a_warm_node_local_start_runs_no_program_but_the_hold(
+    project: Path, tmp_path: Path
+) -> None:
+    """The warm path from a node-local copy forks only the background `flock -s` that holds the
+    copy against other jobs' pruning, as the depot's warm path holds its venv against gc."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    assert ready_state(prolog(project, depot, UVSLURM_NODE_LOCAL=str(local)).stderr) == "cold"
+    progs = _programs_run(project, depot, tmp_path, UVSLURM_NODE_LOCAL=str(local))
+    assert progs == ["bash", "flock"], progs
+
+
+def test_a_job_running_from_a_node_local_copy_holds_it(project: Path, tmp_path: Path) -> None:
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    copy = Path(prolog(project, depot, UVSLURM_NODE_LOCAL=str(local)).stdout.strip())
+    stop = tmp_path / "stop"
+    code = f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"
+    job = subprocess.Popen(
+        ["bash", "-c", f"UVSLURM_CMD=(python -c {shlex.quote(code)}); . \"$1\"", "_", str(PROLOG)],
+        env=prolog_env(project, depot, UVSLURM_MODE="run", UVSLURM_NODE_LOCAL=str(local)),
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: depot_mod._locked(copy / ".uvslurm-used"), 30, "the job's hold on its copy"
+        )
+    finally:
+        stop.touch()
+        _, err = job.communicate(timeout=60)
+    assert job.returncode == 0, err
+    assert ready(err) == ready(err).__class__("warm", ready(err).ms, copy)
+
+
+def test_pruning_keeps_to_the_grammar_of_node_local_copies_in_names_py() -> None:
+    assert f"local name='{names.NODE_COPY.pattern[1:-1]}'" in section_text("place.sh")
+
+
+def test_a_script_with_inline_metadata_keeps_the_users_uv_cache(
+    project: Path, tmp_path: Path
+) -> None:
+    """uv runs a script with inline metadata (PEP 723) in an environment of its own, kept in
+    uv's cache, not in the project's venv: the run step leaves it in the user's cache (where a
+    run on the login node already made it), not in the private one beside a node-local copy."""
+    depot, local = tmp_path / "depot", tmp_path / "local"
+    local.mkdir()
+    assert prolog(project, depot).returncode == 0
+    script = project / "inline.py"
+    script.write_text('"""A job."""\n\n# /// script\n# dependencies = []\n# ///\n'
+                      "import sys\nprint(sys.prefix)\n")  # fmt: skip
+    cache = tmp_path / "user-uv-cache"
+    env = prolog_env(project, depot, "run", UV_CACHE_DIR=str(cache), UVSLURM_NODE_LOCAL=str(local))
+    r = subprocess.run(["bash", "-c", 'UVSLURM_CMD=("$1"); . "$2"', "_", str(script), str(PROLOG)],
+                       env=env, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert ready_state(r.stderr) == "placed"
+    assert Path(r.stdout.strip()).is_relative_to(cache), r.stdout

@@ -5,11 +5,13 @@ exactly as another process's would)."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -767,3 +769,182 @@ def test_leftovers_age_against_the_given_time(root: Path) -> None:
     os.utime(fact_7, (now - 7 * DAY, now - 7 * DAY))
     os.utime(fact_more, (now - 7 * DAY - 1, now - 7 * DAY - 1))
     assert [x.path for x in depot.leftovers(root, 7, now)] == [sync_more, fact_more]
+
+
+# --- projects gc cannot see, directories it cannot read, entries it cannot remove ----------
+
+
+def test_project_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    (work / "proj").mkdir(parents=True)
+    (work / "other").mkdir()
+    assert depot.project_state(str(work / "proj")) == ("present", "")
+    (work / "proj").rmdir()
+    # missing from a readable parent that holds something: deleted
+    assert depot.project_state(str(work / "proj")) == ("gone", "")
+    (work / "proj").write_text("a file is no project")
+    assert depot.project_state(str(work / "proj")) == ("gone", "")
+    # the parent is missing too, or empty: perhaps a filesystem that is not mounted here
+    assert depot.project_state(str(tmp_path / "mnt" / "work" / "proj")) == (
+        "unseen", f"{tmp_path / 'mnt' / 'work'} is missing too (a filesystem not mounted here?)",
+    )  # fmt: skip
+    (tmp_path / "mnt").mkdir()
+    assert depot.project_state(str(tmp_path / "mnt" / "proj")) == (
+        "unseen", f"{tmp_path / 'mnt'} is empty (a filesystem not mounted here?)",
+    )  # fmt: skip
+    # a link to such a place
+    (work / "linked").symlink_to(tmp_path / "mnt" / "proj")
+    assert depot.project_state(str(work / "linked"))[0] == "unseen"
+    # a parent it may not read, a path it may not look at
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: Any) -> Any:
+        if str(path) == str(work):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def stat_(path: Any, *a: Any, **k: Any) -> Any:
+        if str(path) == str(work / "hidden"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *a, **k)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat_)
+    assert depot.project_state(str(work / "gone")) == (
+        "unseen", f"cannot read {work} (Permission denied)",
+    )  # fmt: skip
+    assert depot.project_state(str(work / "hidden")) == (
+        "unseen", "cannot look at it (Permission denied)",
+    )  # fmt: skip
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, *dirs: Path) -> None:
+    """Listing these directories fails as it does for a directory of mode 000 (tests run as
+    root here, whom no mode stops)."""
+    real = Path.iterdir
+
+    def iterdir(self: Path) -> Iterator[Path]:
+        if self in dirs:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+
+
+def test_gc_keeps_the_venvs_of_a_project_it_cannot_see(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A project on a filesystem that is not mounted where gc runs is no deleted project: its
+    venvs stay (unless unused for --older-than days); one truly deleted goes."""
+    from uvslurm.commands import depot as depot_cmd
+
+    mount = tmp_path / "gpfs"
+    mount.mkdir()  # the mount point, empty: the filesystem is not mounted here
+    unmounted = make_venv(root, str(mount / "alice" / "proj"))
+    (tmp_path / "home" / "keep").mkdir(parents=True)
+    deleted = make_venv(root, str(tmp_path / "home" / "proj"))
+    assert depot_cmd.gc_cmd(root, 30, dry_run=False) == 0
+    out, err = capsys.readouterr()
+    assert unmounted.exists()
+    assert not deleted.exists()
+    assert (
+        f"cannot see the project {mount / 'alice' / 'proj'} ({mount / 'alice'} is missing "
+        "too (a filesystem not mounted here?)); its venvs are not removed as gone" in err
+    )
+    assert out.endswith("(1 removed; 1 projects it could not see were not taken for gone)\n"), out
+    # unused for long enough, it goes like any other
+    for name in (depot.MARKER, "pyvenv.cfg", "."):
+        _age(unmounted / name, 40)
+    assert depot_cmd.gc_cmd(root, 30, dry_run=False) == 0
+    assert not unmounted.exists()
+
+
+def test_gc_goes_on_past_directories_it_cannot_read(
+    root: Path, proj: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """One unreadable directory (a project directory, a rebuilt wheel's package directory,
+    the machine facts) is reported and skipped; gc still cleans the rest of the depot."""
+    from uvslurm.commands import depot as depot_cmd
+
+    old = make_venv(root, proj)
+    for name in (depot.MARKER, "pyvenv.cfg", "."):
+        _age(old / name, 40)
+    other = make_venv(root, str(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    wheels = root / ".wheels" / "mpi4py-4.0"
+    (wheels / "0123456789ab").mkdir(parents=True)
+    (root / ".facts").mkdir()
+    _unreadable(monkeypatch, other.parent, wheels, root / ".facts")
+    assert depot_cmd.gc_cmd(root, 30, dry_run=False) == 0
+    out, err = capsys.readouterr()
+    assert not old.exists() and other.exists()
+    for d in (other.parent, wheels, root / ".facts"):
+        assert err.count(f"skipped {d}: cannot read it (Permission denied)") == 1, err
+    assert out.endswith("(1 removed; skipped 3 directories it could not read)\n"), out
+
+
+def test_gc_reports_an_entry_it_cannot_remove_and_goes_on(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from uvslurm.commands import depot as depot_cmd
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    stuck, old = make_venv(root, str(tmp_path / "a")), make_venv(root, str(tmp_path / "b"))
+    for venv in (stuck, old):
+        for name in (depot.MARKER, "pyvenv.cfg", "."):
+            _age(venv / name, 40)
+    real = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        if Path(src) == stuck:
+            raise PermissionError(13, "Permission denied", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    assert depot_cmd.gc_cmd(root, 30, dry_run=False) == 0
+    out, err = capsys.readouterr()
+    assert stuck.exists() and not old.exists()
+    assert f"kept {stuck}: cannot remove it (Permission denied)" in err
+    assert out.endswith("(1 removed; kept 1 it could not remove)\n"), out
+
+
+def test_list_shows_a_project_it_cannot_see_and_goes_on_past_what_it_cannot_read(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from uvslurm.commands import depot as depot_cmd
+
+    (tmp_path / "gpfs").mkdir()
+    make_venv(root, str(tmp_path / "gpfs" / "proj"))
+    (tmp_path / "home" / "x").mkdir(parents=True)
+    make_venv(root, str(tmp_path / "home" / "proj"))
+    hidden = make_venv(root, str(tmp_path / "hidden")).parent
+    _unreadable(monkeypatch, hidden)
+    monkeypatch.setenv("COLUMNS", "300")
+    assert depot_cmd.list_cmd(root, as_json=False) == 0
+    out, err = capsys.readouterr()
+    assert f"skipped {hidden}: cannot read it (Permission denied)" in err
+    assert "proj (not visible here)" in out and "proj (gone)" in out, out
+    assert depot_cmd.list_cmd(root, as_json=True) == 0
+    states = {r["project"]: r["project_state"] for r in json.loads(capsys.readouterr().out)}
+    assert states == {str(tmp_path / "gpfs" / "proj"): "unseen",
+                      str(tmp_path / "home" / "proj"): "gone"}  # fmt: skip
+
+
+def test_rm_of_a_project_directory_it_cannot_read_says_so(
+    root: Path, proj: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from uvslurm.commands import depot as depot_cmd
+    from uvslurm.context import Context
+
+    pdir = make_venv(root, proj).parent
+    _unreadable(monkeypatch, pdir)
+    assert depot_cmd.rm_cmd(root, pdir.name, Context(tmp_path)) == 1
+    out, err = capsys.readouterr()
+    assert f"skipped {pdir}: cannot read it (Permission denied)" in err
+    assert out == f"could not remove all of {pdir.name} from {root} (see above)\n"
+    assert pdir.exists()

@@ -53,11 +53,64 @@ class Venv:
         return bool(self.project) and Path(self.project).is_dir()
 
     @property
+    def project_state(self) -> tuple[str, str]:
+        """project_state() of the venv's project: ("", "") when the marker names none."""
+        return project_state(self.project) if self.project else ("", "")
+
+    @property
     def lock(self) -> Path:
         """The lock a builder holds: the prolog's key lock, or uv's own in an interactive venv."""
         if self.kind == "interactive":
             return self.path / UV_LOCK
         return self.path.parent / f"{self.path.name}.lock"
+
+
+def project_state(project: str) -> tuple[str, str]:
+    """("present" | "gone" | "unseen", why unseen): is the project directory still there? It is
+    gone only when it is missing from a parent directory that this user can read and that holds
+    something: a missing or empty parent may be a mount point whose filesystem is not mounted
+    here (gc must not take a project on an unmounted filesystem for a deleted one), and an
+    unreadable one tells nothing. A path that is no longer a directory is gone too."""
+    try:
+        st = os.stat(project)
+    except FileNotFoundError:
+        if os.path.islink(project):
+            return "unseen", "it is a symbolic link to what cannot be seen here"
+    except OSError as e:
+        return "unseen", f"cannot look at it ({e.strerror or e})"
+    else:
+        return ("present", "") if stat.S_ISDIR(st.st_mode) else ("gone", "")
+    parent = os.path.dirname(project.rstrip("/")) or "/"
+    try:
+        with os.scandir(parent) as entries:
+            empty = next(entries, None) is None
+    except FileNotFoundError:
+        return "unseen", f"{parent} is missing too (a filesystem not mounted here?)"
+    except OSError as e:
+        return "unseen", f"cannot read {parent} ({e.strerror or e})"
+    if empty:
+        return "unseen", f"{parent} is empty (a filesystem not mounted here?)"
+    return "gone", ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A directory of the depot that could not be read: left alone, and reported."""
+
+    path: Path
+    why: str
+
+
+def _entries(d: Path, problems: list[Problem] | None) -> list[Path]:
+    """The entries of directory `d`, sorted. One that cannot be read has none: it goes into
+    `problems` (raised when there is no such list), so that the rest of the depot is still seen."""
+    try:
+        return sorted(d.iterdir())
+    except OSError as e:
+        if problems is None:
+            raise
+        problems.append(Problem(d, f"cannot read it ({e.strerror or e})"))
+        return []
 
 
 @dataclass(frozen=True)
@@ -131,20 +184,21 @@ def _ours(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
 
 
-def _project_dirs(root: Path) -> list[Path]:
+def _project_dirs(root: Path, problems: list[Problem] | None = None) -> list[Path]:
     """The project directories of the depot: names of its grammar only."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if names.PROJECT_DIR.match(p.name) and _ours(p))
+    return [p for p in _entries(root, problems) if names.PROJECT_DIR.match(p.name) and _ours(p)]
 
 
-def venvs(root: Path) -> Iterator[Venv]:
-    """Every venv of the depot: job and interactive ones, and directories left incomplete."""
-    for pdir in _project_dirs(root):
-        entries = sorted(
-            p for p in pdir.iterdir()
+def venvs(root: Path, problems: list[Problem] | None = None) -> Iterator[Venv]:
+    """Every venv of the depot: job and interactive ones, and directories left incomplete
+    (a project directory that cannot be read goes into `problems`)."""
+    for pdir in _project_dirs(root, problems):
+        entries = [
+            p for p in _entries(pdir, problems)
             if (names.JOB_VENV.match(p.name) or names.SHELL_VENV.match(p.name)) and _ours(p)
-        )  # fmt: skip
+        ]  # fmt: skip
         markers = {e: read_marker(e) for e in entries if not e.name.startswith("shell-")}
         # an interactive venv has no marker: a job venv of the same project names the project
         known = next((m.project for m in markers.values() if m and m.project), "")
@@ -281,35 +335,48 @@ class Leftover:
     lock: Path | None = None  # held by a live owner; the leftover goes only when it is free
 
 
-def leftovers(root: Path, older_than_days: float, now: float | None = None) -> list[Leftover]:
+def _age(path: Path, now: float) -> float:
+    """Seconds since `path` last changed (0 when it cannot be seen: nothing is old then)."""
+    try:
+        return now - path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def leftovers(
+    root: Path,
+    older_than_days: float,
+    now: float | None = None,
+    problems: list[Problem] | None = None,
+) -> list[Leftover]:
     """What killed builders, placers and prefetches left, and what nothing will use again:
     build and trash directories, lock files without a venv, stale machine facts, temporary
-    prefetch venvs."""
+    prefetch venvs (a directory that cannot be read goes into `problems`)."""
     now = time.time() if now is None else now
     out: list[Leftover] = []
-    for pdir in _project_dirs(root):
-        out += _project_leftovers(pdir)
+    for pdir in _project_dirs(root, problems):
+        out += _project_leftovers(pdir, problems)
     for wheels in sorted((root / ".wheels").glob("*")) if (root / ".wheels").is_dir() else []:
         if not (names.WHEEL_PKG.match(wheels.name) and _ours(wheels)):
             continue
-        for p in sorted(wheels.iterdir()):
+        for p in _entries(wheels, problems):
             m = names.WHEEL_BUILD.match(p.name)
             if m:
                 lock = wheels / f"{m['key']}.lock"
                 out.append(Leftover(p, "a killed wheel build", lock))
     for p in sorted((root / ".prefetch").glob("sync-*")) if (root / ".prefetch").is_dir() else []:
-        if now - p.lstat().st_mtime > DAY:
+        if _age(p, now) > DAY:
             out.append(Leftover(p, "a killed prefetch"))
     facts = root / ".facts"
-    for p in sorted(facts.iterdir()) if facts.is_dir() else []:
-        if now - p.lstat().st_mtime > older_than_days * DAY:
+    for p in _entries(facts, problems) if facts.is_dir() else []:
+        if _age(p, now) > older_than_days * DAY:
             out.append(Leftover(p, f"machine facts unused for {older_than_days:g} days"))
     return out
 
 
-def _project_leftovers(pdir: Path) -> list[Leftover]:
+def _project_leftovers(pdir: Path, problems: list[Problem] | None = None) -> list[Leftover]:
     out: list[Leftover] = []
-    present = {p.name for p in pdir.iterdir()}
+    present = {p.name for p in _entries(pdir, problems)}
     for name in sorted(present):
         path = pdir / name
         if m := _BUILD.match(name):
@@ -364,13 +431,18 @@ class WheelDir:
         return self.path.parent / f"{self.path.name}.lock"
 
 
-def wheel_dirs(root: Path) -> Iterator[WheelDir]:
-    """Every rebuilt wheel, with when a build last used it."""
+def wheel_dirs(root: Path, problems: list[Problem] | None = None) -> Iterator[WheelDir]:
+    """Every rebuilt wheel, with when a build last used it (a directory that cannot be read
+    goes into `problems`)."""
     base = root / ".wheels"
     if not base.is_dir():
         return
-    for pkg in sorted(p for p in base.iterdir() if names.WHEEL_PKG.match(p.name) and _ours(p)):
-        for fp in sorted(p for p in pkg.iterdir() if names.FINGERPRINT.match(p.name) and _ours(p)):
+    for pkg in _entries(base, problems):
+        if not (names.WHEEL_PKG.match(pkg.name) and _ours(pkg)):
+            continue
+        for fp in _entries(pkg, problems):
+            if not (names.FINGERPRINT.match(fp.name) and _ours(fp)):
+                continue
             stamp = _mtime_ns(fp / USED) or _mtime_ns(fp) or 0
             yield WheelDir(fp, stamp / 1e9)
 

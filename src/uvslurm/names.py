@@ -27,6 +27,9 @@ WHEEL_PKG = re.compile(r"^[A-Za-z0-9._+!-]+$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
 WHEEL_BUILD = re.compile(r"^\.(?P<key>[0-9a-f]{12})\.build-.+$")
 WHEEL_LOCK = re.compile(r"^(?P<key>[0-9a-f]{12})\.lock$")
+# a node-local copy of a job venv, <node-local>/uvslurm-<uid>/<project id>-<key>: the prolog
+# prunes (place.sh) only names of this grammar
+NODE_COPY = re.compile(rf"^[A-Za-z0-9._-]{{0,40}}-[0-9a-f]{{10}}-{KEY}$")
 # what the depot's top level may hold besides project directories
 TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch", ".sources"})
 

@@ -58,6 +58,36 @@ def ensure_lock(uv: str, project: Project, locked: bool) -> None:
         raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
 
 
+# the first field of a prefetch stamp; the cache files it records follow, each after a NUL
+STAMP_HEADER = "uvslurm prefetch stamp 1"
+
+
+def cache_files(venv: Path) -> list[str]:
+    """The files of uv's cache that a venv synced with `--link-mode symlink` links to, one per
+    installed distribution (its METADATA): what `uv cache clean` (all, or a package) and
+    `uv cache prune --ci` remove."""
+    found = []
+    for meta in sorted(venv.glob("lib/python*/site-packages/*.dist-info/METADATA")):
+        if meta.is_symlink():
+            found.append(os.path.normpath(meta.parent / os.readlink(meta)))
+    return found
+
+
+def stamp_text(files: Sequence[str]) -> str:
+    return "\0".join([STAMP_HEADER, *files])
+
+
+def stamp_holds(stamp: Path) -> bool:
+    """Does uv's cache still hold what the prefetch that wrote `stamp` put there? Every cache
+    file it records must still be there (a few stats). A stamp of an older uvslurm (empty) or
+    one cut short is not believed: the prefetch runs again and writes a new one."""
+    try:
+        fields = stamp.read_text(errors="surrogateescape").split("\0")
+    except OSError:
+        return False
+    return fields[0] == STAMP_HEADER and all(os.path.exists(f) for f in fields[1:])
+
+
 def prefetch(
     uv: str,
     project: Project,
@@ -68,8 +98,10 @@ def prefetch(
 ) -> None:
     """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
     builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
-    symlinks into the cache does it at little cost; a stamp skips it next time. `lock` is
-    uv.lock's content."""
+    symlinks into the cache does it at little cost; a stamp skips it next time, as long as the
+    cache still holds the files the venv linked to (`uv cache clean` removes them; a stamp
+    trusted after that would send the nodes' offline syncs into a gap). `lock` is uv.lock's
+    content."""
     lock_hash = hashlib.sha256(lock).hexdigest()
     cache_dir = os.environ.get("UV_CACHE_DIR", "")
     # `skip`: rebuild packages, built on the node under its modules (the login node may lack them)
@@ -77,17 +109,21 @@ def prefetch(
     stamp_key = "\0".join([str(project.root), lock_hash, *sync_args, *skip_args, uv, cache_dir])
     stamps = depot / ".prefetch"
     stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
-    if stamp.exists():
+    if stamp_holds(stamp):
         return
     paths.ensure_depot(depot)
     stamps.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
     try:
+        venv = Path(tmp, "venv")
         proc.run(
             [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
              str(project.root), *sync_args, *skip_args],
-            env=_uv_env(UV_PROJECT_ENVIRONMENT=os.path.join(tmp, "venv")),
+            env=_uv_env(UV_PROJECT_ENVIRONMENT=str(venv)),
         )  # fmt: skip
+        # written whole, then renamed into place: a stamp is either complete or absent
+        Path(tmp, "stamp").write_text(stamp_text(cache_files(venv)), errors="surrogateescape")
+        os.replace(Path(tmp, "stamp"), stamp)
     except proc.CommandFailed as e:
         raise UvslurmError(
             f"uv could not fetch what the job needs: {e.last_line}",
@@ -95,4 +131,3 @@ def prefetch(
         ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    stamp.touch()

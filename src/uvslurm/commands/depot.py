@@ -60,14 +60,15 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
 
 
-def rows(root: Path) -> list[dict[str, Any]]:
+def rows(root: Path, problems: list[depot.Problem] | None = None) -> list[dict[str, Any]]:
     now = time.time()
     out: list[dict[str, Any]] = []
-    for v in depot.venvs(root):
+    for v in depot.venvs(root, problems):
         size, inodes = depot.usage(v.path)
         out.append({
             "path": str(v.path), "project_dir": v.path.parent.name, "key": v.key, "kind": v.kind,
             "project": v.project or None, "project_exists": v.project_exists if v.project else None,
+            "project_state": v.project_state[0] or None,
             "fingerprint": v.key.split("-")[0] if v.kind == "job" else v.key.removeprefix("shell-"),
             "summary": summary(v.components), "components": v.components, "built_on": v.built_on,
             "size_bytes": size, "size_kb_at_build": v.size_kb, "inodes": inodes,
@@ -77,9 +78,21 @@ def rows(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _unreadable(problems: list[depot.Problem]) -> list[depot.Problem]:
+    """Each directory that could not be read, once (in the order they were met), reported."""
+    seen: dict[Path, depot.Problem] = {}
+    for p in problems:
+        seen.setdefault(p.path, p)
+    for p in seen.values():
+        output.warn(f"skipped {p.path}: {p.why}")
+    return list(seen.values())
+
+
 def list_cmd(root: Path, as_json: bool) -> int:
-    found = rows(root)
-    leftovers = depot.leftovers(root, float("inf")) if root.is_dir() else []
+    problems: list[depot.Problem] = []
+    found = rows(root, problems)
+    leftovers = depot.leftovers(root, float("inf"), problems=problems) if root.is_dir() else []
+    _unreadable(problems)
     if as_json:
         output.json(found)
         return 0
@@ -92,8 +105,10 @@ def list_cmd(root: Path, as_json: bool) -> int:
     table: list[list[output.Cell]] = []
     for r in found:
         project: list[output.Part] = [r["project"] or f"? ({r['project_dir']})"]
-        if r["project"] and not r["project_exists"]:
+        if r["project_state"] == "gone":
             project += [" ", ("(gone)", "red")]
+        elif r["project_state"] == "unseen":
+            project += [" ", ("(not visible here)", "yellow")]
         used: list[output.Part] = [r["last_used_ago"]]
         if r["in_use"]:
             used += [" ", ("(in use)", "bold")]
@@ -114,7 +129,8 @@ class _Report:
     dry_run: bool
     freed: int = 0
     removed: int = 0
-    skipped: int = 0
+    skipped: int = 0  # held by jobs
+    failed: int = 0  # could not be removed (an error of the filesystem, a permission)
 
     def done(self, path: Path, why: str, size: int) -> None:
         verb = "would remove" if self.dry_run else "removed"
@@ -126,6 +142,30 @@ class _Report:
         output.warn(f"kept {path}: {why}")
         self.skipped += 1
 
+    def fail(self, path: Path, why: str) -> None:
+        output.warn(f"kept {path}: {why}")
+        self.failed += 1
+
+    def summary(self, unreadable: int, unseen: int) -> str:
+        verb = "would free" if self.dry_run else "freed"
+        parts = [f"{self.removed} removed"]
+        if self.skipped:
+            parts.append(f"kept {self.skipped} in use")
+        if self.failed:
+            parts.append(f"kept {self.failed} it could not remove")
+        if unreadable:
+            parts.append(f"skipped {unreadable} directories it could not read")
+        if unseen:
+            parts.append(f"{unseen} projects it could not see were not taken for gone")
+        return f"{verb} {_mb(self.freed)} ({'; '.join(parts)})"
+
+
+def _size(path: Path) -> int:
+    try:
+        return depot.usage(path)[0] if path.is_dir() else 0
+    except OSError:
+        return 0
+
 
 def _remove(
     path: Path,
@@ -135,7 +175,7 @@ def _remove(
     remove: Callable[[], None],
 ) -> None:
     """Remove one thing (with --dry-run: say whether it would go) and report what happened."""
-    size, _ = depot.usage(path) if path.is_dir() else (0, 1)
+    size = _size(path)
     try:
         if not report.dry_run:
             remove()
@@ -144,7 +184,7 @@ def _remove(
     except depot.Busy as e:
         report.skip(path, e.why)
     except OSError as e:
-        report.skip(path, f"cannot remove it ({e.strerror})")
+        report.fail(path, f"cannot remove it ({e.strerror or e})")
     else:
         report.done(path, why, size)
 
@@ -172,28 +212,37 @@ def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
         return 0
     now, limit = time.time(), older_than_days * depot.DAY
     report = _Report(dry_run)
+    problems: list[depot.Problem] = []
     gone_projects: set[Path] = set()
-    for v in list(depot.venvs(root)):
+    # a project is looked at once; one gc cannot see (an unmounted filesystem, a directory it
+    # may not read) is not taken for deleted: its venvs go only by age (depot.project_state)
+    states: dict[str, tuple[str, str]] = {}
+    for v in list(depot.venvs(root, problems)):
         idle = (now - v.last_used) / depot.DAY
-        if v.project and not v.project_exists:
+        if v.project and v.project not in states:
+            states[v.project] = v.project_state
+            if states[v.project][0] == "unseen":
+                output.warn(f"cannot see the project {v.project} ({states[v.project][1]}); "
+                            "its venvs are not removed as gone")  # fmt: skip
+        if v.project and states[v.project][0] == "gone":
             gone_projects.add(v.path.parent)
             _remove_venv(v, f"its project {v.project} is gone", report)
         elif now - v.last_used > limit:
             _remove_venv(v, f"unused for {idle:.0f} days", report)
         elif v.kind == "incomplete":
             _remove_venv(v, "a venv directory without its ready marker", report)
-    for w in list(depot.wheel_dirs(root)):
+    for w in list(depot.wheel_dirs(root, problems)):
         if now - w.last_used > limit:
             why = f"rebuilt wheel unused for {(now - w.last_used) / depot.DAY:.0f} days"
             _remove_wheel(w, why, report)
-    for item in depot.leftovers(root, older_than_days, now):
+    for item in depot.leftovers(root, older_than_days, now, problems):
         _remove_leftover(item, report)
     if not dry_run:
         for pdir in sorted(gone_projects):
             depot.remove_project_dir(pdir)
-    verb = "would free" if dry_run else "freed"
-    kept = f"; kept {report.skipped} in use" if report.skipped else ""
-    print(f"{verb} {_mb(report.freed)} ({report.removed} removed{kept})")
+    unreadable = _unreadable(problems)
+    unseen = sum(state == "unseen" for state, _ in states.values())
+    print(report.summary(len(unreadable), unseen))
     return 0
 
 
@@ -217,13 +266,20 @@ def rm_cmd(root: Path, project: str | None, ctx: Context) -> int:
         print(f"no venvs of {path} in {root}")
         return 0
     report = _Report(dry_run=False)
-    for v in [v for v in depot.venvs(root) if v.path.parent == pdir]:
+    problems: list[depot.Problem] = []
+    for v in [v for v in depot.venvs(root, problems) if v.path.parent == pdir]:
         _remove_venv(v, "", report)
-    for item in depot.leftovers(root, float("inf")):
+    for item in depot.leftovers(root, float("inf"), problems=problems):
         if item.path.parent == pdir:
             _remove_leftover(item, report)
+    unreadable = _unreadable(
+        [p for p in problems if p.path in (root, pdir) or p.path.parent == pdir]
+    )
     if report.skipped:
         print(f"kept {report.skipped} venvs of {path} that jobs hold (run it again when they end)")
+        return 1
+    if report.failed or unreadable:
+        print(f"could not remove all of {path} from {root} (see above)")
         return 1
     depot.remove_project_dir(pdir)
     print(f"removed the venvs of {path} ({_mb(report.freed)})")

@@ -44,6 +44,7 @@ _uvslurm_venv=""    # the venv the command runs from (main, place, spread)
 _uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
 _uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
 _uvslurm_usefd=""   # the descriptor that holds the depot venv for as long as the job runs
+_uvslurm_copyfd=""  # the one that holds its node-local copy (place: _uvslurm_holdcopy)
 _uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
 _uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps, several nodes)
 

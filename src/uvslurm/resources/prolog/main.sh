@@ -45,8 +45,9 @@ _uvslurm_main() {
   # warm: a ready venv where the command would run from
   for base in "${bases[@]}"; do
     [ -n "$base" ] || continue
+    # held (_uvslurm_holdcopy) against other jobs' pruning of node-local copies
     if _uvslurm_owned "$base/uvslurm-$UID" &&
-      _uvslurm_ready "$base/uvslurm-$UID/$_uvslurm_lkey"; then
+      _uvslurm_holdcopy "$base/uvslurm-$UID/$_uvslurm_lkey"; then
       _uvslurm_venv="$base/uvslurm-$UID/$_uvslurm_lkey"
       break
     fi
@@ -80,11 +81,25 @@ _uvslurm_main() {
 # _uvslurm_exec: run mode: the command through `uv run --no-sync` with this venv, as the job's
 # process; this shell stays only to unmount a mounted image when the command ends
 _uvslurm_exec() {
-  local rc child sig
-  local -a run dfl
+  local rc child sig c
+  local -a run dfl cache=()
   unset VIRTUAL_ENV
+  # uv's interpreter probe of a node-local venv is kept in a private cache beside it, not in the
+  # user's shared one, where the path of every new copy would be written (a mounted image's path
+  # is new in every job: no cache at all). --cache-dir and --no-cache do not reach the command:
+  # it sees the user's UV_CACHE_DIR as it was (docs/design.md, "uv's cache on compute nodes").
+  # A script with inline metadata (PEP 723) runs in uv's environment for it, in the user's cache.
   # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-  run=("$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
+  if [[ ${UVSLURM_CMD[0]:-} == *.py ]] && [ -f "${UVSLURM_CMD[0]}" ] &&
+    { read -r -d '' c <"${UVSLURM_CMD[0]}"; [[ $'\n'$c == *$'\n# /// script\n'* ]]; }; then
+    :
+  elif [ -n "${_uvslurm_mnt:-}" ]; then
+    cache=(--no-cache)
+  elif [[ $_uvslurm_venv != "$_uvslurm_pdir"/* ]]; then
+    c=${_uvslurm_venv%/*}/.uv-cache
+    if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
+  fi
+  run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
   [ -n "${_uvslurm_mnt:-}" ] || exec "${run[@]}"
   # A mounted image: this shell stays, to unmount it when the command ends.
   if [ -t 0 ]; then

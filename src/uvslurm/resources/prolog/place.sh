@@ -107,6 +107,90 @@ _uvslurm_unstale() {
   done
 }
 
+# _uvslurm_holdcopy COPY: hold a ready node-local copy as _uvslurm_hold holds a depot venv (its
+# last use recorded, a shared flock for as long as the job runs), so that another job's pruning
+# leaves it alone; the descriptor goes into _uvslurm_copyfd. False when COPY is not ready.
+_uvslurm_holdcopy() {
+  local depotfd=${_uvslurm_usefd:-} rc=0
+  _uvslurm_usefd=""
+  _uvslurm_hold "$1" || rc=1
+  _uvslurm_copyfd=$_uvslurm_usefd
+  _uvslurm_usefd=$depotfd
+  return "$rc"
+}
+
+# _uvslurm_rmcopy COPY: remove a node-local copy unless a job holds it or is placing it, or began
+# using it while this looked (a hold records the use before its flock is taken)
+_uvslurm_rmcopy() {
+  local c=$1 lfd ufd="" trash="${1%/*}/.${1##*/}.trash-$$" before after rc=1
+  exec {lfd}>>"$c.lock" || return 1
+  if flock -n "$lfd" 2>/dev/null; then
+    before=$(stat -c %y "$c/.uvslurm-used" 2>/dev/null)
+    if { [ -z "$before" ] || { exec {ufd}<>"$c/.uvslurm-used" && flock -n "$ufd"; }; } &&
+      mv -T "$c" "$trash"; then
+      after=$(stat -c %y "$trash/.uvslurm-used" 2>/dev/null)
+      if [ "$after" = "$before" ]; then
+        rc=0
+        rm -f "$c.lock" # while held: a waiter re-checks the file it locked (_uvslurm_lock)
+      else
+        mv -T "$trash" "$c"
+      fi
+    fi
+  fi
+  [ -n "$ufd" ] && exec {ufd}>&-
+  exec {lfd}>&-
+  [ "$rc" = 0 ] && rm -rf "$trash"
+  return "$rc"
+} 2>/dev/null
+
+# _uvslurm_prune UD NEED_KB: node-local disks are out of `uvslurm depot gc`'s sight, so before a
+# copy is placed in UD (this user's node-local directory) this removes this user's older copies
+# there (names <project id>-<key> only), oldest last use first, while more than 3 others are left
+# or the disk has less free than NEED_KB + 10 %. Never a copy that a job holds or is placing, nor
+# one used in the last hour (a hold's flock is taken in the background, and the other nodes of a
+# job of several nodes do not hold theirs while it runs).
+_uvslurm_prune() {
+  local ud=$1 need=$2 keep=3 grace=3600 t c m n df avail="" i line k v size gone=0 freed=0
+  # a copy's name, <project id>-<key> (names.NODE_COPY)
+  local name='[A-Za-z0-9._-]{0,40}-[0-9a-f]{10}-[0-9a-f]{12}-[0-9a-f]{8}'
+  local -a found=() old=()
+  t=${EPOCHREALTIME/[.,]/}
+  for c in "$ud"/.*.trash-*; do
+    # what a killed pruner was removing (a live one's pid still runs)
+    [[ ${c##*/} =~ ^\.$name\.trash-([0-9]+)$ ]] && ! kill -0 "${BASH_REMATCH[1]}" 2>/dev/null &&
+      _uvslurm_owned "$c" && rm -rf "$c"
+  done
+  for c in "$ud"/*; do
+    [[ ${c##*/} =~ ^$name$ ]] && [ "${c##*/}" != "$_uvslurm_lkey" ] && _uvslurm_owned "$c" ||
+      continue
+    if [ -e "$c/.uvslurm-used" ]; then found+=("$c/.uvslurm-used"); else found+=("$c"); fi
+  done
+  n=${#found[@]}
+  [ "$n" -gt 0 ] || return 0
+  # last uses (epoch seconds), oldest first; and the free space
+  while read -r m c; do
+    i=${#old[@]}
+    while ((i > 0)) && ((${old[i - 1]%% *} > m)); do old[i]=${old[i - 1]}; i=$((i - 1)); done
+    old[i]="$m ${c%/.uvslurm-used}"
+  done < <(stat -c '%Y %n' -- "${found[@]}" 2>/dev/null)
+  df=$(df -Pk "$ud" 2>/dev/null) && read -r _ _ _ avail _ <<<"${df##*$'\n'}"
+  for line in "${old[@]}"; do
+    m=${line%% *} c=${line#* }
+    if ((n <= keep)) && { [ -z "$avail" ] || ((avail >= need + need / 10 + 1024)); }; then break; fi
+    ((EPOCHSECONDS - m >= grace)) || break
+    size=0
+    while IFS='=' read -r k v; do [ "$k" = size_kb ] && size=$v && break; done <"$c/.uvslurm-ready"
+    _uvslurm_rmcopy "$c" || continue
+    n=$((n - 1)) gone=$((gone + 1)) freed=$((freed + ${size:-0}))
+    [ -n "$avail" ] && avail=$((avail + ${size:-0}))
+  done 2>/dev/null
+  if [ "$gone" -gt 0 ]; then
+    _uvslurm_since t "$t"
+    _uvslurm_log "removed $gone node-local copies unused for an hour or more from $ud" \
+      "(${freed} KB) in $t ms"
+  fi
+}
+
 _uvslurm_unpack() {
   local -
   set -o pipefail
@@ -138,10 +222,11 @@ _uvslurm_place() {
     _uvslurm_log "warning: cannot lock $dst.lock (flock does not work on $base); using the depot"
     return 1
   }
-  if _uvslurm_ready "$dst"; then _uvslurm_unlock; _uvslurm_venv=$dst; return 0; fi
+  if _uvslurm_holdcopy "$dst"; then _uvslurm_unlock; _uvslurm_venv=$dst; return 0; fi
   t=${EPOCHREALTIME/[.,]/}
   need="" avail=""
   while IFS='=' read -r k v; do [ "$k" = size_kb ] && need=$v && break; done <"$src/.uvslurm-ready"
+  _uvslurm_prune "$ud" "${need:-0}"
   # a big venv is not copied onto a disk without room for it; a small one just tries (a failed
   # copy falls back to the depot as well)
   if [ "${need:-0}" -ge 100000 ]; then
@@ -171,6 +256,8 @@ _uvslurm_place() {
       "using the depot"
     return 1
   fi
+  # held before others may look: their pruning leaves a copy in use alone
+  _uvslurm_holdcopy "$dst"
   _uvslurm_unlock
   _uvslurm_since t "$t"
   _uvslurm_log "placed on node-local $dst${img:+ from the image} in $t ms"
