@@ -10,6 +10,8 @@
 # same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
 #   UVSLURM_PROJECT     absolute project directory (pyproject.toml, uv.lock)
 #   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
+#   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
+#                       uv.lock this node sees, with a warning when that one differs
 #   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
 #   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
 #   UVSLURM_NODE_LOCAL  auto | never | a directory
