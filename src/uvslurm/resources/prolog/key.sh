@@ -7,9 +7,9 @@
 # _uvslurm_lkey. Made of contents only, never of file times: uv.lock is hashed on every start,
 # as this node sees it (a lock copied with rsync -a, scp -p or cp -p can be older than anything
 # remembered), and compared with the hash of the one submitted. One sha256sum call, the warm
-# path's only fork but the hold's flock (~1.5 ms here for a 340 KB lock). The fingerprint's
-# hash is remembered per text in <project dir>/.keys (with UVSLURM_PROJECT_ID, computed at
-# submit time), so that sha256sum then reads the lock alone.
+# path's only fork but the hold's flock (2-5 ms on this busy VM: fork and exec ~2 ms, ~2 ms per
+# 350 KB of lock). The fingerprint's hash is remembered per text in <project dir>/.keys (with
+# UVSLURM_PROJECT_ID, computed at submit time), so that sha256sum then reads the lock alone.
 _uvslurm_key() {
   local text=$1 out ph="" fh="" lh name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
   local enc=${text//$'\n'/$'\x1f'}
