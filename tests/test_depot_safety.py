@@ -150,11 +150,13 @@ def test_remembered_key_names_never_leave_the_project_directory(
     venv = Path(first.stdout.strip())
     keys = venv.parent / ".keys"
     line = keys.read_text().split("\n")[0]  # (str.splitlines would split at its \x1e too)
-    outside = tmp_path / "outside"
+    # .keys remembers fingerprint hashes; the key is <that>-<lock hash>: a planted "hash" of
+    # "../../outsid" would lead to <depot>/../outsid-<lock hash>
+    outside = tmp_path / f"outsid-{venv.name.rsplit('-', 1)[1]}"
     (outside / "bin").mkdir(parents=True)
     (outside / ".uvslurm-ready").touch()
     (outside / "bin" / "python").symlink_to("/usr/bin/python3")
-    evil = "../../outside" + line[line.index("\x1e") :]
+    evil = "../../outsid" + line[line.index("\x1e") :]
     keys.write_text(evil + "\n")
     r = prolog(project, depot)
     assert r.returncode == 0, r.stderr

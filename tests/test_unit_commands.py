@@ -429,3 +429,26 @@ def test_template_project_settings_that_run_programs_need_trust(tmp_path: Path) 
     assert e.value.message == (
         f"{proj / 'pyproject.toml'} [tool.uvslurm] names programs to run (uv = '/bin/true')"
     )
+
+
+# --- prepare ----------------------------------------------------------------------------------
+
+
+def test_prepare_hands_the_prolog_the_hash_of_the_lock_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    from uvslurm import nodeenv
+    from uvslurm.commands import prepare
+
+    proj = _project(tmp_path / "p")
+    (proj / "uv.lock").write_text("version = 1\n")
+    seen: list[nodeenv.NodeSettings] = []
+    monkeypatch.setattr(nodeenv, "run_prolog", lambda node, mode: seen.append(node) or "/v\n")
+    ns = argparse.Namespace(
+        project=None, extra=[], all_extras=False, group=[], no_dev=False, no_node_local=False
+    )
+    assert _run(prepare, ns, proj) == 0
+    assert capsys.readouterr().out == "/v\n"
+    assert seen[0].lock_hash == hashlib.sha256(b"version = 1\n").hexdigest()

@@ -84,6 +84,16 @@ def test_read_marker(root: Path, proj: str) -> None:
     )
 
 
+def test_read_marker_skips_the_sampled_files(root: Path, proj: str) -> None:
+    venv = make_venv(root, proj)
+    text = marker_text(KEY, proj).replace(
+        "built_on=node7\n", "built_on=node7\ncheck=lib/a b=c/RECORD\x1flib/x=1.py\x1flib/y\n"
+    )
+    (venv / depot.MARKER).write_text(text)
+    m = depot.read_marker(venv)
+    assert m is not None and m.components == {"modules": "gcc/12"} and m.built_on == "node7"
+
+
 def test_read_marker_missing_and_odd_sizes(root: Path, proj: str) -> None:
     venv = make_venv(root, proj, marker=False)
     assert depot.read_marker(venv) is None

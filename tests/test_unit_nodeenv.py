@@ -40,6 +40,7 @@ def test_environ_defaults() -> None:
     assert s.environ("run") == {
         "UVSLURM_PROJECT": "/work/a b/proj",
         "UVSLURM_PROJECT_ID": nodeenv.project_id("/work/a b/proj"),
+        "UVSLURM_LOCK_HASH": "",
         "UVSLURM_UV": "/bin/uv",
         "UVSLURM_DEPOT": "/d",
         "UVSLURM_NODE_LOCAL": "auto",

@@ -4,6 +4,7 @@ real submissions are in tests/test_jobs.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,12 @@ def test_plan_and_dry_run(tmp_path: Path, uv: Path, isolated_user: Path) -> None
     )
     assert "#SBATCH --time=5" in job.text
     assert f"UVSLURM_CMD=({proj / 'train.py'} 1)" in job.text
+    # the hash of the lock on disk travels in the script: the node checks the one it sees
+    assert job.node.lock_hash == hashlib.sha256(LOCK.encode()).hexdigest()
+    assert f"UVSLURM_LOCK_HASH={job.node.lock_hash}\n" in job.text
     assert not depot.exists()  # a dry run writes nothing
+    (proj / "uv.lock").unlink()
+    assert pipeline.realize(p, req, dry_run=True).node.lock_hash == ""
 
 
 def test_plan_of_a_command_uses_the_current_project(tmp_path: Path, uv: Path) -> None:
@@ -335,6 +341,8 @@ def test_effects_in_order(
     assert paths.depot_problem(depot) is None and (depot / ".uvslurm-depot").is_file()
     assert f"{depot}/.sources/0011223344556677-mpi4py-4.0.tar.gz" in job.node.rebuild_sources
     assert "UVSLURM_REBUILD=mpi4py" in job.text
+    # the hash of the lock that `uv lock` left, read once with the prefetch's bytes
+    assert job.node.lock_hash == hashlib.sha256(LOCK.encode()).hexdigest()
 
 
 def test_effects_without_rebuild_and_with_frozen(
@@ -347,6 +355,7 @@ def test_effects_without_rebuild_and_with_frozen(
     job = pipeline.realize(pipeline.plan(Context(proj), req), req)
     assert rec.calls == [("prefetch", ((), (), LOCK.encode()))]
     assert job.node.rebuild_sources == ""
+    assert job.node.lock_hash == hashlib.sha256(LOCK.encode()).hexdigest()
     (proj / "uv.lock").unlink()
     with pytest.raises(UvslurmError) as e:
         pipeline.realize(pipeline.plan(Context(proj), req), req)
@@ -367,6 +376,15 @@ def test_effects_refuse_an_unwritable_depot(
         pipeline.realize(pipeline.plan(Context(proj), req), req)
     assert e.value.message.startswith(f"depot {depot} is not writable")
     assert rec.calls == []
+
+
+def test_with_lock() -> None:
+    from uvslurm.nodeenv import NodeSettings
+
+    node = NodeSettings("/p", "/uv", "/d", "auto", "auto", "", (), ())
+    assert pipeline.with_lock(node, None) is node
+    assert pipeline.with_lock(node, b"x").lock_hash == hashlib.sha256(b"x").hexdigest()
+    assert pipeline.with_lock(node, b"").lock_hash == hashlib.sha256(b"").hexdigest()
 
 
 def test_status_lines_are_quiet_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:

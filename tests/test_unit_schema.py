@@ -59,12 +59,14 @@ def test_environ_follows_the_declaration() -> None:
         project="/p", uv="/uv", depot="/d", node_local="never", offline="false", python="3.12",
         sync_args=("--extra", "x"), fingerprint_env=("A", "B"), fingerprint_commands=("a b", "c"),
         fingerprint_modules=False, rebuild=("x", "y"), rebuild_sources="S", image="tar.zst",
+        lock_hash="ab12",
     )  # fmt: skip
     env = s.environ("prepare")
     assert list(env) == [i.prolog for i in INPUTS] + ["UVSLURM_MODE"]
     assert env == {
         "UVSLURM_PROJECT": "/p",
         "UVSLURM_PROJECT_ID": nodeenv.project_id("/p"),
+        "UVSLURM_LOCK_HASH": "ab12",
         "UVSLURM_UV": "/uv",
         "UVSLURM_DEPOT": "/d",
         "UVSLURM_NODE_LOCAL": "never",

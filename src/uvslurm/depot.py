@@ -130,9 +130,10 @@ def read_marker(venv: Path) -> Marker | None:
 
 
 def parse_marker(text: str, project_dir: str) -> Marker:
-    """A ready marker as the prolog writes it: key=, project=, size_kb=, built_on= and the
-    fingerprint components, one per line. The project path is trusted only when it is the one
-    the depot directory (`project_dir`) was named after (a path may hold a newline)."""
+    """A ready marker as the prolog writes it: key=, project=, size_kb=, built_on=, the files
+    it samples to see that the venv is still whole (check=SIZE PATH) and the fingerprint
+    components, one per line. The project path is trusted only when it is the one the depot
+    directory (`project_dir`) was named after (a path may hold a newline)."""
     # the project path ends at one of the "\nsize_kb=" that follow: the one it hashes to
     project, rest = "", text
     head = re.match(r"key=[^\n]*\nproject=", text)
@@ -144,7 +145,7 @@ def parse_marker(text: str, project_dir: str) -> Marker:
     built_on, size_kb, comps = "", None, dict[str, str]()
     for line in rest.splitlines():
         key, sep, value = line.partition("=")
-        if not sep or key in ("key", "project"):
+        if not sep or key in ("key", "project", "check"):
             continue
         if key == "size_kb":
             size_kb = int(value) if value.isdigit() else None

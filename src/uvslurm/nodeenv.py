@@ -36,6 +36,7 @@ class NodeSettings:
     rebuild: tuple[str, ...] = ()  # normalized package names
     rebuild_sources: str = ""  # rebuild.encode(...) of their locked sources
     image: str = "none"  # "none", "tar.zst" or "squashfs"
+    lock_hash: str = ""  # sha256 of the uv.lock submitted ("" when none was read)
 
     @property
     def project_id(self) -> str:

@@ -11,6 +11,7 @@ value and returning a new one, nothing computed twice:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shlex
 import time
@@ -182,7 +183,15 @@ def effects(
     if not dry_run:
         with output.Status("fetching wheels and Python into the uv cache for offline nodes"):
             uvtool.prefetch(node.uv, project, node.sync_args, depot, node.rebuild, lock)
-    return with_sources(node, project, lock, download=not dry_run)
+    return with_sources(with_lock(node, lock), project, lock, download=not dry_run)
+
+
+def with_lock(node: nodeenv.NodeSettings, lock: bytes | None) -> nodeenv.NodeSettings:
+    """`node` with the sha256 of `lock` (the content of uv.lock, as read once here): the node
+    keys the venv on the lock it sees, and warns when that is not the one submitted."""
+    if lock is None:
+        return node
+    return dataclasses.replace(node, lock_hash=hashlib.sha256(lock).hexdigest())
 
 
 def with_sources(

@@ -15,6 +15,7 @@
 # --- start templated: settings for the uvslurm prolog below (shell-quoted)
 UVSLURM_PROJECT=/work/alice/proj
 UVSLURM_PROJECT_ID=proj-5ff016d152
+UVSLURM_LOCK_HASH=''
 UVSLURM_UV=/usr/local/bin/uv
 UVSLURM_DEPOT=/scratch/alice/uvslurm
 UVSLURM_NODE_LOCAL=auto

@@ -13,6 +13,6 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     sync = nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev)
     node = nodeenv.settings_for(project, ctx.config, sync)
     lock = project.lock.read_bytes() if project.lock.is_file() else None
-    node = pipeline.with_sources(node, project, lock, download=False)
+    node = pipeline.with_sources(pipeline.with_lock(node, lock), project, lock, download=False)
     print(nodeenv.run_prolog(node, "prepare").strip())
     return 0

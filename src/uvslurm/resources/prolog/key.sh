@@ -1,52 +1,60 @@
 # shellcheck shell=bash
 # uvslurm prolog, section key: where this project + fingerprint + lock has its venv in the
-# depot, with the key remembered per project so that the warm path forks nothing.
+# depot: a key made of their contents (one sha256sum call per start).
 
 # _uvslurm_key FINGERPRINT [remember]: the fingerprint hash and the depot location of this
 # project + FINGERPRINT (the text) + lock, in _uvslurm_fp, _uvslurm_pdir, _uvslurm_keyname and
-# _uvslurm_lkey. Hashing takes one sha256sum call (project path, components and uv.lock at
-# once); with UVSLURM_PROJECT_ID (computed at submit time) the result is remembered in
-# <project dir>/.keys, which is trusted while uv.lock is not newer than it, so the warm path
-# forks nothing at all.
+# _uvslurm_lkey. Made of contents only, never of file times: uv.lock is hashed on every start,
+# as this node sees it (a lock copied with rsync -a, scp -p or cp -p can be older than anything
+# remembered), and compared with the hash of the one submitted. One sha256sum call, the warm
+# path's only fork but the hold's flock (2-5 ms on this busy VM: fork and exec ~2 ms, ~2 ms per
+# 350 KB of lock). The fingerprint's hash is remembered per text in <project dir>/.keys (with
+# UVSLURM_PROJECT_ID, computed at submit time), so that sha256sum then reads the lock alone.
 _uvslurm_key() {
-  local text=$1 out ph fh lh name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
+  local text=$1 out ph="" fh="" lh name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
   local enc=${text//$'\n'/$'\x1f'}
   if [ -n "${UVSLURM_PROJECT_ID:-}" ]; then
     _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
     cache="$_uvslurm_pdir/.keys"
-    if [ -f "$cache" ] && [ -O "$cache" ] && [ -f "$lock" ] && ! [ "$lock" -nt "$cache" ]; then
+    if [ -f "$cache" ] && [ -O "$cache" ]; then
       while IFS=$'\x1e' read -r k v; do
-        # only names of the depot's own grammar: a key never leads out of the project directory
-        if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}-[0-9a-f]{8}$ ]]; then
-          _uvslurm_keyname=$k
-          _uvslurm_fp=${k%%-*}
-          _uvslurm_lkey="${_uvslurm_pdir##*/}-$k"
-          return 0
-        fi
+        # only a fingerprint hash: what is read back never names a path
+        if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}$ ]]; then fh=$k; break; fi
       done <"$cache"
     fi
   fi
-  out=$(sha256sum /dev/fd/3 - "$lock" 3<<<"$UVSLURM_PROJECT" <<<"$text" 2>/dev/null)
-  { read -r ph _; read -r fh _; read -r lh _; } <<<"$out"
+  if [ -n "$fh" ]; then
+    out=$(sha256sum "$lock" 2>/dev/null)
+    lh=${out%% *}
+  else
+    out=$(sha256sum /dev/fd/3 - "$lock" 3<<<"$UVSLURM_PROJECT" <<<"$text" 2>/dev/null)
+    { read -r ph _; read -r fh _; read -r lh _; } <<<"$out"
+  fi
   _uvslurm_fp=${fh:0:12}
   # sha256sum prefixes a line with '\' when the file name holds a newline or backslash
   ph=${ph#\\}; lh=${lh#\\}
   [ ${#lh} -ge 64 ] || return 1
-  name=${UVSLURM_PROJECT##*/}
-  name=${name//[^A-Za-z0-9._-]/_}
-  _uvslurm_pdir="$UVSLURM_DEPOT/${name:0:40}-${ph:0:10}"
+  if [ -n "${UVSLURM_LOCK_HASH:-}" ] && [ "${lh:0:64}" != "$UVSLURM_LOCK_HASH" ]; then
+    _uvslurm_log "warning: $lock changed after submission (sha256 ${UVSLURM_LOCK_HASH:0:12}" \
+      "then, ${lh:0:12} now); using the venv of this uv.lock, the one the command runs with"
+  fi
+  if [ -n "$ph" ]; then
+    name=${UVSLURM_PROJECT##*/}
+    name=${name//[^A-Za-z0-9._-]/_}
+    _uvslurm_pdir="$UVSLURM_DEPOT/${name:0:40}-${ph:0:10}"
+  fi
   _uvslurm_keyname="${_uvslurm_fp}-${lh:0:8}"
   # node-local copies are named by project and key, as the depot's are: two checkouts of one
   # repository have the same lock and fingerprint, and each venv's editable install points at
   # its own checkout
   _uvslurm_lkey="${_uvslurm_pdir##*/}-$_uvslurm_keyname"
-  # remember it (best effort; a lost race only costs one sha256sum next time)
-  if [ "${2:-}" = remember ] && [ -n "$cache" ] &&
+  # remember the fingerprint's hash (best effort; a lost race only costs hashing the text again)
+  if [ "${2:-}" = remember ] && [ -n "$ph" ] && [ -n "$cache" ] &&
     [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
     _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null; then
     {
-      printf '%s\x1e%s\n' "$_uvslurm_keyname" "$enc"
-      if [ -f "$cache" ] && ! [ "$lock" -nt "$cache" ]; then head -n 7 "$cache"; fi
+      printf '%s\x1e%s\n' "$_uvslurm_fp" "$enc"
+      if [ -f "$cache" ]; then head -n 7 "$cache"; fi
     } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null
     rm -f "$cache.$$" 2>/dev/null
   fi
