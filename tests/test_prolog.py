@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -500,13 +501,24 @@ def _programs_run(project: Path, depot: Path, tmp_path: Path, **env: str) -> lis
 
 
 def test_a_warm_start_runs_no_program_but_the_hold(project: Path, tmp_path: Path) -> None:
-    """The warm path forks nothing but one sha256sum (the key is made of uv.lock's content, as
-    this node sees it) and the background `flock -s` that holds the venv for gc: no uv (a
-    re-sync would cost ~100 ms), no getconf or uv --version (machine facts are cached per
-    boot), nothing to check the venv's sampled files (bash's own tests)."""
+    """The warm path of a job (which carries the hash of the lock it was submitted with) forks
+    nothing but the background `flock -s` that holds the venv for gc: no uv (a re-sync would cost
+    ~100 ms), no getconf or uv --version (machine facts are cached per boot), nothing to check
+    the venv's sampled files (bash's own tests), and no sha256sum: the node's uv.lock is
+    compared byte for byte with the copy kept under the submitted hash. Without that hash (or
+    with a lock that differs from the copy) one sha256sum hashes the lock as the node sees it."""
     depot = tmp_path / "depot"
-    assert ready_state(prolog(project, depot).stderr) == "cold"
-    progs = _programs_run(project, depot, tmp_path)
+    submitted = hashlib.sha256((project / "uv.lock").read_bytes()).hexdigest()
+    assert ready_state(prolog(project, depot, UVSLURM_LOCK_HASH=submitted).stderr) == "cold"
+    copies = list(depot.glob("*/.lock-*"))
+    assert [c.name for c in copies] == [f".lock-{submitted[:16]}"]
+    assert copies[0].read_bytes() == (project / "uv.lock").read_bytes()
+    progs = _programs_run(project, depot, tmp_path, UVSLURM_LOCK_HASH=submitted)
+    assert progs == ["bash", "flock"], progs
+    assert _programs_run(project, depot, tmp_path) == ["bash", "sha256sum", "flock"]
+    # a copy that does not hold the submitted bytes is not believed: hashed, and still warm
+    copies[0].write_text(copies[0].read_text() + "\n# edited\n")
+    progs = _programs_run(project, depot, tmp_path, UVSLURM_LOCK_HASH=submitted)
     assert progs == ["bash", "sha256sum", "flock"], progs
 
 
@@ -802,11 +814,16 @@ def test_a_warm_node_local_start_runs_no_program_but_the_hold(
     project: Path, tmp_path: Path
 ) -> None:
     """The warm path from a node-local copy forks only the background `flock -s` that holds the
-    copy against other jobs' pruning, as the depot's warm path holds its venv against gc."""
+    copy against other jobs' pruning, as the depot's warm path holds its venv against gc (a job
+    carries the hash of its lock: see test_a_warm_start_runs_no_program_but_the_hold)."""
     depot, local = tmp_path / "depot", tmp_path / "local"
     local.mkdir()
-    assert ready_state(prolog(project, depot, UVSLURM_NODE_LOCAL=str(local)).stderr) == "cold"
-    progs = _programs_run(project, depot, tmp_path, UVSLURM_NODE_LOCAL=str(local))
+    env = {
+        "UVSLURM_NODE_LOCAL": str(local),
+        "UVSLURM_LOCK_HASH": hashlib.sha256((project / "uv.lock").read_bytes()).hexdigest(),
+    }
+    assert ready_state(prolog(project, depot, **env).stderr) == "cold"
+    progs = _programs_run(project, depot, tmp_path, **env)
     assert progs == ["bash", "flock"], progs
 
 

@@ -601,6 +601,19 @@ def test_remove_project_dir(root: Path, proj: str) -> None:
     empty.mkdir()
     assert depot.remove_project_dir(empty) is True
     assert not empty.exists()
+    # copies of small locks go with it; anything else (or a look-alike directory) keeps it
+    remembered = root / "demo-1111111111"
+    remembered.mkdir()
+    (remembered / ".keys").write_text(KEY)
+    (remembered / ".lock-0123456789abcdef").write_text("version = 1\n")
+    (remembered / ".lock-0123456789").write_text("not ours")
+    assert depot.remove_project_dir(remembered) is False
+    (remembered / ".lock-0123456789").unlink()
+    (remembered / ".lock-fedcba9876543210").mkdir()
+    assert depot.remove_project_dir(remembered) is False
+    (remembered / ".lock-fedcba9876543210").rmdir()
+    assert depot.remove_project_dir(remembered) is True
+    assert not remembered.exists()
 
 
 def test_remove_project_dir_that_cannot_go(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -464,15 +464,17 @@ def remove_wheel_dir(wheel: WheelDir) -> None:
 
 
 def remove_project_dir(pdir: Path) -> bool:
-    """Remove a project's depot directory once nothing but its remembered keys is left."""
-    keys = pdir / ".keys"
+    """Remove a project's depot directory once nothing but what it remembers (fingerprint
+    hashes, copies of small locks) is left."""
     try:
-        rest = [p for p in pdir.iterdir() if p != keys]
+        entries = list(pdir.iterdir())
     except OSError:
         return False
-    if rest:
+    memory = [p for p in entries if p.name == names.KEYS or names.LOCK_COPY.match(p.name)]
+    if len(memory) != len(entries) or any(p.is_symlink() or not p.is_file() for p in memory):
         return False
-    keys.unlink(missing_ok=True)
+    for p in memory:
+        p.unlink(missing_ok=True)
     try:
         pdir.rmdir()
     except OSError:

@@ -16,6 +16,9 @@ PROJECT_DIR = re.compile(r"^[A-Za-z0-9._-]{0,40}-[0-9a-f]{10}$")
 KEY = r"[0-9a-f]{12}-[0-9a-f]{8}"
 JOB_VENV = re.compile(rf"^{KEY}$")
 SHELL_VENV = re.compile(r"^shell-[0-9a-f]{12}$")
+# what a project directory remembers: fingerprint hashes, and small uv.locks by their hash
+KEYS = ".keys"
+LOCK_COPY = re.compile(r"^\.lock-[0-9a-f]{16}$")
 KEY_LOCK = re.compile(rf"^(?P<key>{KEY})\.lock$")
 IMAGE = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)$")
 # a builder's private directory, what a builder or gc renamed away, a killed packer's image

@@ -1,17 +1,19 @@
 # shellcheck shell=bash
 # uvslurm prolog, section key: where this project + fingerprint + lock has its venv in the
-# depot: a key made of their contents (one sha256sum call per start).
+# depot: a key made of their contents (compared byte for byte, or hashed).
 
 # _uvslurm_key FINGERPRINT [remember]: the fingerprint hash and the depot location of this
 # project + FINGERPRINT (the text) + lock, in _uvslurm_fp, _uvslurm_pdir, _uvslurm_keyname and
-# _uvslurm_lkey. Made of contents only, never of file times: uv.lock is hashed on every start,
-# as this node sees it (a lock copied with rsync -a, scp -p or cp -p can be older than anything
-# remembered), and compared with the hash of the one submitted. One sha256sum call, the warm
-# path's only fork but the hold's flock (2-5 ms on this busy VM: fork and exec ~2 ms, ~2 ms per
-# 350 KB of lock). The fingerprint's hash is remembered per text in <project dir>/.keys (with
-# UVSLURM_PROJECT_ID, computed at submit time), so that sha256sum then reads the lock alone.
+# _uvslurm_lkey. Made of contents only, never of file times: a lock copied with rsync -a, scp -p
+# or cp -p can be older than anything remembered. With UVSLURM_PROJECT_ID (computed at submit
+# time) the fingerprint's hash is remembered per text in <project dir>/.keys, and a lock of at
+# most 64 KiB is kept as .lock-<its hash>: when the submitted lock's copy is there and holds the
+# same bytes as the node's uv.lock (compared by bash, ~0.1 ms), the key forks nothing. Otherwise
+# one sha256sum call hashes uv.lock as this node sees it (2-5 ms), and a lock that differs from
+# the one submitted is said in the log.
 _uvslurm_key() {
-  local text=$1 out ph="" fh="" lh name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
+  local text=$1 out ph="" fh="" lh="" name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
+  local now="" copy="" kept="" was=${UVSLURM_LOCK_HASH:-}
   local enc=${text//$'\n'/$'\x1f'}
   if [ -n "${UVSLURM_PROJECT_ID:-}" ]; then
     _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
@@ -23,7 +25,21 @@ _uvslurm_key() {
       done <"$cache"
     fi
   fi
-  if [ -n "$fh" ]; then
+  if [ -n "$cache" ]; then
+    # the node's lock, if small (bash's read: no process); NUL bytes, which no uv.lock has, drop
+    { IFS= read -r -d '' -N 65537 now <"$lock"; } 2>/dev/null
+    [ ${#now} -le 65536 ] || now=""
+    copy="$_uvslurm_pdir/.lock-${was:0:16}"
+    if [ -n "$now" ] && [[ $was =~ ^[0-9a-f]{64}$ ]] && [ -f "$copy" ] && [ -O "$copy" ]; then
+      local old=""
+      kept=1
+      { IFS= read -r -d "" -N 65537 old <"$copy"; } 2>/dev/null
+      [ -n "$fh" ] && [ "$now" == "$old" ] && lh=$was
+    fi
+  fi
+  if [ -n "$lh" ]; then
+    :
+  elif [ -n "$fh" ]; then
     out=$(sha256sum "$lock" 2>/dev/null)
     lh=${out%% *}
   else
@@ -34,7 +50,7 @@ _uvslurm_key() {
   # sha256sum prefixes a line with '\' when the file name holds a newline or backslash
   ph=${ph#\\}; lh=${lh#\\}
   [ ${#lh} -ge 64 ] || return 1
-  if [ -n "${UVSLURM_LOCK_HASH:-}" ] && [ "${lh:0:64}" != "$UVSLURM_LOCK_HASH" ]; then
+  if [ -n "$was" ] && [ "${lh:0:64}" != "$was" ]; then
     _uvslurm_log "warning: $lock changed after submission (sha256 ${UVSLURM_LOCK_HASH:0:12}" \
       "then, ${lh:0:12} now); using the venv of this uv.lock, the one the command runs with"
   fi
@@ -48,16 +64,38 @@ _uvslurm_key() {
   # repository have the same lock and fingerprint, and each venv's editable install points at
   # its own checkout
   _uvslurm_lkey="${_uvslurm_pdir##*/}-$_uvslurm_keyname"
-  # remember the fingerprint's hash (best effort; a lost race only costs hashing the text again)
-  if [ "${2:-}" = remember ] && [ -n "$ph" ] && [ -n "$cache" ] &&
-    [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
-    _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null; then
-    {
-      printf '%s\x1e%s\n' "$_uvslurm_fp" "$enc"
-      if [ -f "$cache" ]; then head -n 7 "$cache"; fi
-    } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null
-    rm -f "$cache.$$" 2>/dev/null
+  if [ "${2:-}" = remember ] && [ -n "$cache" ] &&
+    [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ]; then
+    # the warm path finds both remembered and forks nothing here
+    [ -n "$ph" ] && _uvslurm_remember_fp "$enc"
+    # a copy is kept of the submitted lock only: only a job's start compares with one
+    [ -n "$now" ] && [ -z "$kept" ] && [ "${lh:0:64}" = "$was" ] && _uvslurm_keep_lock "$lh" "$now"
   fi
+  return 0
+}
+
+# _uvslurm_remember_fp ENCODED: remember the fingerprint hash of a fingerprint text (newlines
+# as \x1f) in .keys, with the 7 latest others. Best effort, as _uvslurm_keep_lock.
+_uvslurm_remember_fp() {
+  local cache="$_uvslurm_pdir/.keys"
+  _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null || return 0
+  {
+    printf '%s\x1e%s\n' "$_uvslurm_fp" "$1"
+    if [ -f "$cache" ]; then head -n 7 "$cache"; fi
+  } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null
+  rm -f "$cache.$$" 2>/dev/null
+  return 0
+}
+
+# _uvslurm_keep_lock HASH BYTES: keep a small uv.lock's BYTES as .lock-<HASH>, only if they hash
+# to HASH (what was read may not be what sha256sum read). Best effort: a lost race only costs a
+# sha256sum next time.
+_uvslurm_keep_lock() {
+  local copy="$_uvslurm_pdir/.lock-${1:0:16}" out
+  _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null || return 0
+  printf '%s' "$2" >"$copy.$$" 2>/dev/null && out=$(sha256sum "$copy.$$" 2>/dev/null) &&
+    [ "${out%% *}" = "$1" ] && mv -f "$copy.$$" "$copy" 2>/dev/null
+  rm -f "$copy.$$" 2>/dev/null
   return 0
 }
 
