@@ -315,6 +315,32 @@ def cluster(cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Clu
     return Cluster(cluster_env)
 
 
+@pytest.fixture
+def dev_depot(cluster: Cluster) -> Iterator[Callable[[str], Path]]:
+    """`dev_depot(kind)`: a depot path (not created) in a fresh private directory on the dev
+    cluster's shared filesystem of that kind (scripts/dev-cluster, DEPOT_FS): "coherent",
+    "pernode" or "noflock". Removed after the test."""
+    lab = Path(cluster.env["SLURM_CONF"]).parent.parent
+    made: list[Path] = []
+
+    def depot(kind: str) -> Path:
+        live = lab / "run" / "depot-fs"
+        if kind not in (live.read_text().split() if live.exists() else []):
+            msg = (
+                f"the dev cluster offers no {kind} depot filesystem (DEPOT_FS, scripts/dev-cluster)"
+            )
+            if os.environ.get("CI") == "true":
+                pytest.fail(msg)
+            pytest.skip(msg)
+        d = Path(tempfile.mkdtemp(dir=lab / "depots" / kind, prefix="test-"))
+        made.append(d)
+        return d / "uvslurm"
+
+    yield depot
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 _SKIPPED_IN_CI: list[str] = []
 
 
