@@ -7,16 +7,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import PROLOG, missing_files, prolog_env, ready, wait_for
+from conftest import (
+    DEPOT_FS,
+    PROLOG,
+    Cluster,
+    log_text,
+    missing_files,
+    prolog_env,
+    ready,
+    uvslurm,
+    wait_for,
+)
+from test_crash import VERIFY, _gone, _uv_that_builds_slowly
 
 
 def _uv_wrapper(tmp_path: Path, name: str, sync: str) -> Path:
@@ -320,3 +333,77 @@ def test_a_stopped_builder_loses_its_lease_and_both_builds_publish_safely(
     assert Path(out.strip()) == n1 / "depot" / venv.relative_to(n2 / "depot")
     assert missing_files(venv) == []
     print(f"n2 took the stopped builder's lease over after {took:.1f} s")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", DEPOT_FS)
+def test_sixteen_jobs_on_two_nodes_with_builders_killed(
+    cluster: Cluster, project: Path, tmp_path: Path, dev_depot: Callable[[str], Path], kind: str
+) -> None:
+    """The acceptance run on each depot filesystem of the dev cluster: 16 tasks of one key
+    start on both nodes at once; whoever is building is killed (SIGKILL of its job, at a random
+    moment of its build), twice. Every task that was not killed runs on a complete venv; the
+    builds that completed are counted: one where locks are coherent, at most one per node
+    elsewhere."""
+    rng = random.Random(f"locks-{kind}")
+    depot = dev_depot(kind)
+    (project / "verify.py").write_text(VERIFY)
+    uv = _uv_that_builds_slowly(tmp_path, 2)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {"UVSLURM_DEPOT": str(depot), "UVSLURM_UV": str(uv), "UV_LINK_MODE": "copy"}
+    # 2 CPUs a task: 8 tasks fit on a node, so the array starts on both nodes at once
+    r = uvslurm("submit", "--parsable", "-a", "0-15", "-c", "2", "-o", f"{logs}/%a.log",
+                "verify.py", cwd=project, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip()
+    log = {i: logs / f"{i}.log" for i in range(16)}
+    killed: dict[int, str] = {}
+
+    def building() -> int | None:
+        for i, p in log.items():
+            text = log_text(p)
+            if (
+                i not in killed
+                and "SLOW-SYNC" in text
+                and not re.search(r"^uvslurm: built ", text, re.M)
+            ):
+                return i
+        return None
+
+    t0 = time.monotonic()
+    for _ in range(2):
+        wait_for(lambda: building() is not None or _gone(cluster, job), 180, "a builder")
+        victim = building()
+        if victim is None:
+            break
+        time.sleep(rng.uniform(0, 2.5))
+        was = (
+            "mid-build"
+            if not re.search(r"^uvslurm: built ", log_text(log[victim]), re.M)
+            else "built"
+        )
+        cluster.run("scancel", "--signal=KILL", "--full", f"{job}_{victim}")
+        killed[victim] = was
+    wait_for(lambda: _gone(cluster, job), 300, "the array to end")
+    took = time.monotonic() - t0
+    texts = {i: log_text(p) for i, p in log.items()}
+    ran = {i: re.search(r"^VERIFY (\d+) (\S+) (\S+)$", t, re.M) for i, t in texts.items()}
+    for i, m in ran.items():
+        assert not re.search(r"slurm_script: line \d+: ", texts[i]), f"a shell error:\n{texts[i]}"
+        if i in killed:
+            continue
+        assert m and m.group(1) == "0", f"task {i} did not run on a complete venv:\n{texts[i]}"
+    nodes = {m.group(3) for m in ran.values() if m}
+    built = [i for i, t in texts.items() if re.search(r"^uvslurm: built ", t, re.M)]
+    published = [p.parent for p in depot.glob("*/*/.uvslurm-ready")]
+    assert len(published) == 1 and missing_files(published[0]) == [], published
+    print(f"{kind}: 16 tasks on {sorted(nodes)}, builders killed: {killed}, "
+          f"completed builds: {len(built)} (tasks {built}), {took:.0f} s")  # fmt: skip
+    assert nodes == {"n1", "n2"}, "the array ran on both nodes"
+    assert sum(w == "mid-build" for w in killed.values()) >= 1, f"no kill hit a build: {killed}"
+    if kind == "coherent":
+        assert len(built) == 1, texts
+    else:
+        assert 1 <= len(built) <= 2, texts

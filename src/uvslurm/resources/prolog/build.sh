@@ -118,8 +118,8 @@ _uvslurm_wheel() {
 # first job after that minute tries again
 _uvslurm_failed() {
   local when="" who="" why="" age
-  { read -r when && read -r who && read -r why; } \
-    <"$_uvslurm_pdir/.$_uvslurm_keyname.failed" 2>/dev/null || return 0
+  { read -r when && read -r who && read -r why; } 2>/dev/null \
+    <"$_uvslurm_pdir/.$_uvslurm_keyname.failed" || return 0
   [[ $when =~ ^[0-9]+$ ]] || return 0
   age=$((EPOCHSECONDS - when))
   ((age < 60 && age > -60)) || return 0

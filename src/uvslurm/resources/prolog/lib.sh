@@ -219,16 +219,19 @@ _uvslurm_lease_take() {
   exec {fd}>&-
 }
 
-# _uvslurm_lease_break LEASE LINE: remove LEASE if it still holds LINE (the stale owner's). It is
-# renamed aside first, so that of two breakers one only gets it; a lease that another breaker
-# made meanwhile is put back with link, which never replaces (where even that lost a race, its
-# owner builds a second time, which is safe).
+# _uvslurm_lease_break LEASE LINE: remove LEASE if it still holds LINE (a stale owner's). Breakers
+# take turns by LEASE.break, itself created exclusively: then nothing else can change LEASE (its
+# owner is dead, and takers only create it where it is missing), so the check and the removal
+# cannot remove a fresh lease. A LEASE.break older than a minute is a dead breaker's: it goes.
 _uvslurm_lease_break() {
-  local aside="$1.stale-$_uvslurm_me" cur=""
-  mv -f -T "$1" "$aside" 2>/dev/null || return 0
-  { read -r cur <"$aside"; } 2>/dev/null
-  [ "$cur" = "$2" ] || ln -T "$aside" "$1" 2>/dev/null
-  rm -f "$aside"
+  local m cur=""
+  if ! _uvslurm_lease_take "$1.break" "$_uvslurm_me"; then
+    m=$(stat -c %Y "$1.break" 2>/dev/null) && ((EPOCHSECONDS - m > 60)) && rm -f "$1.break"
+    return 0
+  fi
+  { read -r cur <"$1"; } 2>/dev/null
+  [ "$cur" = "$2" ] && rm -f "$1"
+  rm -f "$1.break"
 }
 
 # _uvslurm_claim DIR NAME WHAT: the right to build DIR/NAME (WHAT, for the log): the flock on
@@ -305,13 +308,13 @@ _uvslurm_unclaim() {
   return 0
 }
 
-# _uvslurm_sweep DIR NAME: remove what dead builders of DIR/NAME left (build directories, venvs
-# set aside, leases set aside): those of a provably dead owner (_uvslurm_gone), and those that
+# _uvslurm_sweep DIR NAME: remove what dead builders of DIR/NAME left (build directories, broken
+# venvs set aside): those of a provably dead owner (_uvslurm_gone), and those that
 # nothing touched for ten minutes (a live builder's heartbeat touches its directory every 2 s).
 # Another node's build in progress is left alone; so are `uvslurm depot gc`'s own (trash-gc-*).
 _uvslurm_sweep() {
   local d owner m
-  for d in "$1/.$2".build-* "$1/.$2".trash-* "$1/.$2".lease.stale-*; do
+  for d in "$1/.$2".build-* "$1/.$2".trash-*; do
     [ -e "$d" ] || [ -L "$d" ] || continue
     owner=${d#"$1/.$2."}
     owner=${owner#*-}
