@@ -166,8 +166,9 @@ def test_a_publish_never_renames_a_ready_venv_away(project: Path, tmp_path: Path
     assert not list(published.parent.glob(".*.build-*")), "the builder left its build behind"
 
 
-HOLD_FAILED = re.compile(r"^uvslurm: warning: cannot hold \S+ while the job runs \(flock does not "
-                         r"work on the depot's filesystem\)", re.M)  # fmt: skip
+HOLD_FAILED = re.compile(r"^uvslurm: warning: cannot hold the depot venv while the job runs \(flock "
+                         r"does not work on the depot's filesystem; `uvslurm depot gc` could remove "
+                         r"it meanwhile\), flock -s on fd: \d+: No locks available$", re.M)  # fmt: skip
 
 
 def test_without_working_flock_builders_take_turns_by_a_lease(

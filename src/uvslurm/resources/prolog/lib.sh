@@ -124,10 +124,11 @@ _uvslurm_hold() {
   # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
   # write-only one (EBADF), and gc would then remove a venv in use
   if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then
-    # the process that was forked anyway reports a failure (on the job's stderr)
-    { flock -s "$_uvslurm_usefd" 2>/dev/null || _uvslurm_log "warning: cannot hold $1 while" \
-      "the job runs (flock does not work on the depot's filesystem): \`uvslurm depot gc\`" \
-      "could remove it meanwhile"; } &
+    # where it fails, flock's own error message is the warning line: it begins with the name
+    # flock runs under (no slash in it), so no other process is needed to report it
+    local w="uvslurm: warning: cannot hold the depot venv while the job runs (flock does not work"
+    w+=" on the depot's filesystem; \`uvslurm depot gc\` could remove it meanwhile), flock -s on fd"
+    exec -a "$w" flock -s "$_uvslurm_usefd" &
   else
     _uvslurm_log "warning: cannot open $1/.uvslurm-used to hold the venv while the job runs"
   fi
