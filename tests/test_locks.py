@@ -264,6 +264,18 @@ def test_a_failed_build_is_remembered_for_a_minute_then_tried_again(
     assert not list(depot.glob("*/.*.failed"))
 
 
+def test_a_build_killed_by_a_signal_is_not_remembered(project: Path, tmp_path: Path) -> None:
+    """A sync killed by a signal (the OOM killer, a kill -9) is no reason to fail the next job:
+    only failures that exited are remembered."""
+    depot = tmp_path / "depot"
+    uv = _uv_wrapper(tmp_path, "killed-uv", "kill -KILL $$")
+    r = run(project, depot, UVSLURM_UV=str(uv))
+    assert r.returncode == 75 and "uv venv or uv sync failed" in errors(r.stderr)[0], r.stderr
+    assert not list(depot.glob("*/.*.failed"))
+    ok = run(project, depot)
+    assert ok.returncode == 0 and ready(ok.stderr).state == "cold", ok.stderr
+
+
 def _dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()

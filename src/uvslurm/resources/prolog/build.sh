@@ -127,15 +127,17 @@ _uvslurm_failed() {
     "($who): ${why//(see above)/(see its log)}; the next job tries again after $((60 - age)) s"
 }
 
-# _uvslurm_buildfail TMP MESSAGE...: the build failed: TMP goes, the failure is remembered next
-# to the key for a minute (_uvslurm_failed), and the job stops with MESSAGE
+# _uvslurm_buildfail STATUS TMP MESSAGE...: the build failed with STATUS: TMP goes, the failure
+# is remembered next to the key for a minute (_uvslurm_failed), unless a signal ended it (a kill,
+# the OOM killer: the next job may well succeed), and the job stops with MESSAGE
 _uvslurm_buildfail() {
   local job=${SLURM_JOB_ID:+job $SLURM_JOB_ID}
-  rm -rf "$1"
-  shift
-  printf '%s\n%s\n%s\n' "$EPOCHSECONDS" "${job:-pid $$} on ${_uvslurm_me%-*-*}" "$*" \
-    >"$_uvslurm_pdir/.$_uvslurm_keyname.failed" 2>/dev/null
-  _uvslurm_die "$*"
+  rm -rf "$2"
+  if [ "$1" -lt 128 ]; then
+    printf '%s\n%s\n%s\n' "$EPOCHSECONDS" "${job:-pid $$} on ${_uvslurm_me%-*-*}" "${*:3}" \
+      >"$_uvslurm_pdir/.$_uvslurm_keyname.failed" 2>/dev/null
+  fi
+  _uvslurm_die "${*:3}"
 }
 
 # _uvslurm_publish TMP VENV: rename the finished build TMP to VENV, which only ever fails (and
@@ -178,20 +180,22 @@ _uvslurm_build() {
     done <<<"$UVSLURM_REBUILD_SOURCES"
   fi
   _uvslurm_uvnet "uv sync" _uvslurm_fresh "$tmp" "${skip[@]}" ||
-    _uvslurm_buildfail "$tmp" "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"
+    _uvslurm_buildfail $? "$tmp" "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"
   while [ ${#rebuild[@]} -gt 0 ]; do
     _uvslurm_wheel whl "${rebuild[@]:0:4}" "$tmp/bin/python" ||
-      _uvslurm_buildfail "$tmp" "building ${rebuild[0]} ${rebuild[1]} from source failed" \
+      _uvslurm_buildfail $? "$tmp" "building ${rebuild[0]} ${rebuild[1]} from source failed" \
         "(see above)"
     wheels+=("$whl")
     rebuild=("${rebuild[@]:4}")
   done
   if [ ${#wheels[@]} -gt 0 ]; then
     VIRTUAL_ENV='' "$_uvslurm_uv" pip install -q --python "$tmp/bin/python" --no-deps \
-      --offline "${wheels[@]}" || _uvslurm_buildfail "$tmp" "installing the rebuilt wheels failed"
+      --offline "${wheels[@]}" ||
+      _uvslurm_buildfail $? "$tmp" "installing the rebuilt wheels failed"
   fi
   _uvslurm_verify "$tmp" ||
-    _uvslurm_buildfail "$tmp" "the new venv is incomplete or its python does not start (see above)"
+    _uvslurm_buildfail $? "$tmp" "the new venv is incomplete or its python does not start" \
+      "(see above)"
   size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
   printf 'key=%s\nproject=%s\nsize_kb=%s\nbuilt_on=%s\n%s\n' "$key" "$UVSLURM_PROJECT" \
     "${size:-0}" "${SLURMD_NODENAME:-${HOSTNAME:-}}" "$text" >"$tmp/.uvslurm-ready" ||
