@@ -115,7 +115,7 @@ def test_filesystem_types_come_from_the_longest_mount_point_with_escapes() -> No
 
 
 def test_depot_locks_without_slurm_are_checked_here_only(
-    project: Path, tmp_path: Path, fs_view
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
 ) -> None:
     """Without Slurm: flock is tried on this machine only, and the line says the check across
     nodes was not made; where flock fails here, that is known without Slurm."""

@@ -85,7 +85,7 @@ def venv_path(project: Path, depot: Path) -> Path:
 
 
 def test_per_node_locks_a_second_node_waits_and_never_removes_the_first_nodes_build(
-    project: Path, tmp_path: Path, fs_view
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
 ) -> None:
     """Issue 10.1: n2's flock does not see n1's. Before, n2 took its own flock, removed n1's
     build in progress (`rm -rf .<key>.build-*`) and built again; now it waits for n1's lease."""
@@ -172,7 +172,7 @@ HOLD_FAILED = re.compile(r"^uvslurm: warning: cannot hold the depot venv while t
 
 
 def test_without_working_flock_builders_take_turns_by_a_lease(
-    project: Path, tmp_path: Path, fs_view
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
 ) -> None:
     """Issue 10.2: a depot where every flock fails (ENOLCK). Before: exit 75, "set UVSLURM_DEPOT
     to a filesystem with working file locks". Now four builders at once build once."""
@@ -313,7 +313,7 @@ def test_a_builder_removes_only_builds_whose_owner_is_provably_gone(
 
 @pytest.mark.slow
 def test_a_stopped_builder_loses_its_lease_and_both_builds_publish_safely(
-    project: Path, tmp_path: Path, fs_view
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
 ) -> None:
     """n1's builder is stopped (SIGSTOP: its heartbeat stops too) in the middle of its build;
     n2 waits 15 s without a heartbeat, takes the lease over, builds and publishes; a job runs
