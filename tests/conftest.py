@@ -204,6 +204,63 @@ def files_under(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if "__pycache__" not in p.parts}
 
 
+# a flock(2) that always fails, as on Lustre mounted without -o flock: preloaded into a bindfs
+# that forwards locks, it makes every flock through that mount fail (uv's raw syscalls too)
+FAILFLOCK_C = "#include <errno.h>\nint flock(int fd, int op) { (void)fd; (void)op; errno = ENOLCK; return -1; }\n"
+# what the dev cluster offers (scripts/dev-cluster, DEPOT_FS): shared depots whose file locks
+# exclude across nodes, work per node only, or fail
+DEPOT_FS = ("coherent", "pernode", "noflock")
+
+
+@pytest.fixture(scope="session")
+def failflock_so(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("needs a C compiler (scripts/dev-cluster up installs gcc)")
+    d = tmp_path_factory.mktemp("failflock")
+    (d / "failflock.c").write_text(FAILFLOCK_C)
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(d / "failflock.so"),
+                    str(d / "failflock.c")], check=True)  # fmt: skip
+    return d / "failflock.so"
+
+
+def _unmount(path: Path) -> None:
+    for argv in (["umount", str(path)], ["fusermount3", "-u", str(path)],
+                 ["fusermount", "-u", str(path)], ["umount", "-l", str(path)]):  # fmt: skip
+        if shutil.which(argv[0]) and subprocess.run(argv, capture_output=True).returncode == 0:
+            return
+
+
+@pytest.fixture
+def fs_view(tmp_path: Path, failflock_so: Path) -> Iterator[Callable[[str], Path]]:
+    """`fs_view(kind)`: a new FUSE view (bindfs) of one shared directory, tmp_path/"shared", as
+    another node sees it. "pernode": flocks through it exclude only each other (BeeGFS's
+    default, Lustre -o localflock, NFS -o local_lock=all: two views model two nodes); "noflock":
+    every flock through it fails with ENOLCK (Lustre without -o flock)."""
+    if not shutil.which("bindfs") or not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        pytest.skip("needs bindfs and /dev/fuse (scripts/dev-cluster up installs bindfs)")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts: list[Path] = []
+
+    def view(kind: str) -> Path:
+        mnt = tmp_path / f"view-{len(mounts)}-{kind}"
+        mnt.mkdir()
+        argv, env = ["bindfs", str(shared), str(mnt)], dict(os.environ)
+        if kind == "noflock":
+            argv[1:1] = ["--multithreaded", "--enable-lock-forwarding"]
+            env["LD_PRELOAD"] = str(failflock_so)
+        elif kind != "pernode":
+            raise ValueError(kind)
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        mounts.append(mnt)
+        return mnt
+
+    yield view
+    for mnt in mounts:
+        _unmount(mnt)
+
+
 @dataclass
 class Cluster:
     env: dict[str, str]
@@ -256,6 +313,32 @@ def cluster(cluster_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Clu
     for k, v in cluster_env.items():
         monkeypatch.setenv(k, v)
     return Cluster(cluster_env)
+
+
+@pytest.fixture
+def dev_depot(cluster: Cluster) -> Iterator[Callable[[str], Path]]:
+    """`dev_depot(kind)`: a depot path (not created) in a fresh private directory on the dev
+    cluster's shared filesystem of that kind (scripts/dev-cluster, DEPOT_FS): "coherent",
+    "pernode" or "noflock". Removed after the test."""
+    lab = Path(cluster.env["SLURM_CONF"]).parent.parent
+    made: list[Path] = []
+
+    def depot(kind: str) -> Path:
+        live = lab / "run" / "depot-fs"
+        if kind not in (live.read_text().split() if live.exists() else []):
+            msg = (
+                f"the dev cluster offers no {kind} depot filesystem (DEPOT_FS, scripts/dev-cluster)"
+            )
+            if os.environ.get("CI") == "true":
+                pytest.fail(msg)
+            pytest.skip(msg)
+        d = Path(tempfile.mkdtemp(dir=lab / "depots" / kind, prefix="test-"))
+        made.append(d)
+        return d / "uvslurm"
+
+    yield depot
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 _SKIPPED_IN_CI: list[str] = []

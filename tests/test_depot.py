@@ -227,10 +227,17 @@ def test_gc_removes_what_killed_builders_left_but_not_a_live_builds(
     trash = pdir / f".{key}.trash-999"
     for d in (dead, live, trash):
         (d / "lib").mkdir(parents=True)
+    # another node's build in progress, where flocks do not reach across nodes: its lock is
+    # free here, but its builder's heartbeat touched it just now
+    elsewhere = pdir / ".eeeeeeeeeeee-ffffffff.build-n2-0123abcd-79"
+    (elsewhere / "lib").mkdir(parents=True)
     orphan_lock = pdir / "cccccccccccc-dddddddd.lock"
     orphan_lock.touch()
     wheel_build = root / ".wheels" / "mpi4py-4.0.0" / ".0123456789ab.build-n1-5"
     wheel_build.mkdir(parents=True)
+    stopped = time.time() - 11 * 60  # the heartbeat of a killed builder stopped long ago
+    for d in (dead, wheel_build):
+        os.utime(d, (stopped, stopped))
     dead_pack = pdir / f"{key}.squashfs.tmp-4243"  # a packer killed under the (free) key lock
     live_pack = pdir / "aaaaaaaaaaaa-bbbbbbbb.tar.zst.tmp-78"
     for f in (dead_pack, live_pack):
@@ -241,6 +248,7 @@ def test_gc_removes_what_killed_builders_left_but_not_a_live_builds(
     assert not dead.exists() and not trash.exists() and not orphan_lock.exists()
     assert not wheel_build.exists()
     assert live.exists() and "its owner is still running" in r.stderr
+    assert elsewhere.exists() and f"{elsewhere}: its owner is still running" in r.stderr
     assert venv.exists() and (pdir / f"{key}.lock").exists()
     assert ready_state(prolog(project, root).stderr) == "warm"
 

@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Cluster, uvslurm
+from conftest import DEPOT_FS, Cluster, uvslurm
 from uvslurm.commands import doctor
 
 
@@ -111,3 +112,37 @@ def test_filesystem_types_come_from_the_longest_mount_point_with_escapes() -> No
     assert doctor.fs_type(Path("/home/u"), mounts) == "ext4"
     assert [k for k in ("nfs4", "lustre", "gpfs", "fuse.sshfs", "ext4", "tmpfs", "xfs")
             if doctor.is_network(k)] == ["nfs4", "lustre", "gpfs", "fuse.sshfs"]  # fmt: skip
+
+
+def test_depot_locks_without_slurm_are_checked_here_only(
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
+) -> None:
+    """Without Slurm: flock is tried on this machine only, and the line says the check across
+    nodes was not made; where flock fails here, that is known without Slurm."""
+    env = {"PATH": _bin_with(tmp_path, "uv", "bash", "flock"), "UVSLURM_DEPOT": str(tmp_path / "d")}
+    c = _checks(uvslurm("doctor", "--json", cwd=project, env=env))["depot locks"]
+    assert c["status"] == "warn" and "not checked across nodes (no Slurm here)" in c["detail"], c
+    failing = fs_view("noflock")
+    env["UVSLURM_DEPOT"] = str(failing / "uvslurm")
+    c = _checks(uvslurm("doctor", "--json", cwd=project, env=env))["depot locks"]
+    assert c["status"] == "warn" and c["detail"].startswith("failing: flock fails here ("), c
+    assert "lease" in c["detail"] and "-o flock" in c["fix"], c
+    assert [p.name for p in failing.iterdir()] == [], "the probe left files behind"
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("kind", DEPOT_FS)
+def test_depot_locks_are_probed_on_two_nodes(
+    cluster: Cluster, project: Path, kind: str, dev_depot: Callable[[str], Path]
+) -> None:
+    """One srun task on each node: a flock held on n1 is tried from n2, in the depot."""
+    depot = dev_depot(kind)
+    c = _checks(uvslurm("doctor", "--json", cwd=project, env={"UVSLURM_DEPOT": str(depot)}))
+    got = c["depot locks"]
+    want = {
+        "coherent": ("ok", "coherent across nodes: a flock held on n1 excludes n2"),
+        "pernode": ("warn", "per node only: a flock held on n1 does not exclude n2; "),
+        "noflock": ("warn", "failing: flock fails here (No locks available); "),
+    }[kind]
+    assert (got["status"], got["detail"][: len(want[1])]) == want, got
+    assert [p.name for p in depot.parent.iterdir()] == [], "the probe left files behind"

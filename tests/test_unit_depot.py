@@ -499,6 +499,7 @@ def test_remove_leftover_directory_and_file(root: Path, proj: str) -> None:
     pdir = make_venv(root, proj).parent
     build = pdir / f".{KEY2}.build-1"
     (build / "sub").mkdir(parents=True)
+    _age(build, 1)  # its builder's heartbeat stopped long ago
     lock = pdir / f"{KEY2}.lock"
     lock.write_text("")
     depot.remove_leftover(depot.Leftover(build, "b", lock))
@@ -516,6 +517,36 @@ def test_remove_leftover_directory_and_file(root: Path, proj: str) -> None:
     depot.remove_leftover(depot.Leftover(pdir / "missing.lock", "l", pdir / "missing.lock"))
 
 
+def test_a_build_or_lease_touched_lately_is_busy_whatever_the_locks_say(
+    root: Path, proj: str
+) -> None:
+    """Where flocks do not exclude across nodes, a free lock proves nothing: a build directory
+    or lease that a builder's heartbeat touched in the last ten minutes stays."""
+    pdir = make_venv(root, proj).parent
+    build, lease = pdir / f".{KEY2}.build-n2-0123abcd-7", pdir / f".{KEY2}.lease"
+    build.mkdir()
+    lease.write_text("n2-0123abcd-7 1 2\n")
+    failed = pdir / f".{KEY2}.failed"
+    failed.write_text("1\njob 1 on n2\nuv sync failed\n")
+    lock = pdir / f"{KEY2}.lock"
+    got = depot.leftovers(root, 30)
+    assert depot.Leftover(build, "a killed build", lock) in got
+    assert depot.Leftover(lease, "the lease of a killed build", lock) in got
+    assert [x for x in got if x.path == failed] == [], "a failure is remembered for a minute"
+    for path in (build, lease):
+        item = depot.Leftover(path, "x", lock)
+        assert depot.leftover_is_busy(item)
+        with pytest.raises(depot.Busy, match="its owner is still running"):
+            depot.remove_leftover(item)
+        assert path.exists()
+        _age(path, depot.HEARTBEAT / DAY + 0.001)
+        assert not depot.leftover_is_busy(item)
+        depot.remove_leftover(item)
+        assert not path.exists()
+    _age(failed, depot.FAILED_FOR / DAY + 0.001)
+    assert depot.Leftover(failed, "the record of a failed build") in depot.leftovers(root, 30)
+
+
 def test_remove_leftover_symlink_only_removes_the_link(root: Path, tmp_path: Path) -> None:
     target = tmp_path / "precious"
     target.mkdir()
@@ -530,6 +561,7 @@ def test_remove_leftover_held(root: Path, proj: str) -> None:
     pdir = make_venv(root, proj).parent
     build = pdir / f".{KEY2}.build-1"
     build.mkdir()
+    _age(build, 1)
     lock = pdir / f"{KEY2}.lock"
     item = depot.Leftover(build, "b", lock)
     assert not depot.leftover_is_busy(item)
@@ -726,6 +758,7 @@ def test_remove_leftover_when_the_tree_cannot_be_deleted(
     pdir = make_venv(root, proj).parent
     build = pdir / f".{KEY2}.build-1"
     build.mkdir()
+    _age(build, 1)
     depot.remove_leftover(depot.Leftover(build, "b"))
     assert not build.exists()
     trash = pdir / f".{KEY}.trash-x"
@@ -747,6 +780,7 @@ def test_remove_leftover_does_not_create_its_lock(root: Path, proj: str) -> None
     pdir = make_venv(root, proj).parent
     build = pdir / f".{KEY2}.build-1"
     build.mkdir()
+    _age(build, 1)
     depot.remove_leftover(depot.Leftover(build, "b", pdir / f"{KEY2}.lock"))
     assert not (pdir / f"{KEY2}.lock").exists()
 

@@ -30,6 +30,10 @@ USED = ".uvslurm-used"
 IMAGES = (".squashfs", ".tar.zst")  # a venv's single-file image, next to its directory
 UV_LOCK = ".lock"  # uv's own lock inside a venv, held while it installs
 DAY = 86400.0
+# a live builder touches its lease and its build directory every 2 s (the prolog's heartbeat,
+# lib.sh): one untouched for this long is a dead builder's, on whichever node it ran
+HEARTBEAT = 600.0
+FAILED_FOR = 60.0  # how long the prolog remembers a failed build
 _BUILD, _TRASH, _PACK = names.BUILD, names.TRASH, names.PACK
 
 
@@ -365,6 +369,9 @@ def leftovers(
             if m:
                 lock = wheels / f"{m['key']}.lock"
                 out.append(Leftover(p, "a killed wheel build", lock))
+            elif m := names.WHEEL_LEASE.match(p.name):
+                lock = wheels / f"{m['key']}.lock"
+                out.append(Leftover(p, "the lease of a killed wheel build", lock))
     for p in sorted((root / ".prefetch").glob("sync-*")) if (root / ".prefetch").is_dir() else []:
         if _age(p, now) > DAY:
             out.append(Leftover(p, "a killed prefetch"))
@@ -388,17 +395,25 @@ def _project_leftovers(pdir: Path, problems: list[Problem] | None = None) -> lis
             out.append(
                 Leftover(path, "an image a killed build was packing", pdir / f"{m['key']}.lock")
             )
+        elif m := names.LEASE.match(name):
+            out.append(Leftover(path, "the lease of a killed build", pdir / f"{m['key']}.lock"))
+        elif names.FAILED.match(name):
+            if time.time() - path.lstat().st_mtime > FAILED_FOR:
+                out.append(Leftover(path, "the record of a failed build"))
         elif m := names.KEY_LOCK.match(name):
             key = m["key"]
             building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in present)
+            building = building or f".{key}.lease" in present
             if key not in present and not building:
                 out.append(Leftover(path, "a lock without its venv", path))
     return out
 
 
 def remove_leftover(item: Leftover) -> None:
-    """Remove `item` if its owner is gone (Busy when its lock is held)."""
+    """Remove `item` if its owner is gone (Busy when its lock is held or its heartbeat recent)."""
     fd, trash = None, None
+    if _beating(item.path):
+        raise Busy(item.path, "its owner is still running")
     if item.lock is not None:
         try:
             fd = _try_lock(item.lock, create=False)
@@ -418,8 +433,19 @@ def remove_leftover(item: Leftover) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _beating(path: Path, now: float | None = None) -> bool:
+    """A build directory or lease that a builder touched within HEARTBEAT: alive, maybe on a node
+    whose flocks this one cannot see (per-node or failing locks)."""
+    name = path.name
+    if not (_BUILD.match(name) or names.WHEEL_BUILD.match(name) or names.LEASE.match(name)
+            or names.WHEEL_LEASE.match(name)):  # fmt: skip
+        return False
+    m = _mtime_ns(path)
+    return m is not None and (time.time() if now is None else now) - m / 1e9 < HEARTBEAT
+
+
 def leftover_is_busy(item: Leftover) -> bool:
-    return item.lock is not None and _locked(item.lock)
+    return (item.lock is not None and _locked(item.lock)) or _beating(item.path)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ IMAGE = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)$")
 BUILD = re.compile(rf"^\.(?P<key>{KEY})\.build-.+$")
 TRASH = re.compile(rf"^\.(?P<key>{KEY}|shell-[0-9a-f]{{12}})\.trash-.+$")
 PACK = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)\.tmp-\d+$")
+# a builder's lease (where flock does not exclude across nodes), a breaker's turn at a stale one,
+# and the record of a failed build (kept a minute, so that waiting jobs fail at once)
+LEASE = re.compile(rf"^\.(?P<key>{KEY})\.lease(?:\.break)?$")
+FAILED = re.compile(rf"^\.(?P<key>{KEY})\.failed$")
 # rebuilt wheels: <depot>/.wheels/<name>-<version>/<fingerprint>/
 WHEEL_PKG = re.compile(r"^[A-Za-z0-9._+!-]+$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
@@ -33,6 +37,7 @@ WHEEL_LOCK = re.compile(r"^(?P<key>[0-9a-f]{12})\.lock$")
 # a node-local copy of a job venv, <node-local>/uvslurm-<uid>/<project id>-<key>: the prolog
 # prunes (place.sh) only names of this grammar
 NODE_COPY = re.compile(rf"^[A-Za-z0-9._-]{{0,40}}-[0-9a-f]{{10}}-{KEY}$")
+WHEEL_LEASE = re.compile(r"^\.(?P<key>[0-9a-f]{12})\.lease(?:\.break)?$")
 # what the depot's top level may hold besides project directories
 TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch", ".sources"})
 

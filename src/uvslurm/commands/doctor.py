@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shutil
@@ -294,6 +295,123 @@ def image_check(config: Config) -> Check:
     return Check("ok", "image", detail)
 
 
+# One task on each of two nodes: task 0 holds a flock on FILE, task 1 tries it; each prints
+# "<task> <node> <what happened>" (held | busy | free | failed <why> | unseen). Files next to
+# FILE say when the lock is held and when task 1 is done (10 s at most each).
+_LOCK_PROBE = r"""
+f=$1 me="$SLURM_PROCID ${SLURMD_NODENAME:-?}"
+wait_for() { local i; for i in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+if [ "$SLURM_PROCID" = 0 ]; then
+  exec 9>>"$f" || { echo "$me failed cannot open $f"; exit 0; }
+  if err=$(flock -n 9 2>&1); then echo "$me held"; else echo "$me failed ${err##*: }"; fi
+  : >"$f.held"
+  wait_for "$f.done"
+else
+  if wait_for "$f.held"; then
+    if err=$(flock -n "$f" true 2>&1); then echo "$me free"
+    elif [ -z "$err" ]; then echo "$me busy"
+    else echo "$me failed ${err##*: }"
+    fi
+  else
+    echo "$me unseen"
+  fi
+  : >"$f.done"
+fi
+"""
+_LEASE = (
+    "builders of one key{} take turns by a lease file instead (a heartbeat every 2 s, taken "
+    "over after 15 s of silence: a key may be built twice at worst), and `uvslurm depot gc` "
+    "cannot see jobs that run {}"
+)
+_PER_NODE_FIX = (
+    "ask for coherent locks on the depot's filesystem (Lustre -o flock, BeeGFS "
+    "tuneUseGlobalFileLocks, NFS without local_lock), or run `uvslurm depot gc` only with an "
+    "--older-than longer than your longest job"
+)
+
+
+def _flock_here(path: Path) -> str | None:
+    """None when an exclusive flock works on `path` here, else why not."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        os.close(fd)
+
+
+def _two_node_probe(path: Path) -> tuple[str, str]:
+    """(result, detail): result is coherent, per-node, failing or unknown."""
+    argv = ["srun", "--nodes=2", "--ntasks-per-node=1", "--immediate=20", "--time=1",
+            "--job-name=uvslurm-doctor", "--quiet", "bash", "-c", _LOCK_PROBE, "probe", str(path)]  # fmt: skip
+    p = proc.probe(argv, timeout=60, env=proc.clean_env())
+    if p is None:
+        return "unknown", "`srun --nodes=2` did not answer within 60 s"
+    seen = {}
+    for line in p.stdout.splitlines():
+        task, _, rest = line.partition(" ")
+        node, _, what = rest.partition(" ")
+        seen[task] = (node, what)
+    if set(seen) != {"0", "1"}:
+        why = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        return "unknown", f"`srun --nodes=2` gave no answer from two nodes ({why})"
+    (n0, held), (n1, tried) = seen["0"], seen["1"]
+    if held.startswith("failed") or tried.startswith("failed"):
+        why = (held if held.startswith("failed") else tried).removeprefix("failed").strip()
+        return "failing", f"flock fails on {n0 if held.startswith('failed') else n1} ({why})"
+    if tried == "unseen":
+        return (
+            "unknown",
+            f"{n1} did not see the file {n0} wrote (is the depot on a shared filesystem?)",
+        )
+    if tried == "busy":
+        return "coherent", f"a flock held on {n0} excludes {n1}"
+    return "per-node", f"a flock held on {n0} does not exclude {n1}"
+
+
+def lock_check(depot: Path, slurm: bool) -> Check:
+    """Do file locks in the depot exclude across nodes? Where Slurm answers, one srun task on
+    each of two nodes finds out; else only whether flock works here at all is known."""
+    where = depot if depot.is_dir() else existing(depot)
+    if not writable(where):
+        return Check("warn", "depot locks", f"not checked: {where} is not writable")
+    probe = where / f".write-test-lockprobe-{os.getpid()}"
+    try:
+        why = _flock_here(probe)
+        if why is not None:
+            result, detail = "failing", f"flock fails here ({why})"
+        elif slurm:
+            result, detail = _two_node_probe(probe)
+        else:
+            result, detail = (
+                "unknown",
+                "flock works on this node; not checked across nodes (no Slurm here)",
+            )
+    finally:
+        for f in (
+            probe,
+            probe.with_name(probe.name + ".held"),
+            probe.with_name(probe.name + ".done"),
+        ):
+            f.unlink(missing_ok=True)
+    if result == "coherent":
+        return Check("ok", "depot locks", f"coherent across nodes: {detail}")
+    if result == "per-node":
+        lease = _LEASE.format(" on different nodes", "on other nodes")
+        return Check("warn", "depot locks", f"per node only: {detail}; {lease}", _PER_NODE_FIX)
+    if result == "failing":
+        lease = _LEASE.format("", "from a venv")
+        return Check("warn", "depot locks", f"failing: {detail}; {lease}; keep uv's cache off this "
+                     "filesystem (uv needs its locks)", "ask for working locks on the depot's "
+                     "filesystem (Lustre: -o flock), or set `depot` to one that has them")  # fmt: skip
+    return Check("warn", "depot locks", detail, "run `uvslurm doctor` where sbatch and srun work")
+
+
 def checks(ctx: Context) -> list[Check]:
     out = slurm_checks()
     try:
@@ -311,6 +429,8 @@ def checks(ctx: Context) -> list[Check]:
         out.append(Check("fail", "depot", e.message, e.hint))
         return out
     out.append(depot_check(depot))
+    slurm = all(c.status == "ok" for c in out if c.what in ("srun", "slurmctld"))
+    out.append(lock_check(depot, slurm and any(c.what == "slurmctld" for c in out)))
     if uv:
         out.append(uv_cache_check(uv, depot))
     out += node_local_checks(config, depot)

@@ -111,53 +111,105 @@ _uvslurm_uvnet() {
 _uvslurm_wheel() {
   local ret=$1
   shift
-  local d="$UVSLURM_DEPOT/.wheels/$1-$2" fp=$_uvslurm_fp t tmp fd srcdir
+  local d="$UVSLURM_DEPOT/.wheels/$1-$2" fp=$_uvslurm_fp t tmp srcdir
   local -a found
-  mkdir -p "$d" && exec {fd}>>"$d/$fp.lock" && flock "$fd" || return 1
+  mkdir -p "$d" || return 1
+  _uvslurm_claim "$d" "$fp" "$d/$fp"
   found=("$d/$fp"/*.whl)
   if [ -f "${found[0]}" ]; then
-    exec {fd}>&-
+    _uvslurm_unclaim
     : >"$d/$fp/.uvslurm-used" 2>/dev/null
     printf -v "$ret" '%s' "${found[0]}"
     _uvslurm_log "reused the $1 $2 wheel built for fingerprint $fp"
     return 0
   fi
   t=${EPOCHREALTIME/[.,]/}
-  tmp="$d/.$fp.build-${HOSTNAME:-node}-$$"
-  rm -rf "$d/.$fp".build-*
+  tmp="$d/.$fp.build-$_uvslurm_me"
+  _uvslurm_sweep "$d" "$fp"
   mkdir -p "$tmp/src" &&
     case $3 in
       archive) tar -xf "$4" -C "$tmp/src" ;;
       *) cp -a "$4/." "$tmp/src/" && rm -rf "$tmp/src/build" "$tmp/src"/*.egg-info ;;
-    esac || { rm -rf "$tmp"; exec {fd}>&-; return 1; }
+    esac || { rm -rf "$tmp"; _uvslurm_unclaim; return 1; }
   found=("$tmp/src"/*)
   srcdir=$tmp/src
   if [ ${#found[@]} -eq 1 ] && [ -d "${found[0]}" ]; then srcdir=${found[0]}; fi
   _uvslurm_log "building $1 $2 from source for fingerprint $fp"
+  # published by one rename, which fails where another node published first (then: theirs)
   if ! _uvslurm_uvnet "build of $1" _uvslurm_uvb build -q --wheel --python "$5" \
-    --out-dir "$tmp/dist" "$srcdir" || ! mv -T "$tmp/dist" "$d/$fp"; then
+    --out-dir "$tmp/dist" "$srcdir" ||
+    { ! mv -T "$tmp/dist" "$d/$fp" 2>/dev/null && found=("$d/$fp"/*.whl) &&
+      ! [ -f "${found[0]}" ]; }; then
     rm -rf "$tmp"
-    exec {fd}>&-
+    _uvslurm_unclaim
     return 1
   fi
   rm -rf "$tmp"
-  exec {fd}>&-
+  _uvslurm_unclaim
   found=("$d/$fp"/*.whl)
   printf -v "$ret" '%s' "${found[0]}"
   _uvslurm_since t "$t"
   _uvslurm_log "built the $1 $2 wheel for fingerprint $fp in $t ms"
 }
 
-# _uvslurm_build FINGERPRINT: build the key's venv in the depot (caller holds the key lock), its
-# marker holding FINGERPRINT (the text). Sets _uvslurm_state.
+# _uvslurm_failed: a build of this key failed less than a minute ago (on any node): stop now
+# with its error, rather than have every waiting job fail the same way after it in turn; the
+# first job after that minute tries again
+_uvslurm_failed() {
+  local when="" who="" why="" age
+  { read -r when && read -r who && read -r why; } 2>/dev/null \
+    <"$_uvslurm_pdir/.$_uvslurm_keyname.failed" || return 0
+  [[ $when =~ ^[0-9]+$ ]] || return 0
+  age=$((EPOCHSECONDS - when))
+  ((age < 60 && age > -60)) || return 0
+  _uvslurm_die "building $_uvslurm_pdir/$_uvslurm_keyname failed $((age < 0 ? 0 : age)) s ago" \
+    "($who): ${why//(see above)/(see its log)}; the next job tries again after $((60 - age)) s"
+}
+
+# _uvslurm_buildfail STATUS TMP MESSAGE...: the build failed with STATUS: TMP goes, the failure
+# is remembered next to the key for a minute (_uvslurm_failed), unless a signal ended it (a kill,
+# the OOM killer: the next job may well succeed), and the job stops with MESSAGE
+_uvslurm_buildfail() {
+  local job=${SLURM_JOB_ID:+job $SLURM_JOB_ID}
+  rm -rf "$2"
+  if [ "$1" -lt 128 ]; then
+    printf '%s\n%s\n%s\n' "$EPOCHSECONDS" "${job:-pid $$} on ${_uvslurm_me%-*-*}" "${*:3}" \
+      >"$_uvslurm_pdir/.$_uvslurm_keyname.failed" 2>/dev/null
+  fi
+  _uvslurm_die "${*:3}"
+}
+
+# _uvslurm_publish TMP VENV: rename the finished build TMP to VENV, which only ever fails (and
+# never replaces anything) where a directory that is not empty is there. A broken venv there (a
+# scratch purge took some of its files) is set aside first, and put back at once if it proves to
+# be ready after all (another node's, published meanwhile): a ready venv is never renamed away
+# for longer than that. Returns 0 when TMP was published, 2 when another process published a
+# ready VENV first (TMP goes), 1 when VENV is not ready.
+_uvslurm_publish() {
+  local aside="${2%/*}/.${2##*/}.trash-$_uvslurm_me"
+  if { [ -e "$2" ] || [ -L "$2" ]; } && ! _uvslurm_ready "$2" && mv -T "$2" "$aside" 2>/dev/null
+  then
+    if _uvslurm_ready "$aside"; then mv -T "$aside" "$2" 2>/dev/null; fi
+    rm -rf "$aside"
+  fi
+  if mv -T "$1" "$2" 2>/dev/null; then return 0; fi
+  rm -rf "$1"
+  _uvslurm_ready "$2" || return 1
+  _uvslurm_log "note: another process published $2 first; using it"
+  return 2
+}
+
+# _uvslurm_build FINGERPRINT: build the key's venv in the depot (caller holds the key's claim),
+# its marker holding FINGERPRINT (the text). Sets _uvslurm_state.
 _uvslurm_build() {
-  local text=$1 pd=$_uvslurm_pdir key=$_uvslurm_keyname t size name version kind src whl off=""
+  local text=$1 pd=$_uvslurm_pdir key=$_uvslurm_keyname t size name version kind src whl off="" rc
   local sample
-  local tmp="$pd/.$key.build-${HOSTNAME:-node}-$$"
+  local tmp="$pd/.$key.build-$_uvslurm_me"
   local -a skip=() rebuild=() wheels=()
   t=${EPOCHREALTIME/[.,]/}
-  # leftovers of killed builders: only the lock holder builds, so none of them is alive
-  rm -rf "$pd/.$key".build-* "$pd/.$key".trash-* "$pd/$key.tar.zst" "$pd/$key.squashfs"
+  _uvslurm_failed
+  # what dead builders left (a build of another node in progress stays)
+  _uvslurm_sweep "$pd" "$key"
   if [ -e "$pd/$key" ]; then _uvslurm_state=repaired; else _uvslurm_state=cold; fi
   # an image is unpacked by many processes: compile the bytecode once, here
   if [ "${UVSLURM_IMAGE:-none}" != none ]; then skip+=(--compile-bytecode); fi
@@ -168,34 +220,35 @@ _uvslurm_build() {
     done <<<"$UVSLURM_REBUILD_SOURCES"
   fi
   _uvslurm_uvnet "uv sync" _uvslurm_fresh "$tmp" "${skip[@]}" ||
-    { rm -rf "$tmp"; _uvslurm_die "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"; }
+    _uvslurm_buildfail $? "$tmp" "uv venv or uv sync failed for $UVSLURM_PROJECT (see above)"
   while [ ${#rebuild[@]} -gt 0 ]; do
-    _uvslurm_wheel whl "${rebuild[@]:0:4}" "$tmp/bin/python" || {
-      rm -rf "$tmp"
-      _uvslurm_die "building ${rebuild[0]} ${rebuild[1]} from source failed (see above)"
-    }
+    _uvslurm_wheel whl "${rebuild[@]:0:4}" "$tmp/bin/python" ||
+      _uvslurm_buildfail $? "$tmp" "building ${rebuild[0]} ${rebuild[1]} from source failed" \
+        "(see above)"
     wheels+=("$whl")
     rebuild=("${rebuild[@]:4}")
   done
   if [ ${#wheels[@]} -gt 0 ]; then
     VIRTUAL_ENV='' _uvslurm_uvb pip install -q --python "$tmp/bin/python" --no-deps \
       --offline "${wheels[@]}" ||
-      { rm -rf "$tmp"; _uvslurm_die "installing the rebuilt wheels failed"; }
+      _uvslurm_buildfail $? "$tmp" "installing the rebuilt wheels failed"
   fi
-  sample=$(_uvslurm_verify "$tmp") || {
-    rm -rf "$tmp"
-    _uvslurm_die "the new venv is incomplete or its python does not start (see above)"
-  }
+  sample=$(_uvslurm_verify "$tmp") ||
+    _uvslurm_buildfail $? "$tmp" "the new venv is incomplete or its python does not start" \
+      "(see above)"
   [ -z "$sample" ] || sample+=$'\n'
   size=$(du -sk "$tmp" 2>/dev/null) && size=${size%%[[:space:]]*}
   printf 'key=%s\nproject=%s\nsize_kb=%s\nbuilt_on=%s\n%s%s\n' "$key" "$UVSLURM_PROJECT" \
     "${size:-0}" "${SLURMD_NODENAME:-${HOSTNAME:-}}" "$sample" "$text" >"$tmp/.uvslurm-ready" ||
     { rm -rf "$tmp"; _uvslurm_die "cannot write to the depot $pd"; }
-  if [ -e "$pd/$key" ]; then mv "$pd/$key" "$pd/.$key.trash-$$" && rm -rf "$pd/.$key.trash-$$"; fi
-  mv -T "$tmp" "$pd/$key" || { rm -rf "$tmp"; _uvslurm_die "cannot publish $pd/$key"; }
   _uvslurm_since t "$t"
   _uvslurm_offline && off=" --offline"
+  _uvslurm_publish "$tmp" "$pd/$key"
+  rc=$?
+  [ "$rc" = 1 ] && _uvslurm_die "cannot publish $pd/$key"
   _uvslurm_log "built $pd/$key with uv sync --frozen$off in $t ms"
+  [ "$rc" = 2 ] && return 0 # another process published first: the images are its own
+  rm -f "$pd/.$key.failed" "$pd/$key.tar.zst" "$pd/$key.squashfs"
   if [ "${UVSLURM_IMAGE:-none}" != none ]; then _uvslurm_pack "$pd/$key"; fi
 }
 

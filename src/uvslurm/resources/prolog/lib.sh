@@ -45,6 +45,8 @@ _uvslurm_lkey=""    # <project id>-<key>: the name of the venv's node-local copi
 _uvslurm_venv=""    # the venv the command runs from (main, place, spread)
 _uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
 _uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
+_uvslurm_me=""      # <node>-<boot>-<pid>: this builder, in its lease and build directory names
+_uvslurm_claims=()  # the claims (_uvslurm_claim) held, innermost last
 _uvslurm_usefd=""   # the descriptor that holds the depot venv for as long as the job runs
 _uvslurm_copyfd=""  # the one that holds its node-local copy (place: _uvslurm_holdcopy)
 _uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
@@ -52,7 +54,11 @@ _uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps,
 _uvslurm_gone=""    # the venv that _uvslurm_intact found incomplete (said once, not per check)
 
 _uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
-_uvslurm_die() { _uvslurm_log "error: $*"; exit 75; }
+_uvslurm_die() {
+  _uvslurm_log "error: $*"
+  while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done
+  exit 75
+}
 # _uvslurm_since VAR START_US: milliseconds since START_US, without forking
 _uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
 
@@ -159,7 +165,13 @@ _uvslurm_hold() {
   # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
   # write-only one (EBADF), and gc would then remove a venv in use
   if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then
-    flock -s "$_uvslurm_usefd" 2>/dev/null &
+    # where it fails, flock's own error message is the warning line: it begins with the name
+    # flock runs under (no slash in it), so no other process is needed to report it
+    local w="uvslurm: warning: cannot hold the depot venv while the job runs (flock does not work"
+    w+=" on the depot's filesystem; \`uvslurm depot gc\` could remove it meanwhile), flock -s on fd"
+    exec -a "$w" flock -s "$_uvslurm_usefd" &
+  else
+    _uvslurm_log "warning: cannot open $1/.uvslurm-used to hold the venv while the job runs"
   fi
   # still there (gc renames a venv away before it removes it); whole, it was a moment ago
   [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvslurm_owned "$1"
@@ -194,3 +206,165 @@ _uvslurm_lock() {
   fi
 }
 _uvslurm_unlock() { exec {_uvslurm_lockfd}>&-; }
+
+# Builders of one key exclude each other by a claim: the flock above where it works (waiters
+# sleep in the kernel), then a lease, which needs no working flock. Where flock is coherent
+# (local disks, NFS with lockd, Lustre -o flock, GPFS) the lease is always free; where flock works
+# per node only (BeeGFS by default, Lustre -o localflock, NFS -o local_lock=all) or fails (Lustre
+# without -o flock), the lease alone keeps a second node from building. A lease is a file created
+# exclusively (O_EXCL) that names its owner; a background heartbeat touches it (and the owner's
+# build directory) every 2 s. It is taken over when its owner is provably dead (on this node
+# since its boot, its pid gone) or when its heartbeat stopped for 15 s of the waiter's own clock
+# (clock skew between nodes does not matter). A suspended owner can thus lose its lease: two nodes
+# then build the key once each; correctness never rests on the lease (builds are private, a
+# publish never replaces a venv, leftovers go only when their owner is provably gone).
+
+# _uvslurm_whoami: _uvslurm_me, this process as builder: <node>-<first 8 hex of boot id>-<pid>
+_uvslurm_whoami() {
+  local node=${SLURMD_NODENAME:-${HOSTNAME:-node}} boot=""
+  [ -n "$_uvslurm_me" ] && return 0
+  { read -r boot </proc/sys/kernel/random/boot_id; } 2>/dev/null
+  boot=${boot//-/}
+  _uvslurm_me="${node//[^A-Za-z0-9._]/_}-${boot:0:8}-$$"
+}
+
+# _uvslurm_started VAR PID: set VAR to the start time of process PID (clock ticks after boot);
+# false when there is no such process here. Builtins only.
+_uvslurm_started() {
+  local s
+  local -a f
+  { read -r s <"/proc/$2/stat"; } 2>/dev/null || return 1
+  read -r -a f <<<"${s##*) }"
+  printf -v "$1" '%s' "${f[19]:-}"
+}
+
+# _uvslurm_gone OWNER [START]: is OWNER (<node>-<boot>-<pid>) provably dead? Only when it ran on
+# this node since this boot and no process has its pid (or one started at another time than
+# START); an owner on another node is never judged here.
+_uvslurm_gone() {
+  local pid=${1##*-} st=""
+  _uvslurm_whoami
+  [[ $pid =~ ^[0-9]+$ ]] && [ "${1%-*}" = "${_uvslurm_me%-*}" ] || return 1
+  _uvslurm_started st "$pid" || return 0
+  [ -n "${2:-}" ] && [ "$st" != "$2" ]
+}
+
+# _uvslurm_lease_take LEASE LINE: create LEASE holding LINE, unless it exists. 0: taken; 1: it
+# exists; 2: it could not be created or written (the directory is gone or not writable).
+_uvslurm_lease_take() {
+  local - fd
+  set -C # noclobber: a new file is opened with O_EXCL
+  if ! { exec {fd}>"$1"; } 2>/dev/null; then
+    [ -e "$1" ] && return 1
+    return 2
+  fi
+  if ! printf '%s\n' "$2" >&"$fd"; then exec {fd}>&-; rm -f "$1"; return 2; fi
+  exec {fd}>&-
+}
+
+# _uvslurm_lease_break LEASE LINE: remove LEASE if it still holds LINE (a stale owner's). Breakers
+# take turns by LEASE.break, itself created exclusively: then nothing else can change LEASE (its
+# owner is dead, and takers only create it where it is missing), so the check and the removal
+# cannot remove a fresh lease. A LEASE.break older than a minute is a dead breaker's: it goes.
+_uvslurm_lease_break() {
+  local m cur=""
+  if ! _uvslurm_lease_take "$1.break" "$_uvslurm_me"; then
+    m=$(stat -c %Y "$1.break" 2>/dev/null) && ((EPOCHSECONDS - m > 60)) && rm -f "$1.break"
+    return 0
+  fi
+  { read -r cur <"$1"; } 2>/dev/null
+  [ "$cur" = "$2" ] && rm -f "$1"
+  rm -f "$1.break"
+}
+
+# _uvslurm_claim DIR NAME WHAT: the right to build DIR/NAME (WHAT, for the log): the flock on
+# DIR/NAME.lock where flock works, then the lease DIR/.NAME.lease. Waits while another live
+# process holds either. Released by _uvslurm_unclaim (and by _uvslurm_die).
+_uvslurm_claim() {
+  local lease="$1/.$2.lease" fd="" line start="" cur owner ostart seen="" since=0 m t="" rc
+  local tries=0 beat c
+  _uvslurm_whoami
+  if _uvslurm_lock "$1/$2.lock" "$3"; then
+    fd=$_uvslurm_lockfd
+  else
+    _uvslurm_log "note: flock does not work on the filesystem of $1; builders of $3 take" \
+      "turns by a lease file instead"
+  fi
+  _uvslurm_started start $$
+  line="$_uvslurm_me ${start:-0} ${SRANDOM:-$RANDOM}"
+  while :; do
+    _uvslurm_lease_take "$lease" "$line"
+    rc=$?
+    [ "$rc" = 0 ] && break
+    if [ "$rc" = 2 ]; then
+      tries=$((tries + 1))
+      [ "$tries" -lt 3 ] || _uvslurm_die "cannot create $lease (is the depot writable?)"
+      continue
+    fi
+    cur=""
+    # reading opens the file: NFS clients then check its attributes with the server
+    { read -r cur <"$lease"; } 2>/dev/null
+    m=$(stat -c %Y "$lease" 2>/dev/null) || continue
+    if [ "$cur $m" != "$seen" ]; then seen="$cur $m" since=$EPOCHSECONDS; fi
+    read -r owner ostart _ <<<"$cur"
+    # its owner died on this node, its heartbeat stopped 15 s ago, or it is ten minutes old
+    if _uvslurm_gone "${owner:-?}" "$ostart" ||
+      ((EPOCHSECONDS - since >= 15 || EPOCHSECONDS - m > 600)); then
+      _uvslurm_lease_break "$lease" "$cur"
+      continue
+    fi
+    if [ -z "$t" ]; then
+      t=${EPOCHREALTIME/[.,]/}
+      _uvslurm_log "waiting for another process preparing $3"
+    fi
+    sleep 0.5
+  done
+  # the heartbeat: touches the lease and this builder's directory while this shell lives and the
+  # lease is still its own (no lock descriptor of ours stays open in it)
+  (
+    for c in "$fd" "${_uvslurm_claims[@]%%$'\x1f'*}"; do [ -n "$c" ] && exec {c}>&-; done
+    while sleep 2; do
+      kill -0 $$ 2>/dev/null && { read -r cur <"$lease"; } 2>/dev/null &&
+        [ "$cur" = "$line" ] || exit 0
+      touch -c "$lease" "$1/.$2.build-$_uvslurm_me"
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  beat=$!
+  _uvslurm_claims+=("$fd"$'\x1f'"$lease"$'\x1f'"$line"$'\x1f'"$beat")
+  if [ -n "$t" ]; then
+    _uvslurm_since t "$t"
+    _uvslurm_log "waited $t ms for $3"
+  fi
+}
+
+# _uvslurm_unclaim: release the innermost claim: its heartbeat, its lease (if still its own) and
+# its flock
+_uvslurm_unclaim() {
+  local n=$((${#_uvslurm_claims[@]} - 1)) fd lease line beat cur=""
+  [ "$n" -ge 0 ] || return 0
+  IFS=$'\x1f' read -r fd lease line beat <<<"${_uvslurm_claims[n]}"
+  unset "_uvslurm_claims[n]"
+  kill "$beat" 2>/dev/null
+  wait "$beat" 2>/dev/null
+  { read -r cur <"$lease"; } 2>/dev/null && [ "$cur" = "$line" ] && rm -f "$lease"
+  [ -n "$fd" ] && exec {fd}>&-
+  return 0
+}
+
+# _uvslurm_sweep DIR NAME: remove what dead builders of DIR/NAME left (build directories, broken
+# venvs set aside): those of a provably dead owner (_uvslurm_gone), and those that
+# nothing touched for ten minutes (a live builder's heartbeat touches its directory every 2 s).
+# Another node's build in progress is left alone; so are `uvslurm depot gc`'s own (trash-gc-*).
+_uvslurm_sweep() {
+  local d owner m
+  for d in "$1/.$2".build-* "$1/.$2".trash-*; do
+    [ -e "$d" ] || [ -L "$d" ] || continue
+    owner=${d#"$1/.$2."}
+    owner=${owner#*-}
+    case $owner in gc-*) continue ;; esac
+    if [ "$owner" != "$_uvslurm_me" ] && ! _uvslurm_gone "$owner"; then
+      m=$(stat -c %Y "$d" 2>/dev/null) && ((EPOCHSECONDS - m > 600)) || continue
+    fi
+    rm -rf "$d"
+  done
+}

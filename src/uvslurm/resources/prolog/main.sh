@@ -60,14 +60,12 @@ _uvslurm_main() {
           "it, or set UVSLURM_DEPOT to a private directory"
       mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory" \
         "$_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
-      _uvslurm_lock "$depot_venv.lock" "$depot_venv" ||
-        _uvslurm_die "cannot lock $depot_venv.lock: flock does not work on the depot's" \
-          "filesystem; set UVSLURM_DEPOT (or \`depot\` in the config) to a directory on a" \
-          "filesystem with working file locks"
+      # one builder per key: flock where it works, a lease where it does not (lib.sh)
+      _uvslurm_claim "$_uvslurm_pdir" "$_uvslurm_keyname" "$depot_venv"
       # another job may have finished it while this one waited
       _uvslurm_ready "$depot_venv" || _uvslurm_build "$fingerprint"
       _uvslurm_hold "$depot_venv" || _uvslurm_die "$depot_venv is not usable after building it"
-      _uvslurm_unlock
+      _uvslurm_unclaim
     fi
     _uvslurm_localize "$depot_venv"
   fi
