@@ -189,6 +189,7 @@ _uvslurm_publish() {
   local aside="${2%/*}/.${2##*/}.trash-$_uvslurm_me"
   if { [ -e "$2" ] || [ -L "$2" ]; } && ! _uvslurm_ready "$2" && mv -T "$2" "$aside" 2>/dev/null
   then
+    _uvslurm_gone=$aside # said already, of $2
     if _uvslurm_ready "$aside"; then mv -T "$aside" "$2" 2>/dev/null; fi
     rm -rf "$aside"
   fi
