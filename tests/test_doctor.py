@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,15 @@ def test_depot_locks_are_probed_on_two_nodes(
 ) -> None:
     """One srun task on each node: a flock held on n1 is tried from n2, in the depot."""
     depot = dev_depot(kind)
-    c = _checks(uvslurm("doctor", "--json", cwd=project, env={"UVSLURM_DEPOT": str(depot)}))
-    got = c["depot locks"]
+    # the probe asks for both nodes at once (srun --immediate): while other tests' jobs hold
+    # them, doctor rightly says it got no answer; ask again until they are free
+    end = time.monotonic() + 600
+    while True:
+        c = _checks(uvslurm("doctor", "--json", cwd=project, env={"UVSLURM_DEPOT": str(depot)}))
+        got = c["depot locks"]
+        if "nodes are busy" not in got["detail"] or time.monotonic() > end:
+            break
+        time.sleep(5)
     want = {
         "coherent": ("ok", "coherent across nodes: a flock held on n1 excludes n2"),
         "pernode": ("warn", "per node only: a flock held on n1 does not exclude n2; "),

@@ -46,7 +46,7 @@ _uvslurm_facts() {
         os) o=$v ;;
         uv) [ "${v%% *}" = "$_uvslurm_uv" ] && u=${v#* } ;;
       esac
-    done <"$f"
+    done 2>/dev/null <"$f" # replaced meanwhile (a rename): read as if absent
   fi
   if [ -z "$g" ] || [ -z "$u" ] || [ -z "$o" ]; then
     _uvslurm_cpu c

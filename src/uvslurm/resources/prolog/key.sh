@@ -22,7 +22,7 @@ _uvslurm_key() {
       while IFS=$'\x1e' read -r k v; do
         # only a fingerprint hash: what is read back never names a path
         if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}$ ]]; then fh=$k; break; fi
-      done <"$cache"
+      done 2>/dev/null <"$cache" # replaced meanwhile (a rename): read as if absent
     fi
   fi
   if [ -n "$cache" ]; then
