@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,11 +72,15 @@ def paths_in(line: str) -> set[str]:
     return found
 
 
-def count(trace: Path, roots: dict[str, Path]) -> Touched:
+def count(
+    trace: Path, roots: dict[str, Path], paths: Callable[[str], set[str]] = paths_in
+) -> Touched:
+    """Per root: the distinct paths the trace names under it (`paths`: what one line names),
+    and the calls naming them."""
     t = Touched({r: set() for r in roots}, dict.fromkeys(roots, 0))
     for line in trace.read_text(errors="replace").splitlines():
         hit = set()
-        for p in paths_in(line):
+        for p in paths(line):
             for r, root in roots.items():
                 if p == str(root) or p.startswith(f"{root}/"):
                     t.paths[r].add(p)

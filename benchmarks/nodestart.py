@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import fstouch
 from benchmarks.common import Bench, log, make_bench, output
 from benchmarks.fstouch import _STRING, Touched, paths_in
 
@@ -72,18 +73,8 @@ def paths_of(line: str) -> set[str]:
 
 
 def count(trace: Path, roots: dict[str, Path]) -> Touched:
-    """Per root: the distinct paths the trace names under it, and the calls naming them."""
-    t = Touched({r: set() for r in roots}, dict.fromkeys(roots, 0))
-    for line in trace.read_text(errors="replace").splitlines():
-        hit = set()
-        for path in paths_of(line):
-            for r, root in roots.items():
-                if path == str(root) or path.startswith(f"{root}/"):
-                    t.paths[r].add(path)
-                    hit.add(r)
-        for r in hit:
-            t.calls[r] += 1
-    return t
+    """fstouch's count, each descriptor call naming the file behind it."""
+    return fstouch.count(trace, roots, paths_of)
 
 
 @dataclass

@@ -363,3 +363,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") == "true" and _SKIPPED_IN_CI:
         print(f"\nCI: {len(_SKIPPED_IN_CI)} tests were skipped: {_SKIPPED_IN_CI[:8]}")
         session.exitstatus = 1
+
+
+def lossy_uv(tmp_path: Path, damage: str) -> Path:
+    """A uv whose `uv sync` reports success after damaging six.py in the venv it made."""
+    real = shutil.which("uv")
+    uv = tmp_path / "lossy-uv"
+    uv.write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = sync ]; then\n'
+        f'  {real} "$@" || exit\n'
+        '  f=$(echo "$UV_PROJECT_ENVIRONMENT"/lib/python*/site-packages/six.py)\n'
+        f"  {damage}\n"
+        "  exit 0\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    uv.chmod(0o755)
+    return uv

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROLOG, UV_CACHE, missing_files, prolog_env, ready
+from conftest import PROLOG, UV_CACHE, lossy_uv, missing_files, prolog_env, ready
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,24 +120,6 @@ def test_remembered_keys_hold_fingerprints_only(project: Path, tmp_path: Path) -
 
 
 # --- 5: integrity ----------------------------------------------------------------------------
-
-
-def lossy_uv(tmp_path: Path, damage: str) -> Path:
-    """A uv whose `uv sync` reports success after damaging six.py in the venv it made."""
-    real = shutil.which("uv")
-    uv = tmp_path / "lossy-uv"
-    uv.write_text(
-        "#!/bin/bash\n"
-        'if [ "$1" = sync ]; then\n'
-        f'  {real} "$@" || exit\n'
-        '  f=$(echo "$UV_PROJECT_ENVIRONMENT"/lib/python*/site-packages/six.py)\n'
-        f"  {damage}\n"
-        "  exit 0\n"
-        "fi\n"
-        f'exec {real} "$@"\n'
-    )
-    uv.chmod(0o755)
-    return uv
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from conftest import (
     HOSTILE_NAMES,
     PROLOG,
     files_under,
+    lossy_uv,
     missing_files,
     prolog_env,
     ready,
@@ -326,17 +327,7 @@ def test_a_retried_sync_starts_from_a_fresh_venv(project: Path, tmp_path: Path) 
 
 
 def test_an_incomplete_venv_is_never_published(project: Path, tmp_path: Path) -> None:
-    real = shutil.which("uv")
-    uv = tmp_path / "lossy-uv"
-    uv.write_text(
-        "#!/bin/bash\n"
-        'if [ "$1" = sync ]; then\n'
-        f'  {real} "$@" || exit\n'
-        '  rm -f "$UV_PROJECT_ENVIRONMENT"/lib/python*/site-packages/six.py; exit 0\n'
-        "fi\n"
-        f'exec {real} "$@"\n'
-    )
-    uv.chmod(0o755)
+    uv = lossy_uv(tmp_path, 'rm -f "$f"')
     depot = tmp_path / "depot"
     r = prolog(project, depot, UVSLURM_UV=str(uv))
     assert r.returncode == 75, r.stderr
