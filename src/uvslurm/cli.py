@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from uvslurm import __version__
 from uvslurm.errors import (
@@ -117,6 +117,9 @@ def build_parser() -> Parser:
     )
     s.add_argument("--parsable", action="store_true", help="print only the job id")
     s.add_argument(
+        "--json", action="store_true", help="print the job id, logs, manifest, venv as JSON"
+    )
+    s.add_argument(
         "--no-node-local", action="store_true", help="run from the depot, not node-local disk"
     )
     s.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
@@ -210,7 +213,45 @@ def build_parser() -> Parser:
     t.add_argument("--profile", metavar="NAME", help="fill in the options of this profile")
     t.add_argument("--project", metavar="DIR")
     t.set_defaults(module="template")
+    _add_lifecycle(sub, common)
     return parser
+
+
+def _add_lifecycle(sub: Any, common: argparse.ArgumentParser) -> None:
+    """After submit: jobs, logs, cancel, show, resubmit (issue 12)."""
+    jb = sub.add_parser("jobs", parents=[common], help="your uvslurm jobs and their state")
+    jb.add_argument("--all", action="store_true", help="every project's, not only this one's")
+    jb.add_argument("--last", type=int, default=20, metavar="N", help="the N latest (default 20)")
+    jb.add_argument("--json", action="store_true")
+    jb.add_argument("--project", metavar="DIR")
+    jb.set_defaults(module="jobs")
+
+    lg = sub.add_parser("logs", parents=[common], help="print or follow a job's log")
+    lg.add_argument("job", metavar="JOB", help="job id, or JOB_TASK for an array task")
+    lg.add_argument("-f", "--follow", action="store_true", help="follow it until the job ends")
+    lg.add_argument("--err", action="store_true", help="the error log (when it is another file)")
+    lg.set_defaults(module="logs")
+
+    cn = sub.add_parser("cancel", parents=[common], help="cancel jobs (scancel)")
+    cn.add_argument("jobs", nargs="*", metavar="JOB", help="job ids, or JOB_TASK")
+    cn.add_argument("--all", action="store_true", help="every unfinished job of this project")
+    cn.add_argument("--json", action="store_true")
+    cn.add_argument("--project", metavar="DIR")
+    cn.set_defaults(module="cancel")
+
+    sh = sub.add_parser("show", parents=[common], help="what a job ran: its manifest")
+    sh.add_argument("job", metavar="JOB", help="job id, or JOB_TASK for an array task")
+    sh.add_argument("--script", action="store_true", help="print the exact job script instead")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(module="show")
+
+    rs = sub.add_parser(
+        "resubmit", parents=[common], help="submit a job again: same lock, options, arguments"
+    )
+    rs.add_argument("job", metavar="JOB", help="the job id")
+    rs.add_argument("--json", action="store_true")
+    rs.add_argument("--parsable", action="store_true", help="print only the new job id")
+    rs.set_defaults(module="resubmit")
 
 
 def _parse_submit(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
@@ -248,6 +289,7 @@ def dispatch(argv: list[str]) -> int:
     if not ns.cmd:
         build_parser().print_help(sys.stderr)
         return 2
+    ns.argv = list(argv)  # verbatim, for the job's manifest
     from importlib import import_module
 
     from uvslurm.context import Context

@@ -19,6 +19,9 @@ SHELL_VENV = re.compile(r"^shell-[0-9a-f]{12}$")
 # what a project directory remembers: fingerprint hashes, and small uv.locks by their hash
 KEYS = ".keys"
 LOCK_COPY = re.compile(r"^\.lock-[0-9a-f]{16}$")
+# the pyproject.toml and uv.lock a job was submitted with, content-addressed, that the node
+# builds its venv from (its other entries: links to the project's)
+SUBMITTED = re.compile(r"^\.submitted-[0-9a-f]{16}$")
 KEY_LOCK = re.compile(rf"^(?P<key>{KEY})\.lock$")
 IMAGE = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)$")
 # a builder's private directory, what a builder or gc renamed away, a killed packer's image

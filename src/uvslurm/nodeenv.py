@@ -37,6 +37,8 @@ class NodeSettings:
     rebuild_sources: str = ""  # rebuild.encode(...) of their locked sources
     image: str = "none"  # "none", "tar.zst" or "squashfs"
     lock_hash: str = ""  # sha256 of the uv.lock submitted ("" when none was read)
+    lock_dir: str = ""  # the submitted pyproject.toml + uv.lock the node builds from (pipeline)
+    record: str = ""  # where the job records its start and end for its manifest (manifest.py)
 
     @property
     def project_id(self) -> str:

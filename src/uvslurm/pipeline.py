@@ -10,10 +10,13 @@ value and returning a new one, nothing computed twice:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import shlex
+import shutil
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -68,6 +71,7 @@ class Options:
     script: dict[str, str | bool]  # what the rendered script sets in #SBATCH lines
     effective: dict[str, str | bool]  # what the job will run with
     defaulted: frozenset[str] = frozenset()  # names uvslurm chose (job name, log)
+    sources: dict[str, str] = field(default_factory=dict)  # name -> the layer that set it
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,61 @@ def effects(
     if not dry_run:
         with output.Status("fetching wheels and Python into the uv cache for offline nodes"):
             uvtool.prefetch(node.uv, project, node.sync_args, depot, node.rebuild, lock)
+        node = keep_submitted(node, project, lock)
     return with_sources(with_lock(node, lock), project, lock, download=not dry_run)
+
+
+# what the submitted copy of a project leaves out: uv's own files and the user's venv
+_NOT_LINKED = frozenset({"uv.lock", "pyproject.toml", ".venv"})
+
+
+def submitted_name(lock: bytes, pyproject: bytes) -> str:
+    """The content address of a lock and its pyproject.toml (names.SUBMITTED)."""
+    h = hashlib.sha256(hashlib.sha256(lock).digest() + hashlib.sha256(pyproject).digest())
+    return f".submitted-{h.hexdigest()[:16]}"
+
+
+def leaves_project(lock_text: str) -> bool:
+    """Does the lock name a local source by a relative path out of the project (`../lib`)?
+    Relative to the submitted copy, such a path would name something else."""
+    return bool(re.search(r'\b(?:path|editable|directory|virtual) = "\.\.(?:/|")', lock_text))
+
+
+def keep_submitted(
+    node: nodeenv.NodeSettings, project: Project, lock: bytes
+) -> nodeenv.NodeSettings:
+    """`node` building from a content-addressed copy of the project's pyproject.toml and `lock`
+    (the uv.lock read once, in effects) in the depot: a job queued for hours still runs the lock
+    it was submitted with. The copy's other entries are links to the project's, for a packaged
+    project's own build. Left as it was (the project's lock, checked on the node) where the
+    lock points out of the project, or the copy cannot be written."""
+    if project.lock.parent != project.root or leaves_project(lock.decode("utf-8", "replace")):
+        return node
+    try:
+        pyproject = (project.root / "pyproject.toml").read_bytes()
+        pdir = Path(node.depot) / node.project_id
+        dest = pdir / submitted_name(lock, pyproject)
+        if not dest.is_dir():
+            pdir.mkdir(mode=0o700, exist_ok=True)
+            tmp = pdir / f"{dest.name}.tmp-{os.getpid()}"
+            tmp.mkdir(mode=0o700)
+            (tmp / "uv.lock").write_bytes(lock)
+            (tmp / "pyproject.toml").write_bytes(pyproject)
+            try:
+                tmp.rename(dest)
+            except OSError:  # another submission made it meanwhile: the same bytes
+                shutil.rmtree(tmp, ignore_errors=True)
+        if dest.is_symlink() or dest.stat().st_uid != os.getuid():
+            return node
+        for entry in os.scandir(project.root):
+            link = dest / entry.name
+            if entry.name not in _NOT_LINKED and not os.path.lexists(link):
+                with contextlib.suppress(FileExistsError):  # a submission at the same moment
+                    link.symlink_to(project.root / entry.name)
+    except OSError as e:
+        output.warn(f"the job will build from the project's uv.lock as it is then ({e})")
+        return node
+    return dataclasses.replace(node, lock_dir=str(dest))
 
 
 def with_lock(node: nodeenv.NodeSettings, lock: bytes | None) -> nodeenv.NodeSettings:
@@ -258,7 +316,13 @@ def layer_options(
             raise UvslurmError(
                 f"the default log path {default_log!r} cannot be an #SBATCH value", "pass -o FILE"
             ) from e
-    return Options({**options, **defaults}, {**effective, **defaults}, frozenset(defaults))
+    sources = {
+        **{k: "config" for k in lower},
+        **{k: "script" for k in script},
+        **{k: "command line" for k in cli},
+        **{k: "default" for k in defaults},
+    }
+    return Options({**options, **defaults}, {**effective, **defaults}, frozenset(defaults), sources)
 
 
 def _check_log_dirs(opts: Options, cwd: Path) -> None:

@@ -20,8 +20,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("main.sh", "the steps, then the mode"),
 )
 # in activate mode the job script goes on after the prolog, with an EXIT trap that unmounts a
-# mounted image: these functions stay; every other function of the prolog is unset
-KEPT = ("_uvslurm_umount", "_uvslurm_fuse_off")
+# mounted image and records the exit code: these functions stay; every other one is unset
+KEPT = ("_uvslurm_umount", "_uvslurm_fuse_off", "_uvslurm_atexit", "_uvslurm_record")
 # the line of main.sh that becomes the `unset -f` of every other function
 UNSET_PLACEHOLDER = "    unset -f _uvslurm_FUNCTIONS"
 _DEFINITION = re.compile(r"^(_uvslurm_[A-Za-z0-9_]+)\(\)", re.M)

@@ -1,11 +1,13 @@
-"""The only place that runs sbatch and scontrol."""
+"""The only place that runs sbatch, scontrol, sacct and scancel."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,10 +30,10 @@ def _job_id(line: str) -> str:
     return line.strip().split(";", 1)[0]
 
 
-def submit(sbatch: str, script: Path, script_args: Sequence[str]) -> str:
-    """Submit and return the job id."""
+def submit(sbatch: str, script: Path, script_args: Sequence[str], cwd: str | None = None) -> str:
+    """Submit (from `cwd`, the job's working directory) and return the job id."""
     try:
-        out = proc.run([sbatch, "--parsable", str(script), *script_args])
+        out = proc.run([sbatch, "--parsable", str(script), *script_args], cwd=cwd)
     except proc.CommandFailed as e:
         raise UvslurmError(f"sbatch refused the job: {e.last_line}") from e
     job = _job_id(out)
@@ -111,3 +113,154 @@ def submit_wait(
     if code != 0 and "error" in rest.lower() and "exit" not in rest.lower():
         sys.stderr.write(rest)
     return job, code
+
+
+# --- what Slurm says of jobs, and scancel ------------------------------------------------------
+
+ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL",
+                   "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"})  # fmt: skip
+_FIELD = re.compile(r"(?:^| )([A-Za-z][A-Za-z0-9/:_]*)=")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job (or one array task, `<array job>_<task>`) as Slurm reports it."""
+
+    job_id: str
+    name: str = ""
+    state: str = ""  # Slurm's word: PENDING, RUNNING, COMPLETED, CANCELLED, ...
+    exit_code: int | None = None  # the program's code (None: not ended, or not known)
+    signal: int = 0
+    elapsed: str = ""
+    nodes: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    array_job: str = ""  # the array's job id, for a task
+    source: str = "scontrol"  # or "sacct"
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+def parse_scontrol(text: str) -> list[dict[str, str]]:
+    """`scontrol show job -o` output -> one dict of fields per line. Values run to the next
+    ` Key=` (a job name may hold blanks)."""
+    out = []
+    for line in text.splitlines():
+        marks = list(_FIELD.finditer(line))
+        fields = {}
+        for m, nxt in zip(marks, [*marks[1:], None], strict=True):
+            fields[m.group(1)] = line[m.end() : nxt.start() if nxt else len(line)].strip()
+        if "JobId" in fields:
+            out.append(fields)
+    return out
+
+
+def _exit(text: str) -> tuple[int | None, int]:
+    code, _, sig = text.partition(":")
+    if not code.isdigit():
+        return None, 0
+    return int(code), int(sig) if sig.isdigit() else 0
+
+
+def info_from_scontrol(fields: dict[str, str]) -> JobInfo:
+    task = fields.get("ArrayTaskId", "")
+    array = fields.get("ArrayJobId", "")
+    job_id = f"{array}_{task}" if task else fields["JobId"]
+    state = fields.get("JobState", "")
+    code, sig = _exit(fields.get("ExitCode", "")) if state in ENDED else (None, 0)
+    nodes = fields.get("NodeList", "")
+    return JobInfo(
+        job_id=job_id,
+        name=fields.get("JobName", ""),
+        state=state,
+        exit_code=code,
+        signal=sig,
+        elapsed=fields.get("RunTime", ""),
+        nodes="" if nodes == "(null)" else nodes,
+        stdout=fields.get("StdOut", ""),
+        stderr=fields.get("StdErr", ""),
+        array_job=array if task else "",
+    )
+
+
+def parse_sacct(text: str) -> list[JobInfo]:
+    """`sacct -n -P -X -o JobID,JobName,State,ExitCode,Elapsed,NodeList` -> JobInfo each."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) != 6:
+            continue
+        job_id, name, state, exit_code, elapsed, nodes = parts
+        state = state.split()[0] if state else ""  # "CANCELLED by 0"
+        ended = state in ENDED
+        code, sig = _exit(exit_code) if ended else (None, 0)
+        array = job_id.split("_", 1)[0] if "_" in job_id else ""
+        out.append(
+            JobInfo(
+                job_id,
+                name,
+                state,
+                code,
+                sig,
+                elapsed,
+                "" if nodes == "None assigned" else nodes,
+                array_job=array,
+                source="sacct",
+            )
+        )
+    return out
+
+
+def wanted(info: JobInfo, ids: Sequence[str]) -> bool:
+    """Is `info` one of `ids`, or a task of an array job among them?"""
+    return info.job_id in ids or (bool(info.array_job) and info.array_job in ids)
+
+
+def query(ids: Sequence[str]) -> dict[str, JobInfo]:
+    """What Slurm knows of `ids` (job ids, or `<job>_<task>`): every task of an array job
+    named by its id. scontrol first (the controller keeps ended jobs MinJobAge seconds), then
+    sacct for the rest when accounting is there; ids neither knows are absent."""
+    if not ids:
+        return {}
+    found: dict[str, JobInfo] = {}
+    try:
+        text = proc.run(["scontrol", "show", "job", "-o"])
+    except (proc.CommandFailed, UvslurmError):
+        text = ""
+    for fields in parse_scontrol(text):
+        info = info_from_scontrol(fields)
+        if wanted(info, ids):
+            found[info.job_id] = info
+    missing = [
+        i for i in ids if i not in found and not any(f.array_job == i for f in found.values())
+    ]
+    if missing:
+        fmt = "JobID,JobName,State,ExitCode,Elapsed,NodeList"
+        try:
+            acct = proc.run(["sacct", "-n", "-P", "-X", "-o", fmt, "-j", ",".join(missing)])
+        except (proc.CommandFailed, UvslurmError):
+            acct = ""  # no accounting here ("Slurm accounting storage is disabled")
+        for info in parse_sacct(acct):
+            if wanted(info, missing):
+                found.setdefault(info.job_id, info)
+    return found
+
+
+def cancel(ids: Sequence[str]) -> None:
+    """scancel `ids` (job ids, or `<job>_<task>`)."""
+    if not ids:
+        return
+    try:
+        proc.run(["scancel", *ids])
+    except proc.CommandFailed as e:
+        raise UvslurmError(f"scancel refused: {e.last_line}", "check the job ids") from e
+
+
+def version() -> str:
+    """`sbatch --version`'s words after the name ("22.05.8"), or "" when it cannot run."""
+    try:
+        return proc.run([find_sbatch(), "--version"]).split()[-1]
+    except (proc.CommandFailed, UvslurmError, IndexError):
+        return ""

@@ -4,13 +4,26 @@ sbatch."""
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
+import hashlib
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from uvslurm import nodeenv, output, paths, pipeline, sbatch_options, slurm
+from uvslurm import (
+    __version__,
+    manifest,
+    nodeenv,
+    output,
+    paths,
+    pipeline,
+    proc,
+    sbatch_options,
+    slurm,
+)
 from uvslurm.context import Context
-from uvslurm.errors import UsageError
+from uvslurm.errors import UsageError, UvslurmError
 
 
 def request(ns: argparse.Namespace) -> pipeline.Request:
@@ -35,12 +48,11 @@ def request(ns: argparse.Namespace) -> pipeline.Request:
     )
 
 
-def _save_copy(text: str) -> Path:
-    d = paths.state_dir() / "scripts"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"pending-{os.getpid()}-{time.time_ns()}.sh"
-    path.write_text(text)
-    return path
+def _log_of(job: str, pattern: str, name: str, is_array: bool) -> str:
+    """A log's path with the job's id and name in it (an array's per-task %a stays)."""
+    import getpass
+
+    return manifest.expand_log(pattern, job, "%a" if is_array else "", name, getpass.getuser())
 
 
 def _report_tasks(job: str) -> None:
@@ -55,6 +67,55 @@ def _report_tasks(job: str) -> None:
         output.line(f"  {state}: {shown}")
 
 
+def _uv_version(uv: str) -> str:
+    try:
+        return proc.run([uv, "--version"]).split()[1]
+    except (UvslurmError, IndexError):
+        return ""
+
+
+def job_manifest(
+    job: str, p: pipeline.Job, ns: argparse.Namespace, ctx: Context, script: Path, submitted: float
+) -> dict[str, Any]:
+    """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md)."""
+    node, opts = p.node, p.options
+    pyproject = p.project.root / "pyproject.toml"
+    sources = dict(opts.sources)
+    if ns.profile:  # the config layer, finer: what the profile set
+        for k in sbatch_options.normalize(ctx.config.table(f"profiles.{ns.profile}")):
+            if sources.get(k) == "config":
+                sources[k] = f"profile {ns.profile}"
+    logs: dict[str, str] = {
+        name: str(opts.effective[name]) for name in ("output", "error") if name in opts.effective
+    }
+    target = {
+        "command": list(p.target.command),
+        "script_args": list(p.target.script_args),
+        "batch_script": bool(p.target.script),
+    }
+    return manifest.submission(
+        job_id=job,
+        argv=["uvslurm", *getattr(ns, "argv", [])],
+        cwd=str(ctx.cwd),
+        project=str(p.project.root),
+        lock_root=str(p.project.lock.parent),
+        options=opts.effective,
+        sources=sources,
+        target=target,
+        versions={"uvslurm": __version__, "uv": _uv_version(node.uv), "slurm": slurm.version()},
+        git=manifest.git_of(p.project.root),
+        lock_sha256=node.lock_hash,
+        pyproject_sha256=hashlib.sha256(pyproject.read_bytes()).hexdigest(),
+        lock_dir=node.lock_dir,
+        depot=node.depot,
+        sync_args=node.sync_args,
+        script=str(script),
+        logs=logs,
+        array="array" in opts.effective,
+        submitted_at=submitted,
+    )
+
+
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     req = request(ns)
     plan = pipeline.plan(ctx, req)
@@ -62,7 +123,10 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         print(pipeline.realize(plan, req, dry_run=True).text, end="")
         return 0
     sbatch = slurm.find_sbatch()
-    p = pipeline.realize(plan, req)
+    # the job records its start and end beside its manifest
+    node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
+    p = pipeline.realize(dataclasses.replace(plan, node=node), req)
+    submitted = time.time()
     out = p.options.effective.get("output")
     if isinstance(out, str) and out.startswith(str(paths.state_dir())):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -70,14 +134,37 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     fp, venv, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(p.node, "fingerprint"))
 
     is_array = "array" in p.options.effective
-    copy = _save_copy(p.text)
-    copy.chmod(0o755)
+    copy = manifest.save_script(p.text)
     job_copy: list[Path] = [copy]
 
     def announce(job: str) -> None:
         final = copy.with_name(f"{job}.sh")
         copy.rename(final)
         job_copy[0] = final
+        doc = job_manifest(job, p, ns, ctx, final, submitted)
+        try:
+            where = str(manifest.write(doc))
+        except (OSError, UvslurmError) as e:  # submitted all the same: said, not fatal
+            where = ""
+            output.warn(f"job {job}: its manifest could not be written ({e})")
+        if ns.json:
+            output.json(
+                {
+                    "job_id": job,
+                    "logs": {
+                        k: _log_of(job, v, str(p.options.effective.get("job-name", "")), is_array)
+                        for k, v in doc["logs"].items()
+                    },
+                    "manifest": where,
+                    "script": str(final),
+                    "project": str(p.project.root),
+                    "venv": venv,
+                    "fingerprint": fp,
+                    "lock_sha256": p.node.lock_hash,
+                }
+            )
+            sys.stdout.flush()
+            return
         print(job, flush=True)
         if not ns.parsable:
             pattern = str(p.options.effective.get("output", ""))
@@ -101,7 +188,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
             job, code = slurm.submit_wait(
                 sbatch, copy, p.target.script_args, announce, stream=not is_array
             )
-            if not ns.parsable:
+            if not ns.parsable and not ns.json:
                 word = "succeeded" if code == 0 else f"failed with exit code {code}"
                 (output.console().print if code == 0 else output.warn)(f"job {job} {word}")
                 if is_array:

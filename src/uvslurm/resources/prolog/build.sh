@@ -20,12 +20,23 @@ _uvslurm_uvb() {
   (unset "${_uvslurm_uvclear[@]}"; UV_LINK_MODE=hardlink exec "$_uvslurm_uv" "$@")
 }
 
+# _uvslurm_lockproj: the directory uv builds the venv from: the submitted copy of the project's
+# pyproject.toml and uv.lock (UVSLURM_LOCK_DIR, its other entries linked to the project's), so
+# that a lock changed while the job was queued does not change what it runs; else the project
+_uvslurm_lockproj() {
+  if [ -n "${UVSLURM_LOCK_DIR:-}" ] && [ -f "$UVSLURM_LOCK_DIR/uv.lock" ]; then
+    printf '%s' "$UVSLURM_LOCK_DIR"
+  else
+    printf '%s' "$UVSLURM_PROJECT"
+  fi
+}
+
 _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
   local venv=$1
   shift
   # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
   UV_PROJECT_ENVIRONMENT=$venv VIRTUAL_ENV='' _uvslurm_uvb sync -q --frozen "$@" \
-    --project "$UVSLURM_PROJECT" ${UVSLURM_SYNC_ARGS:-}
+    --project "$(_uvslurm_lockproj)" ${UVSLURM_SYNC_ARGS:-}
 }
 
 # _uvslurm_fresh VENV [uv sync flags...]: a new relocatable venv at VENV (it can be renamed into
@@ -35,7 +46,7 @@ _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
 # sync and its retry with the network.
 _uvslurm_fresh() {
   rm -rf "$1"
-  (cd "$UVSLURM_PROJECT" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable \
+  (cd "$(_uvslurm_lockproj)" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable \
     ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$1") || return 1
   _uvslurm_sync "$@"
 }

@@ -12,9 +12,13 @@
 # one sha256sum call hashes uv.lock as this node sees it (2-5 ms), and a lock that differs from
 # the one submitted is said in the log.
 _uvslurm_key() {
-  local text=$1 out ph="" fh="" lh="" name k v cache="" lock="$UVSLURM_PROJECT/uv.lock" LC_ALL=C
+  local text=$1 out ph="" fh="" lh="" name k v cache="" lock LC_ALL=C
   local now="" copy="" kept="" was=${UVSLURM_LOCK_HASH:-}
   local enc=${text//$'\n'/$'\x1f'}
+  # the lock submitted, in its content-addressed copy (UVSLURM_LOCK_DIR), is what the venv is
+  # built from; without one (prepare, env, older scripts) the project's own
+  lock="${UVSLURM_LOCK_DIR:-$UVSLURM_PROJECT}/uv.lock"
+  [ -n "${UVSLURM_LOCK_DIR:-}" ] && [ -f "$lock" ] || lock="$UVSLURM_PROJECT/uv.lock"
   if [ -n "${UVSLURM_PROJECT_ID:-}" ]; then
     _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
     cache="$_uvslurm_pdir/.keys"
@@ -50,9 +54,13 @@ _uvslurm_key() {
   # sha256sum prefixes a line with '\' when the file name holds a newline or backslash
   ph=${ph#\\}; lh=${lh#\\}
   [ ${#lh} -ge 64 ] || return 1
+  _uvslurm_lockhash=${lh:0:64}
   if [ -n "$was" ] && [ "${lh:0:64}" != "$was" ]; then
+    _uvslurm_lockmoved=1
     _uvslurm_log "warning: $lock changed after submission (sha256 ${UVSLURM_LOCK_HASH:0:12}" \
       "then, ${lh:0:12} now); using the venv of this uv.lock, the one the command runs with"
+  elif [ "$lock" != "$UVSLURM_PROJECT/uv.lock" ] && [ "${2:-}" = remember ]; then
+    _uvslurm_lockdiff
   fi
   if [ -n "$ph" ]; then
     name=${UVSLURM_PROJECT##*/}
@@ -72,6 +80,24 @@ _uvslurm_key() {
     [ -n "$now" ] && [ -z "$kept" ] && [ "${lh:0:64}" = "$was" ] && _uvslurm_keep_lock "$lh" "$now"
   fi
   return 0
+}
+
+# _uvslurm_lockdiff: the job builds from the lock submitted; say in one line when the project's
+# uv.lock is another one by now (a `uv add` while the job was queued). Bytes compared by bash
+# when both are small (no process), else by cmp.
+_uvslurm_lockdiff() {
+  local a="" b="" same=""
+  { IFS= read -r -d '' -N 65537 a <"$UVSLURM_LOCK_DIR/uv.lock"; } 2>/dev/null
+  { IFS= read -r -d '' -N 65537 b <"$UVSLURM_PROJECT/uv.lock"; } 2>/dev/null
+  if [ ${#a} -le 65536 ] && [ ${#b} -le 65536 ]; then
+    [ "$a" == "$b" ] && same=1
+  elif cmp -s "$UVSLURM_LOCK_DIR/uv.lock" "$UVSLURM_PROJECT/uv.lock"; then
+    same=1
+  fi
+  [ -n "$same" ] && return 0
+  _uvslurm_lockmoved=1
+  _uvslurm_log "note: $UVSLURM_PROJECT/uv.lock changed since submission; this job runs the" \
+    "lock submitted (sha256 ${_uvslurm_lockhash:0:12}), kept in $UVSLURM_LOCK_DIR"
 }
 
 # _uvslurm_remember_fp ENCODED: remember the fingerprint hash of a fingerprint text (newlines

@@ -12,6 +12,9 @@
 #   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
 #   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
 #                       uv.lock this node sees, with a warning when that one differs
+#   UVSLURM_LOCK_DIR    the submitted copy of pyproject.toml and uv.lock that the venv is built
+#                       from ("": the project's own)
+#   UVSLURM_RECORD      directory where a job records its start and end (""; none)
 #   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
 #   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
 #   UVSLURM_NODE_LOCAL  auto | never | a directory
@@ -52,6 +55,8 @@ _uvslurm_copyfd=""  # the one that holds its node-local copy (place: _uvslurm_ho
 _uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
 _uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps, several nodes)
 _uvslurm_gone=""    # the venv that _uvslurm_intact found incomplete (said once, not per check)
+_uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
+_uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
 
 _uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
 _uvslurm_die() {

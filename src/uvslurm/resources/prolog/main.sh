@@ -74,6 +74,44 @@ _uvslurm_main() {
   [ -n "${_uvslurm_usefd:-}" ] || : >"$depot_venv/.uvslurm-used" 2>/dev/null
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
+  [ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_record start "$t" "$fingerprint"
+}
+
+# _uvslurm_record start MS FINGERPRINT | end EXIT_CODE: what this job found on its node, or
+# how it ended, for its manifest (`uvslurm show`, `uvslurm jobs`): key=value lines in
+# $UVSLURM_RECORD/<job id>[_<task>].start|.end (the fingerprint's components after a
+# `components:` line), written under a temporary name and renamed. Only in a job with a record
+# directory of this user's; never fails the job.
+_uvslurm_record() {
+  local id=${SLURM_JOB_ID:-} f v
+  [ -n "${UVSLURM_RECORD:-}" ] && [ -n "$id" ] || return 0
+  [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && id="${SLURM_ARRAY_JOB_ID:-}_$SLURM_ARRAY_TASK_ID"
+  [[ $id =~ ^[0-9]+(_[0-9]+)?$ ]] && [ -d "$UVSLURM_RECORD" ] && ! [ -L "$UVSLURM_RECORD" ] &&
+    [ -O "$UVSLURM_RECORD" ] || return 0
+  f="$UVSLURM_RECORD/$id.$1"
+  {
+    printf 'time=%s\nnode=%s\n' "${EPOCHREALTIME/,/.}" "${SLURMD_NODENAME:-${HOSTNAME:-}}"
+    if [ "$1" = start ]; then
+      v=${_uvslurm_venv//$'\n'/\\n}
+      printf 'nodes=%s\nready=%s\nready_ms=%s\nvenv=%s\nfingerprint=%s\nlock_sha256=%s\n' \
+        "${SLURM_JOB_NODELIST:-}" "$_uvslurm_state" "$2" "$v" "$_uvslurm_fp" "$_uvslurm_lockhash"
+      printf 'lock_moved=%s\ncomponents:\n%s\n' "${_uvslurm_lockmoved:-0}" "$3"
+    else
+      printf 'exit_code=%s\n' "$2"
+    fi
+  } >"$f.tmp-$$" 2>/dev/null && mv -f "$f.tmp-$$" "$f" 2>/dev/null
+  rm -f "$f.tmp-$$" 2>/dev/null
+  # a requeued job starts again: its earlier end is not this run's
+  [ "$1" = start ] && rm -f "$UVSLURM_RECORD/$id.end" 2>/dev/null
+  return 0
+}
+
+# _uvslurm_atexit: the EXIT trap of a batch script run after the prolog: unmount a mounted
+# image, record the script's exit code
+_uvslurm_atexit() {
+  local rc=$?
+  _uvslurm_umount
+  _uvslurm_record end "$rc"
 }
 
 # _uvslurm_exec: run mode: the command through `uv run --no-sync` with this venv, as the job's
@@ -98,8 +136,11 @@ _uvslurm_exec() {
     if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
   fi
   run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
-  [ -n "${_uvslurm_mnt:-}" ] || exec "${run[@]}"
-  # A mounted image: this shell stays, to unmount it when the command ends.
+  # this shell stays only to unmount a mounted image or to record how the job ended
+  if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
+  then
+    exec "${run[@]}"
+  fi
   if [ -t 0 ]; then
     # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
     trap '_uvslurm_umount; exit 143' TERM
@@ -123,6 +164,7 @@ _uvslurm_exec() {
     rc=$?
   fi
   _uvslurm_umount
+  _uvslurm_record end "$rc"
   exit "$rc"
 }
 
@@ -141,7 +183,8 @@ case ${UVSLURM_MODE:-run} in
     export VIRTUAL_ENV="$_uvslurm_venv" PATH="$_uvslurm_venv/bin:$PATH" UV_NO_SYNC=1 UV_FROZEN=1
     unset PYTHONHOME
     # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
-    [ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT
+    # and its exit code is recorded for the job's manifest
+    if [ -n "${_uvslurm_mnt:-}" ] || [ -n "${UVSLURM_RECORD:-}" ]; then trap _uvslurm_atexit EXIT; fi
     # every function of the prolog but those that trap calls (uvslurm/prolog.py writes the list)
     unset -f _uvslurm_FUNCTIONS
     ;;
