@@ -397,7 +397,7 @@ def test_output_summary_keys_are_bold(monkeypatch: pytest.MonkeyPatch) -> None:
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, color_system="standard", highlight=False)
-    monkeypatch.setattr(output, "console", lambda: console)
+    monkeypatch.setattr(output, "console", lambda stdout=False: console)
     output.summary("T", [("key", "value")])
     assert "\x1b[1mkey\x1b[0m" in buf.getvalue()
     assert "\x1b[1mvalue" not in buf.getvalue()

@@ -222,13 +222,18 @@ def test_layer_options_precedence() -> None:
             "job-name": "mine",
             "output": "o.log",
         },
-    )
+        # the layer each option's value came from, for the job's manifest
+        sources={"time": "script", "partition": "config", "mem": "command line",
+                 "job-name": "script", "output": "command line"},
+    )  # fmt: skip
 
 
 def test_layer_options_defaults() -> None:
     opts = pipeline.layer_options({}, {}, {}, "a\nb", "/state/logs/%x-%j.out")
     expected = {"job-name": "a_b", "output": "/state/logs/%x-%j.out"}
-    assert opts == Options(expected, expected, frozenset(expected))
+    assert opts == Options(
+        expected, expected, frozenset(expected), dict.fromkeys(expected, "default")
+    )
     with pytest.raises(UvslurmError) as e:
         pipeline.layer_options({}, {}, {}, "x", "/home/a\nb/%x.out")
     assert e.value.line() == (

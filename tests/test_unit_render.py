@@ -107,7 +107,10 @@ def test_the_generated_unset_covers_every_function_but_the_exit_traps() -> None:
     assert prolog.UNSET_PLACEHOLDER.strip() not in text
     assert text.count("unset -f ") == 1
     # what stays is what activate mode's EXIT trap calls, and what those call in turn
-    assert '[ -n "${_uvslurm_mnt:-}" ] && trap _uvslurm_umount EXIT' in text
+    assert '[ -n "${_uvslurm_mnt:-}${UVSLURM_RECORD:-}" ] && trap _uvslurm_atexit EXIT' in text
+    assert {"_uvslurm_umount", "_uvslurm_record"} <= set(
+        re.findall(r"_uvslurm_[A-Za-z0-9_]+", _body(text, "_uvslurm_atexit"))
+    )
     for name in prolog.KEPT:
         called = set(re.findall(r"_uvslurm_[A-Za-z0-9_]+", _body(text, name)))
         assert called & set(defined) <= set(prolog.KEPT), (name, called)

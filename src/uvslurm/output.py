@@ -79,15 +79,17 @@ def warn(message: str) -> None:
     console().print(f"[yellow]uvslurm: warning:[/] {escape(message)}")
 
 
-def summary(title: str, rows: Sequence[tuple[str, str]]) -> None:
-    """A short key/value block: what was done and where things are. One line per row, never
-    cut to the terminal's width: the paths in it are meant to be copied."""
+def summary(title: str, rows: Sequence[tuple[str, str]], *, stdout: bool = False) -> None:
+    """A short key/value block: what was done and where things are (on stderr; with `stdout`,
+    as a command's answer). One line per row, never cut to the terminal's width: the paths in
+    it are meant to be copied."""
     from rich.markup import escape
 
     width = max((len(key) for key, _ in rows), default=0)
-    console().print(f"[bold green]{escape(title)}[/]")
+    c = console(stdout)
+    c.print(f"[bold green]{escape(title)}[/]", soft_wrap=True)
     for key, value in rows:
-        console().print(f"[bold]{escape(key.ljust(width))}[/]  {escape(value)}")
+        c.print(f"[bold]{escape(key.ljust(width))}[/]  {escape(value)}", soft_wrap=True)
 
 
 class Status:

@@ -28,7 +28,11 @@ def _run_rows(run: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     if run.get("started_at"):
         rows.append((f"{prefix}ran", f"{run['started_at']} to {run.get('ended_at') or '...'}"))
     if run.get("fingerprint"):
-        comps = " ".join(f"{k}={v}" for k, v in (run.get("components") or {}).items())
+        # each component shortened: `--json` has them whole
+        comps = " ".join(
+            f"{k}={v if len(v) <= 24 else v[:23] + '…'}"
+            for k, v in (run.get("components") or {}).items()
+        )
         rows.append((f"{prefix}fingerprint", f"{run['fingerprint']} ({comps})"))
     if run.get("venv"):
         rows.append(
@@ -78,5 +82,5 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     elif doc.get("run"):
         rows += _run_rows(doc["run"])
     title = f"job {doc['job_id']}{'_' + task if task else ''}"
-    output.summary(title, rows)
+    output.summary(title, rows, stdout=True)
     return 0

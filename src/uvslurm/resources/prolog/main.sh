@@ -184,7 +184,7 @@ case ${UVSLURM_MODE:-run} in
     unset PYTHONHOME
     # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
     # and its exit code is recorded for the job's manifest
-    if [ -n "${_uvslurm_mnt:-}" ] || [ -n "${UVSLURM_RECORD:-}" ]; then trap _uvslurm_atexit EXIT; fi
+    [ -n "${_uvslurm_mnt:-}${UVSLURM_RECORD:-}" ] && trap _uvslurm_atexit EXIT
     # every function of the prolog but those that trap calls (uvslurm/prolog.py writes the list)
     unset -f _uvslurm_FUNCTIONS
     ;;
