@@ -202,7 +202,8 @@ def merged(
         return out
     tasks: dict[str, dict[str, Any]] = {}
     ids = {i for i in [*records, *infos] if i.startswith(f"{job}_")}
-    for task_id in sorted(ids, key=lambda i: int(i.split("_", 1)[1])):
+    # numerically; tasks not started yet are one entry of their range ("2-5"), last
+    for task_id in sorted(ids, key=lambda i: (len(i), i)):
         start, end = records.get(task_id, (None, None))
         tasks[task_id.split("_", 1)[1]] = {
             "job_id": task_id,
