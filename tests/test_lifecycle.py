@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -220,3 +221,49 @@ def test_show_names_commit_dirty_lock_fingerprint_exit_and_resubmit_reproduces_i
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_with_snapshot_edits_after_submit_do_not_change_what_a_held_job_runs(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],  # noqa: E731
+                                    cwd=project, check=True, capture_output=True, text=True)  # fmt: skip
+    init = project / "src" / "demo" / "__init__.py"
+    assert init.is_file(), "the test project is a packaged one"
+    init.write_text("MARK = 'one'\n")
+    (project / "data").mkdir()
+    (project / "data" / "d.txt").write_text("one\n")
+    (project / "snap.py").write_text(
+        "import os, demo\nprint('SNAP', demo.MARK, open('data/d.txt').read().strip(), os.getcwd())\n"
+    )
+    (project / "untracked.txt").write_text("x")
+    git("init", "-q")
+    git("add", "src", "data", "snap.py", "pyproject.toml", "uv.lock", "train.py")
+    git("commit", "-qm", "one")
+    log = tmp_path / "snap.log"
+    sub = as_json("submit", "--snapshot", "--hold", "-o", str(log), "snap.py", cwd=project)
+    job = sub["job_id"]
+    shown = as_json("show", job, cwd=project)
+    snap = Path(shown["snapshot"])
+    assert snap.name.startswith(".snapshot-") and (snap / "snap.py").is_file()
+    assert not (snap / "untracked.txt").exists(), "only git-tracked files are copied"
+    # edits after submission: code, the package, data
+    init.write_text("MARK = 'two'\n")
+    (project / "data" / "d.txt").write_text("two\n")
+    (project / "snap.py").write_text("print('EDITED')\n")
+    cluster.run("scontrol", "release", job)
+    wait_for_text(log, "SNAP", 120)
+    text = log.read_text()
+    assert f"SNAP one one {snap}" in text and "EDITED" not in text, text
+    assert f"running in the snapshot {snap}" in text
+    # the same files again make the same snapshot; the edited ones another
+    git("commit", "-qam", "two")
+    r = uvslurm("submit", "--snapshot", "--wait", "-o", str(tmp_path / "2.log"), "--",
+                "python", "snap.py", cwd=project)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "EDITED" in (tmp_path / "2.log").read_text()
+    assert len(list(snap.parent.glob(".snapshot-*"))) == 2
+    # outside git, --snapshot is refused before anything is submitted
+    shutil.rmtree(project / ".git")
+    r = uvslurm("submit", "--snapshot", "snap.py", cwd=project)
+    assert r.returncode == 1 and "is not in a git work tree" in r.stderr, r.stderr

@@ -122,6 +122,11 @@ def build_parser() -> Parser:
     s.add_argument(
         "--no-node-local", action="store_true", help="run from the depot, not node-local disk"
     )
+    s.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="run from a copy of the project's git-tracked files as they are now",
+    )
     s.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
     s.add_argument("--frozen", action="store_true", help="use uv.lock as it is, without checking")
     _add_uv_selection(s)

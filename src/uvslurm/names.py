@@ -22,6 +22,8 @@ LOCK_COPY = re.compile(r"^\.lock-[0-9a-f]{16}$")
 # the pyproject.toml and uv.lock a job was submitted with, content-addressed, that the node
 # builds its venv from (its other entries: links to the project's)
 SUBMITTED = re.compile(r"^\.submitted-[0-9a-f]{16}$")
+# `submit --snapshot`: the project's git-tracked files, content-addressed, that the job runs in
+SNAPSHOT = re.compile(r"^\.snapshot-[0-9a-f]{16}$")
 KEY_LOCK = re.compile(rf"^(?P<key>{KEY})\.lock$")
 IMAGE = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)$")
 # a builder's private directory, what a builder or gc renamed away, a killed packer's image

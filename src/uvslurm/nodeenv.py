@@ -39,6 +39,7 @@ class NodeSettings:
     lock_hash: str = ""  # sha256 of the uv.lock submitted ("" when none was read)
     lock_dir: str = ""  # the submitted pyproject.toml + uv.lock the node builds from (pipeline)
     record: str = ""  # where the job records its start and end for its manifest (manifest.py)
+    snapshot: str = ""  # the copy of the project's git-tracked files the command runs in
 
     @property
     def project_id(self) -> str:

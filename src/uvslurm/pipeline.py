@@ -53,6 +53,7 @@ class Request:
     locked: bool = False
     frozen: bool = False
     sync_args: tuple[str, ...] = ()  # uv's selection flags (nodeenv.sync_args)
+    snapshot: bool = False  # run from a content-addressed copy of the git-tracked files
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,9 @@ def effects(
         with output.Status("fetching wheels and Python into the uv cache for offline nodes"):
             uvtool.prefetch(node.uv, project, node.sync_args, depot, node.rebuild, lock)
         node = keep_submitted(node, project, lock)
+        if req.snapshot:
+            with output.Status("copying the project's git-tracked files for --snapshot"):
+                node = take_snapshot(node, project)
     return with_sources(with_lock(node, lock), project, lock, download=not dry_run)
 
 
@@ -205,6 +209,76 @@ def leaves_project(lock_text: str) -> bool:
     """Does the lock name a local source by a relative path out of the project (`../lib`)?
     Relative to the submitted copy, such a path would name something else."""
     return bool(re.search(r'\b(?:path|editable|directory|virtual) = "\.\.(?:/|")', lock_text))
+
+
+def tracked_files(root: Path) -> list[str]:
+    """The git-tracked files under `root` (relative to it), as the work tree has them;
+    UvslurmError outside a git work tree."""
+    from uvslurm import proc
+
+    try:
+        out = proc.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--", "."])
+    except UvslurmError as e:
+        raise UvslurmError(
+            f"--snapshot: {root} is not in a git work tree",
+            "commit the project to git, or submit without --snapshot",
+        ) from e
+    return sorted(f for f in out.split("\0") if f)
+
+
+def snapshot_name(entries: Sequence[tuple[str, str, bytes]]) -> str:
+    """The content address of a snapshot: (path, kind, content) of every entry, in order."""
+    h = hashlib.sha256()
+    for path, kind, content in entries:
+        h.update(f"{len(path)}:{path}:{kind}:{len(content)}:".encode("utf-8", "surrogateescape"))
+        h.update(content)
+    return f".snapshot-{h.hexdigest()[:16]}"
+
+
+def take_snapshot(node: nodeenv.NodeSettings, project: Project) -> nodeenv.NodeSettings:
+    """`node` running its command from a copy of the project's git-tracked files as they are
+    now, content-addressed in the depot (`<project id>/.snapshot-<16 hex>`): editing the code
+    after submission does not change what a queued job runs (submitit's snapshot, for uv)."""
+    root = project.root
+    entries: list[tuple[str, str, bytes]] = []
+    for rel in tracked_files(root):
+        path = root / rel
+        if path.is_symlink():
+            entries.append((rel, "link", os.readlink(path).encode("utf-8", "surrogateescape")))
+        elif path.is_file():  # a tracked file deleted in the work tree is left out
+            kind = "exec" if os.access(path, os.X_OK) else "file"
+            entries.append((rel, kind, path.read_bytes()))
+    pdir = Path(node.depot) / node.project_id
+    dest = pdir / snapshot_name(entries)
+    if not dest.is_dir():
+        pdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = pdir / f"{dest.name}.tmp-{os.getpid()}"
+        try:
+            tmp.mkdir(mode=0o700)
+            for rel, kind, content in entries:
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if kind == "link":
+                    target.symlink_to(os.fsdecode(content))
+                else:
+                    target.write_bytes(content)
+                    target.chmod(0o700 if kind == "exec" else 0o600)
+            tmp.rename(dest)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not dest.is_dir():  # another submission of the same files made it meanwhile
+                raise UvslurmError(f"--snapshot: cannot copy the project to {dest} ({e})") from e
+    if dest.is_symlink() or dest.stat().st_uid != os.getuid():
+        raise UvslurmError(f"--snapshot: {dest} is not a directory of yours", f"remove {dest}")
+    return dataclasses.replace(node, snapshot=str(dest))
+
+
+def in_snapshot(command: Sequence[str], project: str, snapshot: str) -> tuple[str, ...]:
+    """`command` with a program path inside the project (a .py target, made absolute) pointing
+    into the snapshot instead."""
+    if not snapshot or not command or not command[0].startswith(project.rstrip("/") + "/"):
+        return tuple(command)
+    return (snapshot + command[0][len(project.rstrip("/")) :], *command[1:])
 
 
 def keep_submitted(
@@ -369,7 +443,7 @@ def realize(p: Plan, req: Request, *, dry_run: bool = False) -> Job:
             settings=node,
             options=p.options.script,
             origin=p.origin,
-            command=p.target.command,
+            command=in_snapshot(p.target.command, node.project, node.snapshot),
             user_script=p.target.script,
         )
     )

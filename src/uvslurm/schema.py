@@ -92,6 +92,7 @@ INPUTS = (
     Input("UVSLURM_LOCK_HASH", "lock_hash"),
     Input("UVSLURM_LOCK_DIR", "lock_dir"),
     Input("UVSLURM_RECORD", "record"),
+    Input("UVSLURM_SNAPSHOT", "snapshot"),
     Input("UVSLURM_UV", "uv", "uv", env=True, kind="string", shown="`uv` on PATH",
           meaning="the uv executable; its absolute path is recorded in the job script"),
     Input("UVSLURM_DEPOT", "depot", "depot", env=True, kind="path",

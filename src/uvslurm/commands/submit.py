@@ -45,6 +45,7 @@ def request(ns: argparse.Namespace) -> pipeline.Request:
         locked=ns.locked,
         frozen=ns.frozen,
         sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+        snapshot=ns.snapshot,
     )
 
 
@@ -107,6 +108,7 @@ def job_manifest(
         lock_sha256=node.lock_hash,
         pyproject_sha256=hashlib.sha256(pyproject.read_bytes()).hexdigest(),
         lock_dir=node.lock_dir,
+        snapshot=node.snapshot,
         depot=node.depot,
         sync_args=node.sync_args,
         script=str(script),

@@ -168,10 +168,30 @@ _uvslurm_exec() {
   exit "$rc"
 }
 
+# _uvslurm_snapshot: `submit --snapshot`: the command (or the batch script's body) runs in the
+# copy of the project's git-tracked files made at submission, from the directory that mirrors the
+# one it was submitted from, with the copy's src/ first on the import path (a packaged
+# project's editable install points at the project's own)
+_uvslurm_snapshot() {
+  local here
+  [ -n "${UVSLURM_SNAPSHOT:-}" ] && [ -d "$UVSLURM_SNAPSHOT" ] || return 0
+  here=$(pwd -P)
+  case $here in
+    "$UVSLURM_PROJECT") cd "$UVSLURM_SNAPSHOT" || return 0 ;;
+    "$UVSLURM_PROJECT"/*) cd "$UVSLURM_SNAPSHOT${here#"$UVSLURM_PROJECT"}" 2>/dev/null ||
+      cd "$UVSLURM_SNAPSHOT" || return 0 ;;
+  esac
+  if [ -d "$UVSLURM_SNAPSHOT/src" ]; then
+    export PYTHONPATH="$UVSLURM_SNAPSHOT/src${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  _uvslurm_log "running in the snapshot $UVSLURM_SNAPSHOT"
+}
+
 # a mount made by `uvslurm prepare` would outlive it
 [ "${UVSLURM_MODE:-run}" = prepare ] && _uvslurm_nomount=1
 _uvslurm_main
 export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
+[ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_snapshot
 case ${UVSLURM_MODE:-run} in
   run) _uvslurm_exec ;;
   prepare)
