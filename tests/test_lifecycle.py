@@ -263,6 +263,14 @@ def test_with_snapshot_edits_after_submit_do_not_change_what_a_held_job_runs(
     assert r.returncode == 0, r.stderr
     assert "EDITED" in (tmp_path / "2.log").read_text()
     assert len(list(snap.parent.glob(".snapshot-*"))) == 2
+    # a snapshot gone before the job starts: the job stops rather than run the code of now
+    log3 = tmp_path / "3.log"
+    held = as_json("submit", "--snapshot", "--hold", "-o", str(log3), "snap.py", cwd=project)
+    shutil.rmtree(as_json("show", held["job_id"], cwd=project)["snapshot"])
+    cluster.run("scontrol", "release", held["job_id"])
+    wait_for_text(log3, "is gone", 60)
+    assert "EDITED" not in log3.read_text()
+    wait_for(lambda: listed(project, held["job_id"])["exit_code"] == 75, 30, "exit 75")
     # outside git, --snapshot is refused before anything is submitted
     shutil.rmtree(project / ".git")
     r = uvslurm("submit", "--snapshot", "snap.py", cwd=project)

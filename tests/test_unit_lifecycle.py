@@ -334,3 +334,21 @@ def test_the_prolog_records_start_and_end_only_in_a_job_with_a_record_dir(
     record({}, "end", "0")
     assert sorted(p.name for p in rec.iterdir()) == ["5.start", "8_2.end"]
     assert not list(tmp_path.glob("x*"))
+
+
+def test_a_project_dir_goes_with_its_submitted_copies_and_snapshots(tmp_path: Path) -> None:
+    from uvslurm import depot
+
+    pdir = tmp_path / "demo-0000000000"
+    for name in (".submitted-0123456789abcdef", ".snapshot-0123456789abcdef"):
+        (pdir / name / "src").mkdir(parents=True)
+        (pdir / name / "uv.lock").write_text("x")
+        (pdir / name / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep").write_text("k")
+    (pdir / ".keys").write_text("")
+    (pdir / ".snapshot-0123").mkdir()  # not of uvslurm's grammar: keeps the directory
+    assert depot.remove_project_dir(pdir) is False and (pdir / ".keys").exists()
+    (pdir / ".snapshot-0123").rmdir()
+    assert depot.remove_project_dir(pdir) is True
+    assert not pdir.exists() and (tmp_path / "elsewhere" / "keep").is_file()

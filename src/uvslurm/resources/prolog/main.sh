@@ -174,7 +174,10 @@ _uvslurm_exec() {
 # project's editable install points at the project's own)
 _uvslurm_snapshot() {
   local here
-  [ -n "${UVSLURM_SNAPSHOT:-}" ] && [ -d "$UVSLURM_SNAPSHOT" ] || return 0
+  [ -n "${UVSLURM_SNAPSHOT:-}" ] || return 0
+  # the code of now is not what was asked for
+  _uvslurm_owned "$UVSLURM_SNAPSHOT" || _uvslurm_die "the snapshot $UVSLURM_SNAPSHOT is gone" \
+    "(\`uvslurm depot rm\`?) or not yours; submit again"
   here=$(pwd -P)
   case $here in
     "$UVSLURM_PROJECT") cd "$UVSLURM_SNAPSHOT" || return 0 ;;
