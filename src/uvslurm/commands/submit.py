@@ -76,7 +76,13 @@ def _uv_version(uv: str) -> str:
 
 
 def job_manifest(
-    job: str, p: pipeline.Job, ns: argparse.Namespace, ctx: Context, script: Path, submitted: float
+    job: str,
+    p: pipeline.Job,
+    ns: argparse.Namespace,
+    ctx: Context,
+    script: Path,
+    submitted: float,
+    versions: dict[str, str],
 ) -> dict[str, Any]:
     """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md)."""
     node, opts = p.node, p.options
@@ -103,7 +109,7 @@ def job_manifest(
         options=opts.effective,
         sources=sources,
         target=target,
-        versions={"uvslurm": __version__, "uv": _uv_version(node.uv), "slurm": slurm.version()},
+        versions=versions,
         git=manifest.git_of(p.project.root),
         lock_sha256=node.lock_hash,
         pyproject_sha256=hashlib.sha256(pyproject.read_bytes()).hexdigest(),
@@ -129,6 +135,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
     p = pipeline.realize(dataclasses.replace(plan, node=node), req)
     submitted = time.time()
+    versions = {"uvslurm": __version__, "uv": _uv_version(p.node.uv), "slurm": slurm.version()}
     out = p.options.effective.get("output")
     if isinstance(out, str) and out.startswith(str(paths.state_dir())):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +150,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         final = copy.with_name(f"{job}.sh")
         copy.rename(final)
         job_copy[0] = final
-        doc = job_manifest(job, p, ns, ctx, final, submitted)
+        doc = job_manifest(job, p, ns, ctx, final, submitted, versions)
         try:
             where = str(manifest.write(doc))
         except (OSError, UvslurmError) as e:  # submitted all the same: said, not fatal
