@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import uvslurm
-from uvslurm import manifest, nodeenv, pipeline, slurm
+from uvslurm import __version__, manifest, nodeenv, paths, pipeline, slurm
 from uvslurm.errors import UsageError, UvslurmError
 from uvslurm.project import Project
 
@@ -352,3 +353,313 @@ def test_a_project_dir_goes_with_its_submitted_copies_and_snapshots(tmp_path: Pa
     (pdir / ".snapshot-0123").rmdir()
     assert depot.remove_project_dir(pdir) is True
     assert not pdir.exists() and (tmp_path / "elsewhere" / "keep").is_file()
+
+
+# --- the commands, in-process, with Slurm answered by a fake ------------------------------------
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project directory to stand in (commands default to its jobs)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pyproject.toml").write_text("[project]\nname = 'p'\nversion = '0'\n")
+    (proj / "uv.lock").write_text("version = 1\n")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def sub(job: str, root: Path, **over: object) -> dict[str, object]:
+    """A submission's manifest of `job` in the project at `root`, written."""
+    lock = (
+        hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()
+        if (root / "uv.lock").exists()
+        else "0" * 64
+    )
+    script = paths.state_dir() / "scripts" / f"{job}.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!/bin/bash\necho job {job}\n")
+    doc = manifest.submission(
+        job_id=job, argv=["uvslurm", "submit", "train.py", "a b"], cwd=str(root),
+        project=str(root), lock_root=str(root), options={"job-name": "train"},
+        sources={"job-name": "default"}, target={"script_args": []}, versions={"uvslurm": __version__},
+        git={"commit": "c" * 40, "branch": "main", "dirty": True, "diff_sha256": "d" * 64},
+        lock_sha256=lock, pyproject_sha256="", lock_dir="", depot="/d", sync_args=(),
+        script=str(script), logs={"output": str(root / "%x-%j.out")}, array=False,
+        submitted_at=1.0,
+    )  # fmt: skip
+    doc.update(over)
+    manifest.write(doc)
+    return doc
+
+
+class FakeSlurm:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.states: dict[str, list[slurm.JobInfo]] = {}
+        self.cancelled: list[list[str]] = []
+        self.submitted: list[tuple[str, list[str], str | None]] = []
+        monkeypatch.setattr(slurm, "query", self.query)
+        monkeypatch.setattr(slurm, "cancel", self.cancelled.append)
+        monkeypatch.setattr(slurm, "find_sbatch", lambda: "/fake/sbatch")
+        monkeypatch.setattr(slurm, "submit", self.submit)
+
+    def set(self, job: str, *infos: slurm.JobInfo) -> None:
+        """What Slurm answers for `job` at each query in turn (the last one from then on)."""
+        self.states[job] = list(infos)
+
+    def query(self, ids: list[str]) -> dict[str, slurm.JobInfo]:
+        out = {}
+        for job, seq in self.states.items():
+            info = seq.pop(0) if len(seq) > 1 else seq[0]
+            if slurm.wanted(info, ids) or job in ids:
+                out[info.job_id] = info
+        return out
+
+    def submit(self, sbatch: str, script: Path, args: list[str], cwd: str | None = None) -> str:
+        self.submitted.append((script.read_text(), list(args), cwd))
+        return "900"
+
+
+def cli(*args: str) -> int:
+    from uvslurm import cli as cli_
+
+    return cli_.main(list(args))
+
+
+def test_jobs_lists_this_projects_jobs_with_slurm_states(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    sub("11", here)
+    sub("12", here)
+    sub("13", here, project="/other")
+    fake.set(
+        "11", slurm.JobInfo("11", state="COMPLETED", exit_code=0, elapsed="00:00:05", nodes="n1")
+    )
+    fake.set("12", slurm.JobInfo("12", state="RUNNING", elapsed="00:00:01", nodes="n2"))
+    (manifest.jobs_dir() / "11.start").write_text("ready=cold\nnodes=n1\n")
+    assert cli("jobs", "--json") == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["project"] == str(here)
+    rows = {r["job_id"]: r for r in got["jobs"]}
+    assert list(rows) == ["12", "11"], "this project's only, the latest first"
+    assert (rows["11"]["state"], rows["11"]["exit_code"], rows["11"]["ready"]) == (
+        "COMPLETED",
+        0,
+        "cold",
+    )
+    assert (rows["12"]["state"], rows["12"]["exit_code"], rows["12"]["nodes"]) == (
+        "RUNNING",
+        None,
+        "n2",
+    )
+    assert rows["12"]["name"] == "train"
+    assert cli("jobs", "--json", "--all", "--last", "2") == 0
+    assert [r["job_id"] for r in json.loads(capsys.readouterr().out)["jobs"]] == ["13", "12"]
+    assert cli("jobs") == 0
+    table = capsys.readouterr().out
+    assert "uvslurm jobs of" in table and "every project" not in table
+    assert "COMPLETED" in table and "RUNNING" in table and "13" not in table.split("\n", 1)[1]
+    monkeypatch.chdir(here.parent)  # no project here: every job
+    assert cli("jobs", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["project"] is None
+
+
+def test_cancel_ids_tasks_and_this_projects_unfinished_jobs(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    assert cli("cancel", "5", "6_2") == 0
+    assert fake.cancelled == [["5", "6_2"]] and "cancelled 5 6_2" in capsys.readouterr().err
+    sub("21", here)
+    sub("22", here)
+    sub("23", here)
+    sub("24", here, project="/other")
+    fake.set("21", slurm.JobInfo("21", state="PENDING"))
+    fake.set("22", slurm.JobInfo("22", state="COMPLETED", exit_code=0))
+    fake.set("23", slurm.JobInfo("23", state="RUNNING"))
+    fake.set("24", slurm.JobInfo("24", state="RUNNING"))
+    assert cli("cancel", "--all", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"cancelled": ["21", "23"]}
+    fake.set("21", slurm.JobInfo("21", state="CANCELLED"))
+    fake.set("23", slurm.JobInfo("23", state="CANCELLED"))
+    assert cli("cancel", "--all") == 0
+    assert "no unfinished jobs of this project" in capsys.readouterr().err
+    assert cli("cancel", "x1") == 2
+
+
+def test_show_names_what_ran(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    doc = sub("31", here)
+    fake.set("31", slurm.JobInfo("31", state="FAILED", exit_code=4, nodes="n1"))
+    (manifest.jobs_dir() / "31.start").write_text(
+        "time=1.0\nready=warm\nready_ms=7\nvenv=/v\nfingerprint=abcdefabcdef\nlock_moved=1\n"
+        "components:\npython=3.11\ncpu=" + "x" * 40 + "\n"
+    )
+    (manifest.jobs_dir() / "31.end").write_text("time=2.0\nexit_code=4\n")
+    assert cli("show", "31") == 0
+    text = capsys.readouterr().out
+    for word in ("c" * 40, "dirty, diff sha256 " + "d" * 16, str(doc["lock"]["sha256"]),  # type: ignore[index]
+                 "abcdefabcdef", "FAILED, exit code 4", "python=3.11", "x" * 23 + "…",
+                 "--job-name=train (default)", "/v (warm in 7 ms)", "uv.lock had changed",
+                 "train.py 'a b'", "1970-01-01T00:00:01+00:00 to 1970-01-01T00:00:02+00:00"):  # fmt: skip
+        assert word in text, (word, text)
+    assert "x" * 24 not in text
+    assert cli("show", "31", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run"]["components"]["cpu"] == "x" * 40 and shown["run"]["exit_code"] == 4
+    assert cli("show", "31", "--script") == 0
+    assert capsys.readouterr().out == "#!/bin/bash\necho job 31\n"
+    Path(str(doc["script"])).unlink()
+    assert cli("show", "31", "--script") == 1
+    assert "its script copy is gone" in capsys.readouterr().err
+    sub("32", here, git=None, resubmitted_from="31")
+    fake.set("32", slurm.JobInfo("32", state="PENDING"))
+    assert cli("show", "32") == 0
+    text = capsys.readouterr().out
+    assert "not a git work tree" in text and "resubmits" in text and "PENDING" in text
+    assert cli("show", "32_1") == 2
+    assert "job 32 is not an array job" in capsys.readouterr().err
+
+
+def test_show_of_an_array_and_its_task(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    sub("40", here, array=True)
+    fake.set("40", slurm.JobInfo("40_0", state="COMPLETED", exit_code=0, array_job="40"))
+    (manifest.jobs_dir() / "40_1.end").write_text("exit_code=2\n")
+    assert cli("show", "40") == 0
+    text = capsys.readouterr().out
+    assert "task 0 state" in text and "task 1 state  FAILED, exit code 2" in text
+    assert cli("show", "40_1") == 0
+    text = capsys.readouterr().out
+    assert text.startswith("job 40_1") and "FAILED, exit code 2" in text and "task 0" not in text
+
+
+def test_logs_prints_waits_and_follows_to_the_end(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uvslurm.commands import logs
+
+    fake = FakeSlurm(monkeypatch)
+    sub("50", here)
+    log = here / "train-50.out"
+    steps: list[str] = ["made", "more", "last"]
+
+    def sleep(_: float) -> None:  # time passes: the job writes its log
+        step = steps.pop(0) if steps else ""
+        with log.open("a") as f:
+            f.write(f"{step}\n" if step else "")
+
+    monkeypatch.setattr(logs.time, "sleep", sleep)
+    # one answer for reading the manifest, then one per look while waiting and following
+    fake.set("50", slurm.JobInfo("50", state="PENDING"), slurm.JobInfo("50", state="PENDING"),
+             slurm.JobInfo("50", state="RUNNING"),
+             slurm.JobInfo("50", state="RUNNING"), slurm.JobInfo("50", state="COMPLETED"))  # fmt: skip
+    assert cli("logs", "50", "-f") == 0
+    out, err = capsys.readouterr()
+    assert out == "made\nmore\nlast\n" and f"waiting for job 50 (PENDING) to write {log}" in err
+    # without -f: what is there now, at once
+    log.write_text("all\n")
+    assert cli("logs", "50") == 0
+    assert capsys.readouterr().out == "all\n"
+    # Slurm's path wins while it knows the job; --err its error log
+    other = here / "elsewhere.out"
+    other.write_text("slurm's\n")
+    fake.set("50", slurm.JobInfo("50", state="RUNNING", stdout=str(other), stderr=str(log)))
+    assert cli("logs", "50") == 0 and capsys.readouterr().out == "slurm's\n"
+    assert cli("logs", "50", "--err") == 0 and capsys.readouterr().out == "all\n"
+    # ended without a log
+    sub("51", here)
+    fake.set("51", slurm.JobInfo("51", state="CANCELLED"))
+    assert cli("logs", "51") == 1
+    assert "job 51 ended (CANCELLED) and left no log" in capsys.readouterr().err
+    # a pattern with the node's name, which only Slurm knows
+    sub("52", here, logs={"output": "/l/%N.out"})
+    fake.set("52", slurm.JobInfo("52", state="PENDING"))
+    assert cli("logs", "52") == 1
+    assert "cannot tell where the log of job 52 is" in capsys.readouterr().err
+
+
+def test_logs_of_array_tasks(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uvslurm.commands import logs
+
+    fake = FakeSlurm(monkeypatch)
+    sub("60", here, array=True, logs={"output": str(here / "a-%A_%a.out")})
+    fake.set("60", slurm.JobInfo("60_0", state="RUNNING", array_job="60"))
+    fake.set("61", slurm.JobInfo("60_1-3", state="PENDING", array_job="60"))
+    (here / "a-60_0.out").write_text("zero\n")
+    assert cli("logs", "60_0") == 0 and capsys.readouterr().out == "zero\n"
+    assert cli("logs", "60") == 2
+    assert "name one: 60_0, 60_1-3" in capsys.readouterr().err
+    # task 2 is pending in the array's range: it waits for its file
+    monkeypatch.setattr(logs.time, "sleep", lambda _: (here / "a-60_2.out").write_text("two\n"))
+    assert cli("logs", "60_2") == 0
+    out, err = capsys.readouterr()
+    assert out == "two\n" and "waiting for job 60_2 (PENDING)" in err
+    fake.states.clear()  # Slurm forgot it all: a task that never wrote is ended
+    assert cli("logs", "60_3") == 1
+    assert "job 60_3 ended (ENDED)" in capsys.readouterr().err
+
+
+def test_resubmit_runs_the_kept_script_from_the_same_directory(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    monkeypatch.setattr(manifest, "git_of", lambda root: {"commit": "e" * 40, "diff_sha256": None})
+    copy = here.parent / ".submitted-x"
+    copy.mkdir()
+    doc = sub("70", here, target={"script_args": ["x y"]}, lock={
+        "sha256": hashlib.sha256(b"version = 1\n").hexdigest(),
+        "pyproject_sha256": hashlib.sha256((here / "pyproject.toml").read_bytes()).hexdigest(),
+        "submitted_copy": str(copy)})  # fmt: skip
+    assert cli("resubmit", "70", "--json") == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["job_id"] == "900" and got["resubmitted_from"] == "70"
+    assert got["not_reproduced"] == [f"the commit moved: {'c' * 12} then, {'e' * 12} now",
+                                     "the uncommitted changes differ from those at submission"]  # fmt: skip
+    assert fake.submitted == [("#!/bin/bash\necho job 70\n", ["x y"], str(here))]
+    again = manifest.read("900")
+    assert again is not None and again["lock"] == doc["lock"] and again["argv"] == doc["argv"]
+    assert again["script"] == str(paths.state_dir() / "scripts" / "900.sh")
+    assert Path(again["script"]).read_text() == "#!/bin/bash\necho job 70\n"
+    assert again["git"]["commit"] == "e" * 40 and again["resubmitted_from"] == "70"
+    assert not list((paths.state_dir() / "scripts").glob("pending-*"))
+    assert cli("resubmit", "70") == 0
+    out, err = capsys.readouterr()
+    assert (
+        out == "900\n"
+        and "resubmitted job 70 as 900" in err
+        and "not reproduced: the commit" in err
+    )
+    assert cli("resubmit", "70", "--parsable") == 0
+    out, err = capsys.readouterr()
+    assert out == "900\n" and "resubmitted" not in err
+    copy.rmdir()
+    assert cli("resubmit", "70") == 1
+    assert f"its submitted lock {copy} is gone" in capsys.readouterr().err
+    Path(str(doc["script"])).unlink()
+    assert cli("resubmit", "70") == 1
+    assert "its script copy" in capsys.readouterr().err
+
+
+def test_resubmit_of_a_job_whose_directory_is_gone_or_sbatch_refuses(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeSlurm(monkeypatch)
+    sub("80", here, cwd=str(here / "gone"))
+    assert cli("resubmit", "80") == 1
+    assert "cannot be reproduced" in capsys.readouterr().err and fake.submitted == []
+
+    def refuse(*a: object, **k: object) -> str:
+        raise UvslurmError("sbatch refused the job: no")
+
+    monkeypatch.setattr(slurm, "submit", refuse)
+    sub("81", here)
+    assert cli("resubmit", "81") == 1
+    assert not list((paths.state_dir() / "scripts").glob("pending-*")), "nothing half-written"
