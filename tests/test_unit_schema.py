@@ -59,7 +59,7 @@ def test_environ_follows_the_declaration() -> None:
         project="/p", uv="/uv", depot="/d", node_local="never", offline="false", python="3.12",
         sync_args=("--extra", "x"), fingerprint_env=("A", "B"), fingerprint_commands=("a b", "c"),
         fingerprint_modules=False, rebuild=("x", "y"), rebuild_sources="S", image="tar.zst",
-        lock_hash="ab12",
+        lock_hash="ab12", lock_dir="/d/x/.submitted-1", record="/s/jobs", snapshot="/d/x/.snapshot-1",
     )  # fmt: skip
     env = s.environ("prepare")
     assert list(env) == [i.prolog for i in INPUTS] + ["UVSLURM_MODE"]
@@ -67,6 +67,9 @@ def test_environ_follows_the_declaration() -> None:
         "UVSLURM_PROJECT": "/p",
         "UVSLURM_PROJECT_ID": nodeenv.project_id("/p"),
         "UVSLURM_LOCK_HASH": "ab12",
+        "UVSLURM_LOCK_DIR": "/d/x/.submitted-1",
+        "UVSLURM_RECORD": "/s/jobs",
+        "UVSLURM_SNAPSHOT": "/d/x/.snapshot-1",
         "UVSLURM_UV": "/uv",
         "UVSLURM_DEPOT": "/d",
         "UVSLURM_NODE_LOCAL": "never",

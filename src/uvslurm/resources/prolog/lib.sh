@@ -14,7 +14,8 @@
 #                       uv.lock this node sees, with a warning when that one differs
 #   UVSLURM_LOCK_DIR    the submitted copy of pyproject.toml and uv.lock that the venv is built
 #                       from ("": the project's own)
-#   UVSLURM_RECORD      directory where a job records its start and end (""; none)
+#   UVSLURM_RECORD      directory where a job records its start and end ("": none)
+#   UVSLURM_SNAPSHOT    the copy of the project's git-tracked files the command runs in
 #   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
 #   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
 #   UVSLURM_NODE_LOCAL  auto | never | a directory
