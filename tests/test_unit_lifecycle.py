@@ -181,6 +181,9 @@ def test_manifest_files_round_trip_and_records(isolated_user: Path) -> None:
     assert path == manifest.jobs_dir() / "77.json" and oct(path.parent.stat().st_mode)[-3:] == "700"
     assert manifest.read("77") == doc
     assert doc["sbatch"] == {"time": {"value": "5", "source": "command line"}}
+    assert doc["member"] is None
+    member = manifest.submission(**{**_args(doc), "project": "/w/pkgs/a", "lock_root": "/w"})
+    assert (member["member"], member["workspace"]) == ("pkgs/a", "/w")
     (path.parent / "77.start").write_text("ready=warm\n")
     (path.parent / "77.end").write_text("exit_code=1\n")
     (path.parent / "770.start").write_text("ready=cold\n")  # another job
@@ -663,3 +666,13 @@ def test_resubmit_of_a_job_whose_directory_is_gone_or_sbatch_refuses(
     sub("81", here)
     assert cli("resubmit", "81") == 1
     assert not list((paths.state_dir() / "scripts").glob("pending-*")), "nothing half-written"
+
+
+def _args(doc: dict[str, object]) -> dict[str, object]:
+    """manifest.submission's arguments that made `doc`."""
+    return dict(
+        job_id=doc["job_id"], argv=doc["argv"], cwd=doc["cwd"], project=doc["project"],
+        lock_root=doc["workspace"], options={"time": "5"}, sources={}, target={}, versions={},
+        git=None, lock_sha256="", pyproject_sha256="", lock_dir="", depot="", sync_args=(),
+        script="", logs={}, array=False, submitted_at=0.0,
+    )  # fmt: skip

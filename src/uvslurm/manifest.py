@@ -71,6 +71,8 @@ def submission(
         "cwd": cwd,
         "project": project,
         "workspace": lock_root,
+        # a workspace member: the project's path in its workspace
+        "member": os.path.relpath(project, lock_root) if project != lock_root else None,
         "target": dict(target),
         "sbatch": {
             k: {"value": v, "source": sources.get(k, "config")} for k, v in sorted(options.items())
