@@ -75,6 +75,21 @@ def _uv_version(uv: str) -> str:
         return ""
 
 
+def _facts(p: pipeline.Job) -> dict[str, Any]:
+    """What the manifest says of the moment of submission, measured just before it: versions,
+    the git state, the pyproject.toml's hash."""
+    pyproject = p.project.root / "pyproject.toml"
+    return {
+        "versions": {
+            "uvslurm": __version__,
+            "uv": _uv_version(p.node.uv),
+            "slurm": slurm.version(),
+        },
+        "git": manifest.git_of(p.project.root),
+        "pyproject_sha256": hashlib.sha256(pyproject.read_bytes()).hexdigest(),
+    }
+
+
 def job_manifest(
     job: str,
     p: pipeline.Job,
@@ -82,11 +97,11 @@ def job_manifest(
     ctx: Context,
     script: Path,
     submitted: float,
-    versions: dict[str, str],
+    facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md)."""
+    """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md); `facts`:
+    what `_facts` measured before sbatch."""
     node, opts = p.node, p.options
-    pyproject = p.project.root / "pyproject.toml"
     sources = dict(opts.sources)
     if ns.profile:  # the config layer, finer: what the profile set
         for k in sbatch_options.normalize(ctx.config.table(f"profiles.{ns.profile}")):
@@ -109,10 +124,10 @@ def job_manifest(
         options=opts.effective,
         sources=sources,
         target=target,
-        versions=versions,
-        git=manifest.git_of(p.project.root),
+        versions=facts["versions"],
+        git=facts["git"],
         lock_sha256=node.lock_hash,
-        pyproject_sha256=hashlib.sha256(pyproject.read_bytes()).hexdigest(),
+        pyproject_sha256=facts["pyproject_sha256"],
         lock_dir=node.lock_dir,
         snapshot=node.snapshot,
         depot=node.depot,
@@ -135,7 +150,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
     p = pipeline.realize(dataclasses.replace(plan, node=node), req)
     submitted = time.time()
-    versions = {"uvslurm": __version__, "uv": _uv_version(p.node.uv), "slurm": slurm.version()}
+    facts = _facts(p)
     out = p.options.effective.get("output")
     if isinstance(out, str) and out.startswith(str(paths.state_dir())):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +165,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         final = copy.with_name(f"{job}.sh")
         copy.rename(final)
         job_copy[0] = final
-        doc = job_manifest(job, p, ns, ctx, final, submitted, versions)
+        doc = job_manifest(job, p, ns, ctx, final, submitted, facts)
         try:
             where = str(manifest.write(doc))
         except (OSError, UvslurmError) as e:  # submitted all the same: said, not fatal
