@@ -193,7 +193,10 @@ def test_manifest_files_round_trip_and_records(isolated_user: Path) -> None:
     (path.parent / "79.json").write_text(json.dumps({**doc, "schema": 99}))
     (path.parent / "80.json").write_text("{not json")
     assert [d["job_id"] for d in manifest.all_docs()] == ["78", "77"]
-    assert [d["job_id"] for d in manifest.of_project("/p")] == ["77"]
+    assert [d["job_id"] for d in manifest.all_docs("/p")] == ["77"]
+    assert [d["job_id"] for d in manifest.all_docs(limit=1)] == ["78"]
+    assert [d["job_id"] for d in manifest.all_docs("/p", limit=1)] == ["77"]
+    assert manifest.all_docs(limit=0) == []
     assert manifest.read("79") is None and manifest.read("80") is None
     with pytest.raises(UvslurmError, match="no manifest of job 5"):
         manifest.load("5")

@@ -297,14 +297,24 @@ def records(job: str) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] |
     return out
 
 
-def all_docs() -> list[dict[str, Any]]:
-    """Every readable manifest, the latest submission first."""
+def all_docs(project: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The readable manifests (of the project at `project`, else all), the latest submission
+    first, at most `limit`: read newest first and no further, months of jobs cost nothing."""
     try:
         names = os.listdir(jobs_dir())
     except OSError:
         return []
-    docs = [read(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
-    return sorted((d for d in docs if d), key=lambda d: int(d["job_id"]), reverse=True)
+    ids = sorted(
+        (int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()), reverse=True
+    )
+    out: list[dict[str, Any]] = []
+    for job in ids:
+        if limit is not None and len(out) >= limit:
+            break
+        doc = read(str(job))
+        if doc and (project is None or doc.get("project") == project):
+            out.append(doc)
+    return out
 
 
 # --- manifests with what Slurm says now ---------------------------------------------------------
@@ -348,11 +358,6 @@ def entries(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         runs = [(str(doc["job_id"]), run_of(None, None, None))]
     keep = ("state", "exit_code", "elapsed", "nodes", "ready", "venv", "fingerprint")
     return [{"job_id": i, **base, **{k: r.get(k) for k in keep}} for i, r in runs]
-
-
-def of_project(project: str | None) -> list[dict[str, Any]]:
-    """Every manifest (`project` None), or those of the project at `project`."""
-    return [d for d in all_docs() if project is None or d.get("project") == project]
 
 
 def save_script(text: str) -> Path:

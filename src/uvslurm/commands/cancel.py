@@ -16,7 +16,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         )
     if ns.all:
         project = str(ctx.require_project().root)
-        docs = manifest.load_many(manifest.of_project(project))
+        docs = manifest.load_many(manifest.all_docs(project))
         ids = sorted({str(d["job_id"]) for d in docs
                       for e in manifest.entries(d) if e["state"] in ("PENDING", "RUNNING",
                                                                       "CONFIGURING", "SUSPENDED")})  # fmt: skip

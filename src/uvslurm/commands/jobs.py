@@ -13,7 +13,7 @@ _STYLE = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow"}
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     project = None if ns.all or ctx.project is None else str(ctx.project.root)
-    docs = manifest.of_project(project)[: max(ns.last, 0)]
+    docs = manifest.all_docs(project, max(ns.last, 0))
     rows = [e for doc in manifest.load_many(docs) for e in manifest.entries(doc)]
     if ns.json:
         output.json({"schema": manifest.SCHEMA, "project": project, "jobs": rows})
