@@ -50,6 +50,7 @@ class Request:
     locked: bool = False
     frozen: bool = False
     sync_args: tuple[str, ...] = ()  # uv's selection flags (nodeenv.sync_args)
+    argv: Sequence[str] = ()  # the command line as given, for the script's header
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Target:
     script_args: tuple[str, ...] = ()
     name: str = "job"
     search_from: Path = Path()
+    # the #SBATCH lines at the top of a .py file (a batch script's are in `script`)
+    header: Mapping[str, str | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def resolve_target(req: Request, cwd: Path) -> Target:
             command=(str(path.resolve()), *req.args),
             name=path.stem,
             search_from=path.resolve().parent,
+            header=_py_header(path, req.target),
         )
     try:
         text = path.read_text()
@@ -129,6 +133,16 @@ def resolve_target(req: Request, cwd: Path) -> Target:
         name=path.stem,
         search_from=path.resolve().parent,
     )
+
+
+def _py_header(path: Path, name: str) -> dict[str, str | bool]:
+    """The #SBATCH options of a .py file's header (its other bytes are the interpreter's)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise UvslurmError(f"{name}: cannot read it ({e.strerror})") from e
+    return render.header_options(head.decode("utf-8", "replace"), name)
 
 
 # --- stage 2: the context around the target ----------------------------------------------------
@@ -284,7 +298,8 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     ctx = ctx if ctx.project_dir else locate(ctx, target)
     project = ctx.require_project()
     opts = layer_options(
-        sbatch_defaults(ctx.config, req.profile),
+        # a .py file's #SBATCH lines are not copied into the job script: rendered with the rest
+        {**sbatch_defaults(ctx.config, req.profile), **target.header},
         target.script.options() if target.script else {},
         {**req.sbatch, **sbatch_options.parse_directive_args(req.sbatch_args)},
         target.name,
@@ -292,7 +307,11 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     )
     _check_log_dirs(opts, ctx.cwd)
     node = nodeenv.settings_for(project, ctx.config, req.sync_args)
-    argv = ["uvslurm", "submit", *([req.target] if req.target else ["--", *req.command])]
+    argv = req.argv or [
+        "uvslurm",
+        "submit",
+        *([req.target] if req.target else ["--", *req.command]),
+    ]
     origin = f"uvslurm {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {shlex.join(argv)}"
     return Plan(project, node, opts, target, origin)
 

@@ -32,6 +32,7 @@ def request(ns: argparse.Namespace) -> pipeline.Request:
         locked=ns.locked,
         frozen=ns.frozen,
         sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+        argv=getattr(ns, "argv", ()),
     )
 
 
