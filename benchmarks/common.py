@@ -116,7 +116,7 @@ def make_bench(deps: str, node_local: str, name: str = "bench") -> Bench:
         "XDG_CONFIG_HOME": str(work / "config"),
         "XDG_STATE_HOME": str(work / "state"),
         "XDG_CACHE_HOME": str(work / "cache"),
-        "UVSLURM_SITE_CONFIG": str(work / "site-config.toml"),
+        "UVSLURM_SITE_CONFIG": "/dev/null",  # no site file (one that is missing is an error)
         # uvslurm (for the shell hook) on PATH, as an installed CLI would be
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })  # fmt: skip

@@ -111,6 +111,8 @@ def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (home / sub).mkdir(parents=True)
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("UV_CACHE_DIR", str(UV_CACHE))
+    # an empty site file: a UVSLURM_SITE_CONFIG that names no file is an error
+    (home / "site-config.toml").touch()
     monkeypatch.setenv("UVSLURM_SITE_CONFIG", str(home / "site-config.toml"))
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     monkeypatch.delenv("UVSLURM_DEPOT", raising=False)

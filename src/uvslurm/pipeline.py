@@ -231,7 +231,7 @@ def with_sources(
 def sbatch_defaults(config: Config, profile: str | None) -> dict[str, str | bool]:
     """The configured `sbatch` table (site < user < project < environment), then the profile's
     options: the lower layers of a job's options, and what `uvslurm template` fills in."""
-    out = sbatch_options.normalize(config.table("sbatch"))
+    out = _configured(config, "sbatch")
     if profile:
         if profile not in config.profile_names():
             known = ", ".join(config.profile_names()) or "none defined"
@@ -239,7 +239,19 @@ def sbatch_defaults(config: Config, profile: str | None) -> dict[str, str | bool
                 f"unknown profile '{profile}' (available: {known})",
                 "define it under [tool.uvslurm.profiles] in pyproject.toml",
             )
-        out.update(sbatch_options.normalize(config.table(f"profiles.{profile}")))
+        out.update(_configured(config, f"profiles.{profile}"))
+    return out
+
+
+def _configured(config: Config, table: str) -> dict[str, str | bool]:
+    """The Slurm options of a config table; a mistake names the file and the key."""
+    out: dict[str, str | bool] = {}
+    for key, value in config.table(table).items():
+        try:
+            out.update(sbatch_options.normalize({key: value}))
+        except UsageError as e:
+            source = config.settings[f"{table}.{key}"].source
+            raise UvslurmError(f"{source}: {table}.{key}: {e.message}", e.hint) from e
     return out
 
 
@@ -276,6 +288,17 @@ def layer_options(
 
 
 def _check_log_dirs(opts: Options, cwd: Path) -> None:
+    """Relative -o/-e are relative to the job's working directory: --chdir when given."""
+    chdir = opts.effective.get("chdir")
+    if isinstance(chdir, str):
+        if "%" in chdir:
+            return
+        cwd = cwd / chdir
+        if not cwd.is_dir():
+            raise UvslurmError(
+                f"--chdir: directory {cwd} does not exist (the job would fail to start)",
+                "create it first",
+            )
     for name in ("output", "error"):
         value = opts.effective.get(name)
         if name in opts.defaulted or not isinstance(value, str) or "%" in os.path.dirname(value):
