@@ -142,7 +142,10 @@ def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
         flags = [f"--{name}"] + ([f"-{spec.short}"] if spec.short else [])
         dest = "sb_" + name.replace("-", "_")
         desc = (spec.help or "see man sbatch").replace("%", "%%")
-        if spec.arity != "value":
+        if spec.arity == "optional":
+            # `--exclusive` or `--exclusive=user`; never the next word (_bare_optionals)
+            g.add_argument(*flags, dest=dest, nargs="?", const=True, metavar="V", help=desc)
+        elif spec.arity == "flag":
             g.add_argument(*flags, dest=dest, action="store_true", default=None, help=desc)
         else:
             g.add_argument(*flags, dest=dest, metavar="V", help=desc)
@@ -354,13 +357,41 @@ def _parser(argv: Sequence[str]) -> Parser:
     return parser
 
 
+def _bare_optionals(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--exclusive train.py`: sbatch gives an option whose value is optional (`[=user]`) a
+    value only after '=', while argparse would take the next word. Such an option given bare,
+    among the options before TARGET, is passed as `--exclusive=` (no value)."""
+    sub = _command_path(parser, argv[:1])[-1]
+    actions = {s: a for a in sub._actions for s in a.option_strings}
+    out = list(argv)
+    i = 1
+    while i < len(out):
+        tok = out[i]
+        if tok == "--" or not tok.startswith("-") or tok == "-":
+            break
+        a = actions.get(tok.split("=", 1)[0])
+        if a is not None and a.nargs == "?" and "=" not in tok:
+            out[i] = tok + "="
+        elif (
+            a is not None
+            and a.nargs is None
+            and "=" not in tok
+            and not (len(tok) > 2 and tok[1] != "-")
+        ):
+            i += 1  # its value
+        i += 1
+    return out
+
+
 def _parse_submit(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
     """`submit [OPTIONS] -- CMD...`: the first `--` ends the options unless a TARGET came before
     it; then it is one of the TARGET's arguments and is kept verbatim (argparse would drop it)."""
+    parser = _parser(argv)
+    argv = _bare_optionals(parser, argv)
     if "--" not in argv:
-        return _parser(argv).parse_args(argv), None
+        return parser.parse_args(argv), None
     i = argv.index("--")
-    ns = _parser(argv).parse_args(argv[:i])
+    ns = parser.parse_args(argv[:i])
     if ns.target:
         ns.args = [*ns.args, *argv[i:]]
         return ns, None

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
+import re
 import shlex
 import time
 import unicodedata
@@ -311,6 +313,46 @@ def _check_log_dirs(opts: Options, cwd: Path) -> None:
             )
 
 
+def _norm(name: str) -> str:
+    """An extra's or group's name as uv compares them (PEP 685)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_selection(project: Project, sync_args: Sequence[str]) -> None:
+    """`--extra X` / `--group Y` that the project does not define: uv would stop on the node,
+    after the job waited in the queue. Workspaces are left to uv (their members add more)."""
+    data = project.pyproject
+    if "workspace" in data.get("tool", {}).get("uv", {}):
+        return
+    table = data.get("project", {})
+    extras = {_norm(n) for n in table.get("optional-dependencies", {})}
+    groups = {_norm(n) for n in data.get("dependency-groups", {})}
+    if data.get("tool", {}).get("uv", {}).get("dev-dependencies") is not None:
+        groups.add("dev")
+    defined = {"--extra": extras, "--group": groups}
+    for flag, name in itertools.pairwise(sync_args):
+        if flag in defined and _norm(name) not in defined[flag]:
+            kind = "optional-dependencies" if flag == "--extra" else "dependency-groups"
+            known = ", ".join(sorted(defined[flag])) or "none"
+            raise UsageError(
+                f"{flag} {name}: {project.root / 'pyproject.toml'} defines no such {flag[2:]} "
+                f"(its {kind}: {known})",
+                f"add it to [{'project.' if flag == '--extra' else ''}{kind}], or drop {flag} {name}",
+            )
+
+
+def _warn_export(opts: Options) -> None:
+    """--export without ALL: the job does not inherit this shell's loaded modules and
+    UV_CACHE_DIR, which the venv's fingerprint and an offline node's install rely on."""
+    export = opts.effective.get("export")
+    if isinstance(export, str) and "ALL" not in export.upper().split(","):
+        output.warn(
+            f"--export={export}: the job starts without this shell's environment (loaded "
+            "modules, UV_CACHE_DIR): its venv is keyed on what the node loads by itself, and "
+            "offline nodes may not find uv's cache; use --export=ALL,... to add variables"
+        )
+
+
 # --- the whole pipeline ------------------------------------------------------------------------
 
 
@@ -329,6 +371,8 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
         str(paths.state_dir() / "logs" / "%x-%j.out"),
     )
     _check_log_dirs(opts, ctx.cwd)
+    _check_selection(project, req.sync_args)
+    _warn_export(opts)
     node = nodeenv.settings_for(project, ctx.config, req.sync_args)
     argv = req.argv or [
         "uvslurm",
