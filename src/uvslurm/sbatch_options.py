@@ -141,7 +141,12 @@ def short_map() -> dict[str, str]:
 def closest(word: str, names: Iterable[str], cutoff: float = 0.75) -> str:
     """The name in `names` closest to `word`, never `word` itself, or "". The cutoff is high:
     a wrong suggestion (`--wrap` -> `--wait`) misleads more than none."""
-    match = difflib.get_close_matches(word, sorted(set(names) - {word}), n=1, cutoff=cutoff)
+    others = sorted(set(names) - {word})
+    # an abbreviation (`--ac`): the shortest name it begins
+    longer = sorted((n for n in others if n.startswith(word) and len(word) > 3), key=len)
+    if longer:
+        return longer[0]
+    match = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return match[0] if match else ""
 
 
