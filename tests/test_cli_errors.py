@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from conftest import files_under, uvslurm
-
-
-@pytest.fixture
-def fake_sbatch(tmp_path: Path) -> Path:
-    """An sbatch that records a submission (fast unit tests only). Asked for its options
-    (--help, --usage, --version) it says nothing: uvslurm then falls back to simple-slurm's."""
-    bindir = tmp_path / "fakebin"
-    bindir.mkdir()
-    calls = tmp_path / "sbatch-calls"
-    sb = bindir / "sbatch"
-    sb.write_text(
-        "#!/bin/sh\ncase $1 in --help|--usage|--version) exit 0;; esac\n"
-        f"echo \"$@\" >> '{calls}'\necho 4242\n"
-    )
-    sb.chmod(sb.stat().st_mode | stat.S_IEXEC)
-    return bindir
 
 
 def _submit(cwd: Path, fake: Path, *args: str, **env: str) -> tuple[int, list[str]]:

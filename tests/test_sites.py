@@ -165,7 +165,9 @@ def test_srun_applies_the_config_and_profile_and_leaves_no_copies(
     assert r.returncode == 0, r.stderr
     info = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
     assert (info["Partition"], info["TimeLimit"], info["Comment"]) == (
-        "debug", "00:09:00", "from-profile"
+        "debug",
+        "00:09:00",
+        "from-profile",
     )
     assert "left out: --array (from the config)" in r.stderr
     # srun's own options win over the config's
