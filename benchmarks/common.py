@@ -29,11 +29,12 @@ def ms(f: Callable[[], object]) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def run(argv: list[str], **kw: object) -> None:
-    """Run quietly; a failure shows the command's stderr."""
+def run(argv: list[str], **kw: object) -> str:
+    """Run quietly and return its stderr (the prolog's log lines); a failure shows it."""
     p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
     if p.returncode != 0:
         raise RuntimeError(f"{argv} exited {p.returncode}:\n{p.stderr}")
+    return str(p.stderr)
 
 
 def output(argv: list[str], **kw: object) -> str:
@@ -48,6 +49,9 @@ class Sample:
     """Repeated measurements of one thing (milliseconds, or a count)."""
 
     values: list[float] = field(default_factory=list)
+    # why there are none: what was to be measured did not happen (a squashfs image that was
+    # not mounted); the figure is then not reported, rather than one of something else
+    why: str = ""
 
     @property
     def median(self) -> float:
