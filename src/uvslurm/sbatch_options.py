@@ -198,8 +198,9 @@ def _semantic(name: str, value: str) -> str:
             lo, _, hi = part.split(":")[0].partition("-")
             if hi and int(hi) < int(lo):
                 return f"the range {part} counts down; write it {hi}-{lo}"
-    if name in ("nodes", "ntasks", "cpus-per-task", "ntasks-per-node") or name.startswith("gpus"):
-        counts = re.findall(r"\d+", value.rsplit(":", 1)[-1])
+    # (--gpus=0 is meaningful: it overrides a script's GPU request)
+    if name in ("nodes", "ntasks", "cpus-per-task", "ntasks-per-node"):
+        counts = re.findall(r"\d+", value)
         if counts and int(counts[0]) == 0:
             return "a count of 0 asks for nothing; use 1 or more"
         if name == "nodes" and len(counts) == 2 and int(counts[1]) < int(counts[0]):
