@@ -135,6 +135,12 @@ def test_the_sites_own_sbatch_decides_which_options_exist(
     r = uvslurm("submit", "--dry-run", "--segment=2", "train.py", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     assert calls.read_text().split().count("--help") == 2
+    # a cache file others could have written is not believed: sbatch is asked again
+    for f in cached[0].parent.iterdir():
+        f.chmod(0o666)
+    r = uvslurm("submit", "--dry-run", "--segment=2", "train.py", cwd=project, env=env)
+    assert r.returncode == 0, r.stderr
+    assert calls.read_text().split().count("--help") == 3
     # an option this site does not know: refused, with the site's closest option
     r = uvslurm("submit", "--dry-run", "--sgment=2", "train.py", cwd=project, env=env)
     assert r.returncode == 2

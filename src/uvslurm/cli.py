@@ -180,7 +180,7 @@ def _add_uv_selection(p: argparse.ArgumentParser) -> None:
 
 # uvslurm's profiles ([tool.uvslurm.profiles]); `--profile` is sbatch's and srun's own
 PROFILE_FLAG = ("--uvslurm-profile",)
-PROFILE_HELP = "Slurm options from [tool.uvslurm.profiles.NAME] (sbatch's --profile is sbatch's)"
+PROFILE_HELP = "Slurm options from [tool.uvslurm.profiles.NAME] (--profile keeps its Slurm meaning)"
 PROJECT_HELP = "the project directory (default: the nearest pyproject.toml)"
 NO_NODE_LOCAL_HELP = "use the venv where it is in the depot, without a node-local copy"
 _UNITS = {"": 1.0, "d": 1.0, "w": 7.0, "h": 1 / 24, "m": 1 / 1440}
@@ -279,6 +279,8 @@ def build_parser() -> Parser:
         allow_abbrev=False,
         help="interactive job: prepare the venv on the node, then run CMD (default: your shell)",
         usage="uvslurm srun [SRUN-OPTIONS] [-- CMD [ARGS...]]",
+        description="Every option not listed here goes to srun as given (see `srun --help`), "
+        "after the [tool.uvslurm.sbatch] and profile options of the config, so that yours win.",
     )
     sr.add_argument(*PROFILE_FLAG, dest="profile", metavar="NAME", help=PROFILE_HELP)
     sr.add_argument("--project", metavar="DIR", help=PROJECT_HELP)
@@ -383,19 +385,19 @@ def _bare_optionals(parser: argparse.ArgumentParser, argv: list[str]) -> list[st
     return out
 
 
-def _parse_submit(argv: list[str]) -> tuple[argparse.Namespace, list[str] | None]:
+def _parse_submit(argv: list[str]) -> tuple[Parser, argparse.Namespace, list[str] | None]:
     """`submit [OPTIONS] -- CMD...`: the first `--` ends the options unless a TARGET came before
     it; then it is one of the TARGET's arguments and is kept verbatim (argparse would drop it)."""
     parser = _parser(argv)
     argv = _bare_optionals(parser, argv)
     if "--" not in argv:
-        return parser.parse_args(argv), None
+        return parser, parser.parse_args(argv), None
     i = argv.index("--")
     ns = parser.parse_args(argv[:i])
     if ns.target:
         ns.args = [*ns.args, *argv[i:]]
-        return ns, None
-    return ns, argv[i + 1 :]
+        return parser, ns, None
+    return parser, ns, argv[i + 1 :]
 
 
 def _parse_srun(argv: list[str]) -> argparse.Namespace:
@@ -424,9 +426,9 @@ def misplaced_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> l
 
 def dispatch(argv: list[str]) -> int:
     if argv[:1] == ["submit"]:
-        ns, command = _parse_submit(argv)
+        parser, ns, command = _parse_submit(argv)
         ns.command = command
-        misplaced = misplaced_options(_parser(argv), ns.args) if ns.target else []
+        misplaced = misplaced_options(parser, ns.args) if ns.target else []
         if misplaced:
             from uvslurm.output import warn
 

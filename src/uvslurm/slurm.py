@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from uvslurm import proc, sbatch_options
+from uvslurm import proc, safety, sbatch_options
 from uvslurm.errors import UvslurmError
 
 
@@ -66,10 +66,13 @@ def site_options() -> dict[str, sbatch_options.Spec] | None:
     ident = f"{_OPTIONS_CACHE_FORMAT}\0{real}\0{st.st_size}\0{st.st_mtime_ns}"
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     cache = Path(platformdirs.user_cache_dir("uvslurm")) / "sbatch-options" / f"{key}.json"
-    try:
-        raw = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        raw = None
+    raw = None
+    # what another user could have put there is not read (it decides what is refused)
+    if not safety.why_not_private(cache.parent) and not safety.why_not_private(cache):
+        try:
+            raw = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            raw = None
     if not isinstance(raw, dict) or raw.get("sbatch") != real:
         helped = proc.probe([sbatch, "--help"], timeout=10)
         usage = proc.probe([sbatch, "--usage"], timeout=10)
@@ -118,6 +121,8 @@ def _write_private(path: Path, text: str) -> None:
 
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if safety.why_not_private(path.parent):
+            return
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as f:
             f.write(text)

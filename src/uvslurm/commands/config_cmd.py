@@ -99,6 +99,8 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     for label, path in considered:
         state = "(no project here)" if path is None else str(path) + ("" if path.is_file() else " (none)")  # fmt: skip
         output.line((f"{label}: {state}", "dim"), stdout=True)
+    if problems:
+        output.line("(the settings above leave out the layers with an error)", stdout=True)
     return _report(problems)
 
 
@@ -107,6 +109,4 @@ def _report(problems: list[UvslurmError]) -> int:
     holds without the layers that have one."""
     for e in problems:
         output.error(e.line())
-    if problems:
-        output.line("(the settings above leave out the layers with an error)")
     return problems[0].exit_code if problems else 0
