@@ -97,15 +97,14 @@ def unknown_option(parser: argparse.ArgumentParser, argv: Sequence[str], word: s
         return UsageError(
             f"unknown option '{word}' for `uvslurm {name}`", f"did you mean '{match}'?"
         )
-    # the nearest command that has it: `depot rm --dry-run` -> `depot gc`, not `submit`
-    elsewhere = sorted(
-        (" ".join(p.prog.split()[1:]) for p in _all_parsers(parser)
-         if word in _own_option_strings(p) and p is not here),
-        key=lambda prog: prog.split()[0] != here.prog.split()[-2 if len(path) > 2 else -1],
-    )  # fmt: skip
-    if elsewhere:
+    # the nearest command that has it: a sibling first (`depot rm --dry-run` -> `depot gc`,
+    # not `submit`)
+    family = path[-2].prog
+    having = [p for p in _all_parsers(parser) if p is not here and word in _own_option_strings(p)]
+    having.sort(key=lambda p: not p.prog.startswith(family + " "))
+    if having:
         return UsageError(
-            f"`uvslurm {name}` has no option '{word}' (`uvslurm {elsewhere[0]}` has)",
+            f"`uvslurm {name}` has no option '{word}' (`{having[0].prog}` has)",
             f"see `uvslurm {name} --help`",
         )
     return UsageError(
@@ -133,8 +132,8 @@ def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "Slurm options",
         f"every sbatch option, as {where} lists them, validated before submission; "
-        "`#SBATCH` lines in TARGET count too (see man sbatch). An option with an optional "
-        "value (--exclusive[=user]) takes it through --sbatch-arg.",
+        "`#SBATCH` lines in TARGET count too (see man sbatch). An option whose value is "
+        "optional (--exclusive[=user]) takes it after '=', as sbatch does.",
     )
     for name, spec in sorted(specs().items()):
         if name in OWN_NAMES:
