@@ -29,11 +29,12 @@ def ms(f: Callable[[], object]) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def run(argv: list[str], **kw: object) -> None:
-    """Run quietly; a failure shows the command's stderr."""
+def run(argv: list[str], **kw: object) -> str:
+    """Run quietly and return its stderr (the prolog's log lines); a failure shows it."""
     p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
     if p.returncode != 0:
         raise RuntimeError(f"{argv} exited {p.returncode}:\n{p.stderr}")
+    return str(p.stderr)
 
 
 def output(argv: list[str], **kw: object) -> str:
@@ -48,6 +49,9 @@ class Sample:
     """Repeated measurements of one thing (milliseconds, or a count)."""
 
     values: list[float] = field(default_factory=list)
+    # why there are none: what was to be measured did not happen (a squashfs image that was
+    # not mounted); the figure is then not reported, rather than one of something else
+    why: str = ""
 
     @property
     def median(self) -> float:
@@ -116,7 +120,7 @@ def make_bench(deps: str, node_local: str, name: str = "bench") -> Bench:
         "XDG_CONFIG_HOME": str(work / "config"),
         "XDG_STATE_HOME": str(work / "state"),
         "XDG_CACHE_HOME": str(work / "cache"),
-        "UVSLURM_SITE_CONFIG": str(work / "site-config.toml"),
+        "UVSLURM_SITE_CONFIG": "/dev/null",  # no site file (one that is missing is an error)
         # uvslurm (for the shell hook) on PATH, as an installed CLI would be
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })  # fmt: skip

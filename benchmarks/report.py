@@ -39,7 +39,8 @@ class Row:
     def cells(self) -> list[str]:
         ratio = self.ratio
         met = {True: "yes", False: "**no**", None: "—"}[self.met]
-        missing = f"n/a: {self.why}" if self.why else "n/a"
+        # a '|' in the reason (joined log lines) would split the Markdown table's cell
+        missing = f"n/a: {self.why}".replace("|", ";") if self.why else "n/a"
         return [self.measure, self.value(self.uvslurm, missing), self.value(self.plain, "—"),
                 "—" if ratio is None else f"{ratio:.2f}", self.target, met]  # fmt: skip
 

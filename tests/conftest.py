@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,8 @@ def isolated_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (home / sub).mkdir(parents=True)
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("UV_CACHE_DIR", str(UV_CACHE))
+    # an empty site file: a UVSLURM_SITE_CONFIG that names no file is an error
+    (home / "site-config.toml").touch()
     monkeypatch.setenv("UVSLURM_SITE_CONFIG", str(home / "site-config.toml"))
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     monkeypatch.delenv("UVSLURM_DEPOT", raising=False)
@@ -163,6 +166,22 @@ def uvslurm(
     if check and p.returncode != 0:
         raise AssertionError(f"uvslurm {args} exited {p.returncode}:\n{p.stderr}")
     return p
+
+
+@pytest.fixture
+def fake_sbatch(tmp_path: Path) -> Path:
+    """An sbatch that records a submission (fast unit tests only). Asked for its options
+    (--help, --usage, --version) it says nothing: uvslurm then falls back to simple-slurm's."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    calls = tmp_path / "sbatch-calls"
+    sb = bindir / "sbatch"
+    sb.write_text(
+        "#!/bin/sh\ncase $1 in --help|--usage|--version) exit 0;; esac\n"
+        f"echo \"$@\" >> '{calls}'\necho 4242\n"
+    )
+    sb.chmod(sb.stat().st_mode | stat.S_IEXEC)
+    return bindir
 
 
 def missing_files(venv: Path) -> list[str]:

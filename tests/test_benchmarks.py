@@ -150,3 +150,24 @@ def test_nodestart_counts_writes_and_the_files_behind_descriptors(tmp_path: Path
     assert t.paths["depot"] == {"/d/p/k/bin/python", "/d/.facts/h", "/d/p/k.lock"}
     assert t.calls["depot"] == 4
     assert "/etc/passwd" not in t.paths["uv cache"] and len(t.paths["uv cache"]) == 6
+
+
+@pytest.mark.slow
+def test_a_figure_whose_premise_failed_is_not_reported(tmp_path: Path) -> None:
+    """A squashfuse that cannot mount: the prolog unpacks the image instead (as it should on
+    such a node), and the row for the mounted image says so instead of giving that time."""
+    if not shutil.which("strace") or not shutil.which("zstd"):
+        pytest.skip("needs strace and zstd")
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "squashfuse").write_text("#!/bin/sh\necho 'squashfuse: cannot mount' >&2\nexit 1\n")
+    (shim / "squashfuse").chmod(0o755)
+    p = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--no-cluster", "--output", "-"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{shim}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    (row,) = [r for r in summary_rows(p.stdout) if "squashfs image mounted" in r["measure"]]
+    assert row["uvslurm"].startswith("n/a: the image was not mounted"), row
+    assert row["met?"] == "**no**"

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from conftest import files_under, uvslurm
-
-
-@pytest.fixture
-def fake_sbatch(tmp_path: Path) -> Path:
-    """An sbatch that records that it was called (fast unit tests only)."""
-    bindir = tmp_path / "fakebin"
-    bindir.mkdir()
-    calls = tmp_path / "sbatch-calls"
-    sb = bindir / "sbatch"
-    sb.write_text(f"#!/bin/sh\necho \"$@\" >> '{calls}'\necho 4242\n")
-    sb.chmod(sb.stat().st_mode | stat.S_IEXEC)
-    return bindir
 
 
 def _submit(cwd: Path, fake: Path, *args: str, **env: str) -> tuple[int, list[str]]:
@@ -39,7 +26,7 @@ BAD = [
     ("missing target", ["nope.py"], {}, 1, "nope.py"),
     ("no target", [], {}, 2, "nothing to run"),
     ("nothing after --", ["--"], {}, 2, "nothing to run"),
-    ("unknown profile", ["--profile", "nosuch", "train.py"], {}, 1, "nosuch"),
+    ("unknown profile", ["--uvslurm-profile", "nosuch", "train.py"], {}, 1, "nosuch"),
     ("uv missing", ["train.py"], {"UVSLURM_UV": "/nonexistent/uv"}, 1, "uv not found"),
     ("depot unwritable", ["train.py"], {"UVSLURM_DEPOT": "/proc/nope"}, 1, "not writable"),
     ("bad node-local", ["train.py"], {"UVSLURM_NODE_LOCAL": "sometimes"}, 1, "node-local"),
@@ -138,7 +125,7 @@ def test_option_precedence_config_profile_script_cli(project: Path) -> None:
             '[tool.uvslurm.profiles.p]\ntime = "2"\npartition = "prof"\nmem = "2G"\n'
         )  # fmt: skip
     (project / "job.sh").write_text("#!/bin/bash\n#SBATCH --time=3\n#SBATCH --mem=3G\necho hi\n")
-    r = uvslurm("submit", "--dry-run", "--profile", "p", "-t", "4", "job.sh", cwd=project)
+    r = uvslurm("submit", "--dry-run", "--uvslurm-profile", "p", "-t", "4", "job.sh", cwd=project)
     assert r.returncode == 0, r.stderr
     active = [line for line in r.stdout.splitlines() if line.startswith("#SBATCH")]
     assert "#SBATCH --time=4" in active  # CLI over the script

@@ -177,7 +177,7 @@ def users(cluster_env: dict[str, str], project_template: Path) -> Iterator[dict[
                 "SLURM_CONF": cluster_env["SLURM_CONF"], "SCRATCH": str(home / "scratch"),
                 "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
                 "XDG_CACHE_HOME": str(home / "cache"), "UV_CACHE_DIR": str(home / "uv-cache"),
-                "UVSLURM_SITE_CONFIG": str(base / "no-site-config.toml"),
+                "UVSLURM_SITE_CONFIG": "/dev/null",
                 **network,
             }  # fmt: skip
         check = made[VICTIM].run("uvslurm", "--version", cwd=made[VICTIM].home)

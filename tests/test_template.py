@@ -31,7 +31,7 @@ def test_fill_takes_config_and_profile_values(project: Path) -> None:
         f.write(
             '\n[tool.uvslurm.sbatch]\ntime = "2:00:00"\n[tool.uvslurm.profiles.big]\nmem = "64G"\n'
         )
-    r = uvslurm("template", "cpu", "--profile", "big", cwd=project, check=True)
+    r = uvslurm("template", "cpu", "--uvslurm-profile", "big", cwd=project, check=True)
     assert "#SBATCH --time=2:00:00  # from your config" in r.stdout
     assert "#SBATCH --mem=64G  # from your config" in r.stdout
     assert "#SBATCH --cpus-per-task=2\n" in r.stdout

@@ -277,7 +277,7 @@ def test_config_table(
     assert re.search(r'│ rebuild +│ \["a", "b"\] +│ ' + re.escape(str(proj)), out)
     assert re.search(r"│ sbatch.comment +│ \[bold\]x\[/\] +│ " + re.escape(str(user)), out)
     assert re.search(r"│ fingerprint.modules +│ true +│ default +│", out)
-    assert f"site: {isolated_user / 'site-config.toml'} (none)\n" in out
+    assert f"site: {isolated_user / 'site-config.toml'}\n" in out
     assert f"user: {user}\n" in out
     assert f"project: {proj / 'pyproject.toml'}\n" in out
     empty = tmp_path / "e"

@@ -33,14 +33,14 @@ def test_vocabulary_from_simple_slurm() -> None:
 
 
 def test_vocabulary_needs_simple_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
-    so.vocabulary.cache_clear()
+    so.simple_slurm_specs.cache_clear()
     monkeypatch.setattr(so, "find_spec", lambda name: None)
     try:
         e = _usage(so.vocabulary)
         assert e.line() == "simple-slurm is not installed; reinstall uvslurm"
     finally:
         monkeypatch.undo()
-        so.vocabulary.cache_clear()
+        so.simple_slurm_specs.cache_clear()
     assert so.vocabulary()["time"] == "t"
 
 
@@ -62,20 +62,24 @@ def test_canonical(given: str, expected: str) -> None:
 
 
 def test_canonical_unknown() -> None:
+    unknown = "unknown sbatch option '{}' (simple-slurm's list does not know it)"
     e = _usage(so.canonical, "--partitoin")
-    assert e.message == "unknown sbatch option '--partitoin'"
+    assert e.message == unknown.format("--partitoin")
     assert e.hint == "did you mean '--partition'?"
     e = _usage(so.canonical, "--zzzzzzzzzz")
-    assert e.hint == "see `man sbatch`, or pass it with --sbatch-arg"
+    assert e.hint == "see `sbatch --help`"
     # a single letter without a dash is a long name, not a short one
     e = _usage(so.canonical, "t")
-    assert e.message == "unknown sbatch option 't'"
+    assert e.message == unknown.format("t")
     # a short letter no option has
     e = _usage(so.canonical, "-j")
-    assert e.message == "unknown sbatch option '-j'"
-    # reserved options are unknown
+    assert e.message == unknown.format("-j")
+    # reserved options say what to do instead
     e = _usage(so.canonical, "--wait")
-    assert e.message == "unknown sbatch option '--wait'"
+    assert e.line() == (
+        "sbatch option '--wait' cannot be used with uvslurm; use `uvslurm submit --wait`"
+    )
+    assert "uvslurm submit -- CMD" in _usage(so.canonical, "--wrap").hint
 
 
 def test_flags() -> None:
@@ -149,7 +153,7 @@ def test_normalize() -> None:
     e = _usage(so.normalize, {"time": "soon"})
     assert e.message == "--time: invalid value 'soon'"
     e = _usage(so.normalize, {"tme": "1"})
-    assert e.message == "unknown sbatch option 'tme'"
+    assert e.message.startswith("unknown sbatch option 'tme' ")
     assert so.normalize({}) == {}
 
 
@@ -252,7 +256,7 @@ def test_render() -> None:
 def test_canonical_hints_for_short_words() -> None:
     assert _usage(so.canonical, "--ac").hint == "did you mean '--account'?"
     # only leading dashes are stripped
-    assert _usage(so.canonical, "--Xtime").message == "unknown sbatch option '--Xtime'"
+    assert _usage(so.canonical, "--Xtime").message.startswith("unknown sbatch option '--Xtime' ")
 
 
 def test_normalize_keeps_a_flag_value_from_the_config() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import os
 import re
 import shlex
@@ -54,6 +55,7 @@ class Request:
     frozen: bool = False
     sync_args: tuple[str, ...] = ()  # uv's selection flags (nodeenv.sync_args)
     snapshot: bool = False  # run from a content-addressed copy of the git-tracked files
+    argv: Sequence[str] = ()  # the command line as given, for the script's header
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Target:
     script_args: tuple[str, ...] = ()
     name: str = "job"
     search_from: Path = Path()
+    # the #SBATCH lines at the top of a .py file (a batch script's are in `script`)
+    header: Mapping[str, str | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def resolve_target(req: Request, cwd: Path) -> Target:
             command=(str(path.resolve()), *req.args),
             name=path.stem,
             search_from=path.resolve().parent,
+            header=_py_header(path, req.target),
         )
     try:
         text = path.read_text()
@@ -134,6 +139,16 @@ def resolve_target(req: Request, cwd: Path) -> Target:
         name=path.stem,
         search_from=path.resolve().parent,
     )
+
+
+def _py_header(path: Path, name: str) -> dict[str, str | bool]:
+    """The #SBATCH options of a .py file's header (its other bytes are the interpreter's)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise UvslurmError(f"{name}: cannot read it ({e.strerror})") from e
+    return render.header_options(head.decode("utf-8", "replace"), name)
 
 
 # --- stage 2: the context around the target ----------------------------------------------------
@@ -349,7 +364,7 @@ def with_sources(
 def sbatch_defaults(config: Config, profile: str | None) -> dict[str, str | bool]:
     """The configured `sbatch` table (site < user < project < environment), then the profile's
     options: the lower layers of a job's options, and what `uvslurm template` fills in."""
-    out = sbatch_options.normalize(config.table("sbatch"))
+    out = _configured(config, "sbatch")
     if profile:
         if profile not in config.profile_names():
             known = ", ".join(config.profile_names()) or "none defined"
@@ -357,7 +372,19 @@ def sbatch_defaults(config: Config, profile: str | None) -> dict[str, str | bool
                 f"unknown profile '{profile}' (available: {known})",
                 "define it under [tool.uvslurm.profiles] in pyproject.toml",
             )
-        out.update(sbatch_options.normalize(config.table(f"profiles.{profile}")))
+        out.update(_configured(config, f"profiles.{profile}"))
+    return out
+
+
+def _configured(config: Config, table: str) -> dict[str, str | bool]:
+    """The Slurm options of a config table; a mistake names the file and the key."""
+    out: dict[str, str | bool] = {}
+    for key, value in config.table(table).items():
+        try:
+            out.update(sbatch_options.normalize({key: value}))
+        except UsageError as e:
+            source = config.settings[f"{table}.{key}"].source
+            raise UvslurmError(f"{source}: {table}.{key}: {e.message}", e.hint) from e
     return out
 
 
@@ -400,6 +427,17 @@ def layer_options(
 
 
 def _check_log_dirs(opts: Options, cwd: Path) -> None:
+    """Relative -o/-e are relative to the job's working directory: --chdir when given."""
+    chdir = opts.effective.get("chdir")
+    if isinstance(chdir, str):
+        if "%" in chdir:
+            return
+        cwd = cwd / chdir
+        if not cwd.is_dir():
+            raise UvslurmError(
+                f"--chdir: directory {cwd} does not exist (the job would fail to start)",
+                "create it first",
+            )
     for name in ("output", "error"):
         value = opts.effective.get(name)
         if name in opts.defaulted or not isinstance(value, str) or "%" in os.path.dirname(value):
@@ -412,6 +450,46 @@ def _check_log_dirs(opts: Options, cwd: Path) -> None:
             )
 
 
+def _norm(name: str) -> str:
+    """An extra's or group's name as uv compares them (PEP 685)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_selection(project: Project, sync_args: Sequence[str]) -> None:
+    """`--extra X` / `--group Y` that the project does not define: uv would stop on the node,
+    after the job waited in the queue. Workspaces are left to uv (their members add more)."""
+    data = project.pyproject
+    if "workspace" in data.get("tool", {}).get("uv", {}):
+        return
+    table = data.get("project", {})
+    extras = {_norm(n) for n in table.get("optional-dependencies", {})}
+    groups = {_norm(n) for n in data.get("dependency-groups", {})}
+    if data.get("tool", {}).get("uv", {}).get("dev-dependencies") is not None:
+        groups.add("dev")
+    defined = {"--extra": extras, "--group": groups}
+    for flag, name in itertools.pairwise(sync_args):
+        if flag in defined and _norm(name) not in defined[flag]:
+            kind = "optional-dependencies" if flag == "--extra" else "dependency-groups"
+            known = ", ".join(sorted(defined[flag])) or "none"
+            raise UsageError(
+                f"{flag} {name}: {project.root / 'pyproject.toml'} defines no such {flag[2:]} "
+                f"(its {kind}: {known})",
+                f"add it to [{'project.' if flag == '--extra' else ''}{kind}], or drop {flag} {name}",
+            )
+
+
+def _warn_export(opts: Options) -> None:
+    """--export without ALL: the job does not inherit this shell's loaded modules and
+    UV_CACHE_DIR, which the venv's fingerprint and an offline node's install rely on."""
+    export = opts.effective.get("export")
+    if isinstance(export, str) and "ALL" not in export.upper().split(","):
+        output.warn(
+            f"--export={export}: the job starts without this shell's environment (loaded "
+            "modules, UV_CACHE_DIR): its venv is keyed on what the node loads by itself, and "
+            "offline nodes may not find uv's cache; use --export=ALL,... to add variables"
+        )
+
+
 # --- the whole pipeline ------------------------------------------------------------------------
 
 
@@ -422,15 +500,22 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     ctx = ctx if ctx.project_dir else locate(ctx, target)
     project = ctx.require_project()
     opts = layer_options(
-        sbatch_defaults(ctx.config, req.profile),
+        # a .py file's #SBATCH lines are not copied into the job script: rendered with the rest
+        {**sbatch_defaults(ctx.config, req.profile), **target.header},
         target.script.options() if target.script else {},
         {**req.sbatch, **sbatch_options.parse_directive_args(req.sbatch_args)},
         target.name,
         str(paths.state_dir() / "logs" / "%x-%j.out"),
     )
     _check_log_dirs(opts, ctx.cwd)
+    _check_selection(project, req.sync_args)
+    _warn_export(opts)
     node = nodeenv.settings_for(project, ctx.config, req.sync_args)
-    argv = ["uvslurm", "submit", *([req.target] if req.target else ["--", *req.command])]
+    argv = req.argv or [
+        "uvslurm",
+        "submit",
+        *([req.target] if req.target else ["--", *req.command]),
+    ]
     origin = f"uvslurm {__version__} on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {shlex.join(argv)}"
     return Plan(project, node, opts, target, origin)
 

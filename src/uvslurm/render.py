@@ -43,6 +43,31 @@ class UserScript:
         return merged
 
 
+def _header_end(lines: list[str]) -> int:
+    """Where sbatch stops reading #SBATCH lines: at the first line that is neither blank nor a
+    comment (man sbatch: "before any executable commands")."""
+    n = 0
+    while n < len(lines) and (not lines[n].strip() or lines[n].lstrip().startswith("#")):
+        n += 1
+    return n
+
+
+def header_options(text: str, name: str) -> dict[str, str | bool]:
+    """The #SBATCH options at the top of any script (a .py file too: sbatch reads them whatever
+    the interpreter), after its #! line, as sbatch reads them. A mistake names the file and
+    line."""
+    lines = text.split("\n")
+    start = 1 if lines and lines[0].startswith("#!") else 0
+    merged: dict[str, str | bool] = {}
+    for i in range(start, start + _header_end(lines[start:])):
+        if lines[i].startswith("#SBATCH"):
+            try:
+                merged.update(sbatch_options.parse_directive_line(lines[i]))
+            except UsageError as e:
+                raise UsageError(f"{name}, line {i + 1}: {e.message}", e.hint) from e
+    return merged
+
+
 def split_script(text: str, name: str) -> UserScript:
     lines = text.split("\n")
     first = lines[0] if lines else ""
@@ -62,9 +87,7 @@ def split_script(text: str, name: str) -> UserScript:
                 f"{name}: uvslurm runs batch scripts with bash, not '{prog}'",
                 "start the script with #!/bin/bash",
             )
-    n = 0
-    while n < len(rest) and (not rest[n].strip() or rest[n].lstrip().startswith("#")):
-        n += 1
+    n = _header_end(rest)
     return UserScript(shebang, rest[:n], "\n".join(rest[n:]))
 
 

@@ -1,4 +1,8 @@
-"""sbatch option vocabulary (from simple-slurm) and validation of option values. Pure."""
+"""sbatch's option vocabulary and validation of option values. Pure.
+
+The vocabulary is the site's own: `parse_help` reads what the installed `sbatch --help` lists
+(`slurm.site_options` runs it, once per sbatch, and installs the result with `use_site`).
+simple-slurm's list is only the fallback where there is no sbatch (a laptop's `--dry-run`)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -22,12 +27,83 @@ FLAGS = frozenset(
     }
 )  # fmt: skip
 # sbatch options uvslurm drives itself (or that would replace the script it renders)
-RESERVED = frozenset({"wait", "parsable", "test-only", "wrap", "batch", "help", "usage"})
+RESERVED = frozenset({"wait", "parsable", "test-only", "wrap", "batch", "help", "usage", "version"})
+# what to say instead of "unknown option" when one of RESERVED is given
+RESERVED_HINTS = {
+    "wrap": "uvslurm writes the job script itself: use `uvslurm submit -- CMD ARGS...`",
+    "test-only": "use --dry-run to see the job script without submitting it",
+    "wait": "use `uvslurm submit --wait`",
+    "parsable": "use `uvslurm submit --parsable`",
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One sbatch option: its short letter, whether it takes a value ("value"), none ("flag")
+    or one only after '=' ("optional", e.g. `--exclusive[=user]`), and sbatch's own words."""
+
+    short: str | None = None
+    arity: str = "value"
+    help: str = ""
+
+
+_site: dict[str, Spec] | None = None
+
+
+def use_site(specs: Mapping[str, Spec] | None) -> None:
+    """Make `specs` (the site's `sbatch --help`, parsed) the vocabulary; None: simple-slurm's."""
+    global _site
+    _site = dict(specs) if specs else None
+
+
+def specs() -> dict[str, Spec]:
+    return _site if _site is not None else simple_slurm_specs()
+
+
+def from_site() -> bool:
+    return _site is not None
+
+
+# `  -a, --array=indexes   job array index values`, `      --hold   ...`,
+# `  -B  --extra-node-info=S[:C[:T]]  ...` (sic: no comma), `      --nice[=value]  ...`
+_HELP_LINE = re.compile(
+    r"^ {1,8}(?:-(?P<short>[A-Za-z]),? +)?--(?P<long>[A-Za-z][A-Za-z0-9-]*)"
+    r"(?P<eq>\[=|=| +<)?(?P<rest>.*)$"
+)
+
+
+def parse_help(text: str) -> dict[str, Spec]:
+    """`sbatch --help` -> {long name: Spec}. Continuation lines (deeper indented, no option of
+    their own) extend the description of the option above them."""
+    out: dict[str, Spec] = {}
+    last = ""
+    for line in text.splitlines():
+        m = _HELP_LINE.match(line)
+        if m:
+            long, eq = m.group("long"), m.group("eq") or ""
+            arity = "optional" if eq == "[=" else "value" if eq else "flag"
+            # the description starts after the value's placeholder and two spaces
+            words = re.split(r" {2,}", m.group("rest").strip(), maxsplit=1)
+            if len(words) == 1 and eq:  # `--cpu-freq=min[-max[:gov]] requested cpu ...`
+                words = words[0].split(" ", 1)
+            desc = words[1] if len(words) > 1 else ("" if eq else words[0])
+            if long in out:  # `--exclusive[=user]` and `--exclusive[=mcs]`: one option
+                last = ""
+                continue
+            last = long
+            if long not in RESERVED:
+                out[long] = Spec(m.group("short"), arity, desc.strip())
+        elif last and line.startswith(" " * 20) and line.strip() and last in out:
+            s = out[last]
+            out[last] = Spec(s.short, s.arity, f"{s.help} {line.strip()}".strip())
+        else:
+            last = ""
+    return out
 
 
 @cache
-def vocabulary() -> dict[str, str | None]:
-    """Long option name (with dashes) -> short letter, from simple-slurm's argument list.
+def simple_slurm_specs() -> dict[str, Spec]:
+    """Long option name (with dashes) -> Spec, from simple-slurm's argument list.
 
     Read as a data file: importing simple_slurm costs ~40 ms of start-up and we only need names.
     """
@@ -36,25 +112,46 @@ def vocabulary() -> dict[str, str | None]:
     if not locations:
         raise UsageError("simple-slurm is not installed", "reinstall uvslurm")
     text = (Path(locations[0]) / "arguments.txt").read_text()
-    vocab: dict[str, str | None] = {}
+    vocab: dict[str, Spec] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
         long, _, short = line.strip().partition(",")
         name = long.replace("_", "-")
         if name not in RESERVED:
-            vocab[name] = short or None
+            vocab[name] = Spec(short or None, "flag" if name in FLAGS else "value")
     return vocab
+
+
+def vocabulary() -> dict[str, str | None]:
+    """Long option name (with dashes) -> short letter, of the vocabulary in use."""
+    return {name: spec.short for name, spec in specs().items()}
+
+
+def is_flag(name: str) -> bool:
+    """Whether `--name` alone is complete (a flag, or an option whose value is optional)."""
+    spec = specs().get(name)
+    return spec is not None and spec.arity != "value"
 
 
 def short_map() -> dict[str, str]:
     return {s: name for name, s in vocabulary().items() if s}
 
 
-def closest_option(word: str) -> str:
-    names = [f"--{n}" for n in vocabulary()]
-    match = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+def closest(word: str, names: Iterable[str], cutoff: float = 0.75) -> str:
+    """The name in `names` closest to `word`, never `word` itself, or "". The cutoff is high:
+    a wrong suggestion (`--wrap` -> `--wait`) misleads more than none."""
+    others = sorted(set(names) - {word})
+    # an abbreviation (`--ac`): the shortest name it begins
+    longer = sorted((n for n in others if n.startswith(word) and len(word) > 3), key=len)
+    if longer:
+        return longer[0]
+    match = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return match[0] if match else ""
+
+
+def closest_option(word: str) -> str:
+    return closest(word, [f"--{n}" for n in vocabulary()])
 
 
 _TIME = re.compile(
@@ -66,6 +163,15 @@ _ARRAY = re.compile(rf"^{_RANGE}(?:,{_RANGE})*(?:%\d+)?$")
 _MEM = re.compile(r"^\d+(?:\.\d+)?[KMGTkmgt]?[Bb]?$")
 _NODES = re.compile(r"^\d+(?:-\d+)?$")
 _INT = re.compile(r"^\d+$")
+_GPUS = re.compile(r"^(?:[A-Za-z0-9_.-]+:)?\d+$")
+# acct_gather profiling (sbatch --profile): all, none, or a list of the kinds
+_PROFILE = re.compile(
+    r"^(?:all|none|(?:energy|lustre|network|task)(?:,(?:energy|lustre|network|task))*)$", re.I
+)
+PROFILE_HINT = (
+    "sbatch's --profile (acct_gather profiling) takes all, none, or energy,lustre,network,task;"
+    " a uvslurm profile is chosen with --uvslurm-profile NAME"
+)
 
 _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "time": (_TIME, "use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
@@ -78,7 +184,28 @@ _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "ntasks": (_INT, "use a whole number"),
     "cpus-per-task": (_INT, "use a whole number"),
     "ntasks-per-node": (_INT, "use a whole number"),
+    "gpus": (_GPUS, "use a count, or TYPE:COUNT, e.g. 2 or a100:2"),
+    "gpus-per-node": (_GPUS, "use a count, or TYPE:COUNT, e.g. 2 or a100:2"),
+    "gpus-per-task": (_GPUS, "use a count, or TYPE:COUNT, e.g. 1 or a100:1"),
+    "profile": (_PROFILE, PROFILE_HINT),
 }
+
+
+def _semantic(name: str, value: str) -> str:
+    """What the patterns cannot say: a range that counts down, a count of zero. "" if fine."""
+    if name == "array":
+        for part in value.split("%")[0].split(","):
+            lo, _, hi = part.split(":")[0].partition("-")
+            if hi and int(hi) < int(lo):
+                return f"the range {part} counts down; write it {hi}-{lo}"
+    # (--gpus=0 is meaningful: it overrides a script's GPU request)
+    if name in ("nodes", "ntasks", "cpus-per-task", "ntasks-per-node"):
+        counts = re.findall(r"\d+", value)
+        if counts and int(counts[0]) == 0:
+            return "a count of 0 asks for nothing; use 1 or more"
+        if name == "nodes" and len(counts) == 2 and int(counts[1]) < int(counts[0]):
+            return f"the range {value} counts down; write it {counts[1]}-{counts[0]}"
+    return ""
 
 
 def canonical(name: str) -> str:
@@ -90,10 +217,16 @@ def canonical(name: str) -> str:
             return long
     elif bare in vocabulary():
         return bare
+    if bare in RESERVED:
+        raise UsageError(
+            f"sbatch option '{name}' cannot be used with uvslurm",
+            RESERVED_HINTS.get(bare, "uvslurm passes it to sbatch itself where it applies"),
+        )
     hint = closest_option("--" + bare)
+    where = "this site's sbatch" if from_site() else "simple-slurm's list"
     raise UsageError(
-        f"unknown sbatch option '{name}'",
-        f"did you mean '{hint}'?" if hint else "see `man sbatch`, or pass it with --sbatch-arg",
+        f"unknown sbatch option '{name}' ({where} does not know it)",
+        f"did you mean '{hint}'?" if hint else "see `sbatch --help`",
     )
 
 
@@ -104,7 +237,7 @@ _UNSAFE = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 def validate(name: str, value: str | bool) -> str | bool:
     """Check one option's value; returns it normalised (str, or True for a flag)."""
-    if name in FLAGS:
+    if is_flag(name):
         if value is True or value == "" or value is None:
             return True
         if isinstance(value, str):
@@ -121,6 +254,9 @@ def validate(name: str, value: str | bool) -> str | bool:
     check = _CHECKS.get(name)
     if check and not check[0].match(value):
         raise UsageError(f"--{name}: invalid value '{value}'", check[1])
+    why = _semantic(name, value) if check else ""
+    if why:
+        raise UsageError(f"--{name}: invalid value '{value}'", why)
     return value
 
 
@@ -146,14 +282,14 @@ def parse_directive_args(tokens: Iterable[str]) -> dict[str, str | bool]:
         if tok.startswith("--"):
             name, eq, value = tok[2:].partition("=")
             long = canonical("--" + name)
-            if long in FLAGS:
-                out[long] = value if eq else True
+            if is_flag(long):
+                out[long] = validate(long, value) if eq else True
                 continue
             if not eq:
                 value = next(it, "")
         else:
             long = canonical(tok[:2])
-            if long in FLAGS:
+            if is_flag(long):
                 out[long] = True
                 continue
             value = tok[2:] or next(it, "")

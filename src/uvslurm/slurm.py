@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from uvslurm import proc
+from uvslurm import proc, safety, sbatch_options
 from uvslurm.errors import UvslurmError
 
 
@@ -23,6 +23,123 @@ def find_sbatch() -> str:
             "run this on a login node of a Slurm cluster (or use --dry-run)",
         )
     return found
+
+
+# bump when the cached form changes
+_OPTIONS_CACHE_FORMAT = 1
+
+
+def _probe_unlisted(sbatch: str, listed: dict[str, sbatch_options.Spec]) -> dict[str, Any]:
+    """Options sbatch accepts without listing them in --help (22.05: --open-mode, --hint,
+    --prefer, ...): each name of simple-slurm's list that --help lacks is shown to sbatch with
+    an empty script, which it refuses after parsing its options: "unrecognized option" is
+    the answer we want. A name that abbreviates a listed option (`--extra` for
+    `--extra-node-info`) proves nothing (getopt accepts prefixes) and is left out."""
+    found: dict[str, Any] = {}
+    for name, spec in sbatch_options.simple_slurm_specs().items():
+        if name in listed or any(n.startswith(name) for n in listed):
+            continue
+        arg = f"--{name}" if spec.arity == "flag" else f"--{name}=1"
+        p = proc.probe([sbatch, arg, "--test-only", "/dev/null"], timeout=10)
+        if p is not None and "unrecognized option" not in p.stderr:
+            found[name] = {"short": spec.short, "arity": spec.arity, "help": ""}
+    return found
+
+
+def site_options() -> dict[str, sbatch_options.Spec] | None:
+    """The options this site's sbatch accepts (None without sbatch, or when its --help says
+    nothing we can read): its --help and --usage parsed, and the options it accepts without
+    listing them. Computed once per sbatch executable (path, size and time: a new version is
+    a new file) and kept in the user cache dir."""
+    sbatch = shutil.which("sbatch")
+    if not sbatch:
+        return None
+    import hashlib
+    import json
+    import os
+
+    import platformdirs
+
+    real = os.path.realpath(sbatch)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    ident = f"{_OPTIONS_CACHE_FORMAT}\0{real}\0{st.st_size}\0{st.st_mtime_ns}"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    cache = Path(platformdirs.user_cache_dir("uvslurm")) / "sbatch-options" / f"{key}.json"
+    raw = None
+    # what another user could have put there is not read (it decides what is refused)
+    if not safety.why_not_private(cache.parent) and not safety.why_not_private(cache):
+        try:
+            raw = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            raw = None
+    if not isinstance(raw, dict) or raw.get("sbatch") != real:
+        helped = proc.probe([sbatch, "--help"], timeout=10)
+        usage = proc.probe([sbatch, "--usage"], timeout=10)
+        text = (
+            (helped.stdout if helped else "") + "\n" + _usage_as_help(usage.stdout if usage else "")
+        )
+        parsed = sbatch_options.parse_help(text)
+        if len(parsed) < 10:  # not a help text we understand: keep the fallback
+            return None
+        options = {
+            n: {"short": s.short, "arity": s.arity, "help": s.help} for n, s in parsed.items()
+        }
+        options.update(_probe_unlisted(sbatch, parsed))
+        version = proc.probe([sbatch, "--version"], timeout=10)
+        raw = {
+            "sbatch": real,
+            "version": version.stdout.strip() if version else "",
+            "options": options,
+        }
+        _write_private(cache, json.dumps(raw, indent=1, sort_keys=True))
+    return {
+        n: sbatch_options.Spec(o.get("short"), o.get("arity", "value"), o.get("help", ""))
+        for n, o in raw.get("options", {}).items()
+    }
+
+
+def _usage_as_help(usage: str) -> str:
+    """`sbatch --usage` (`[--mem-bind=...] [--hold]`) as lines parse_help reads: it names a
+    few options --help leaves out (--mem-bind, --network in 22.05)."""
+    import re
+
+    lines = []
+    for m in re.finditer(r"\[(-[A-Za-z] [^\]]*|--[A-Za-z][A-Za-z0-9-]*(\[?=)?[^\]]*)\]", usage):
+        tok = m.group(1)
+        if tok.startswith("--"):
+            lines.append("      " + tok.split()[0])
+    return "\n".join(lines)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `path` atomically (a reader sees the old file or the new one), in a directory
+    made for this user alone. A cache: failing to write it costs only the next parse."""
+    import contextlib
+    import os
+    import tempfile
+
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if safety.why_not_private(path.parent):
+            return
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+
+_installed = False
+
+
+def use_site_options() -> None:
+    """Make the site's sbatch vocabulary the one uvslurm validates against (once per process)."""
+    global _installed
+    if not _installed:
+        _installed = True
+        sbatch_options.use_site(site_options())
 
 
 def _job_id(line: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from uvslurm import paths, safety, trust
-from uvslurm.config import Config, env_layer, merge
+from uvslurm.config import Config, env_layer, flatten, merge
 from uvslurm.errors import TrustError, UvslurmError
 
 if sys.version_info >= (3, 11):
@@ -29,8 +29,16 @@ def read_toml(path: Path) -> dict[str, Any]:
 def parse_toml(data: bytes, path: Path) -> dict[str, Any]:
     """`data`, read from `path` by the caller (uv.lock is read once per submission)."""
     try:
-        return tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UvslurmError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{data[e.start]:02x}); TOML files are UTF-8",
+            "save the file as UTF-8",
+        ) from e
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise UvslurmError(f"{path}: invalid TOML: {e}", "fix the file's syntax") from e
 
 
@@ -70,16 +78,54 @@ def load(
     pyproject: Path | None = None,
 ) -> Config:
     """All layers: site file < user file < project [tool.uvslurm] < UVSLURM_* < command line."""
+    return load_reporting(lambda: project_table, cli, environ, pyproject, strict=True)[0]
+
+
+def load_reporting(
+    project_table: Callable[[], Mapping[str, Any] | None],
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    pyproject: Path | None = None,
+    *,
+    strict: bool = False,
+) -> tuple[Config, list[UvslurmError]]:
+    """The layers as `load` merges them; unless `strict`, a layer with a mistake is left out
+    and its error returned with the rest (`uvslurm config` shows what is wrong, and what holds
+    meanwhile)."""
     env = dict(os.environ if environ is None else environ)
-    site = paths.site_config_file(env)
-    user = paths.user_config_file()
-    layers: list[tuple[str, Mapping[str, Any]]] = [
-        (str(site), _file_layer(site, root_ok=True)),
-        (str(user), _file_layer(user, root_ok=False)),
-    ]
-    if project_table:
-        _check_project_code(project_table, pyproject or Path("pyproject.toml"))
-        layers.append((f"{pyproject or 'pyproject.toml'} [tool.uvslurm]", project_table))
-    layers.append(("environment", env_layer(env)))
+    problems: list[UvslurmError] = []
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+
+    def add(source: str, read: Callable[[], Mapping[str, Any] | None]) -> None:
+        try:
+            table = read()
+            if table:
+                flatten(table, source)  # its mistakes are this layer's
+                layers.append((source, table))
+        except UvslurmError as e:
+            if strict:
+                raise
+            problems.append(e)
+
+    def site() -> Mapping[str, Any]:
+        path = paths.site_config_file(env)
+        if env.get("UVSLURM_SITE_CONFIG") and not os.path.exists(path):
+            # a site that names its file means it to be read: silence would hide a typo
+            raise UvslurmError(
+                f"UVSLURM_SITE_CONFIG={path}: no such file",
+                "fix the path, or unset UVSLURM_SITE_CONFIG (default: /etc/uvslurm/config.toml)",
+            )
+        return _file_layer(path, root_ok=True)
+
+    def project() -> Mapping[str, Any] | None:
+        table = project_table()
+        if table:
+            _check_project_code(table, pyproject or Path("pyproject.toml"))
+        return table
+
+    add(str(paths.site_config_file(env)), site)
+    add(str(paths.user_config_file()), lambda: _file_layer(paths.user_config_file(), False))
+    add(f"{pyproject or 'pyproject.toml'} [tool.uvslurm]", project)
+    add("environment", lambda: env_layer(env))
     layers.append(("command line", cli))
-    return merge(layers)
+    return merge(layers), problems

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import nodeenv, output, paths
+from uvslurm import nodeenv, output, paths, sources
 from uvslurm.config import ENV_VARS, Config
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
@@ -34,7 +34,10 @@ def effective(config: Config) -> list[Row]:
     """Every setting with its value and origin, the computed ones (depot, uv) resolved."""
     rows = [Row(k, s.value, _source(config, k)) for k, s in sorted(config.settings.items())]
     rows = [r for r in rows if r.key not in ("depot", "uv")]
-    depot = str(nodeenv.depot_root(config))
+    try:
+        depot = str(nodeenv.depot_root(config))
+    except UvslurmError as e:
+        depot = f"(invalid: {e.message})"
     if "depot" in config.settings:
         raw = config.get("depot")
         note = "" if raw == depot else f" (set as {raw!r})"
@@ -62,13 +65,29 @@ def files(project: Project | None) -> list[tuple[str, Path | None]]:
     ]
 
 
+def _load(ctx: Context) -> tuple[Project | None, Config, list[UvslurmError]]:
+    """The project and configuration as far as they can be read: this command is the one to
+    debug a broken configuration with, so it shows what holds and what does not."""
+    try:
+        return ctx.project, ctx.config, []
+    except UvslurmError as first:
+        try:
+            project = ctx.project
+        except UvslurmError:
+            project = None
+        tool = project.tool_table if project else None
+        where = project.root / "pyproject.toml" if project else None
+        config, problems = sources.load_reporting(lambda: tool, ctx.cli, pyproject=where)
+        return project, config, problems or [first]
+
+
 def run(ctx: Context, ns: argparse.Namespace) -> int:
-    project, config = ctx.project, ctx.config
+    project, config, problems = _load(ctx)
     rows = effective(config)
     considered = files(project)
     if ns.json:
         output.json({r.key: {"value": r.value, "source": r.source} for r in rows})
-        return 0
+        return _report(problems)
     output.table(
         "uvslurm settings (lowest to highest: default, site file, user file, project, "
         "environment, command line)",
@@ -80,4 +99,14 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     for label, path in considered:
         state = "(no project here)" if path is None else str(path) + ("" if path.is_file() else " (none)")  # fmt: skip
         output.line((f"{label}: {state}", "dim"), stdout=True)
-    return 0
+    if problems:
+        output.line("(the settings above leave out the layers with an error)", stdout=True)
+    return _report(problems)
+
+
+def _report(problems: list[UvslurmError]) -> int:
+    """Each mistake as the error line other commands stop at; the settings above are what
+    holds without the layers that have one."""
+    for e in problems:
+        output.error(e.line())
+    return problems[0].exit_code if problems else 0

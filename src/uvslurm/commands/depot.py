@@ -11,7 +11,7 @@ from typing import Any
 
 from uvslurm import depot, names, nodeenv, output, paths
 from uvslurm.context import Context
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import UsageError, UvslurmError
 
 GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
 
@@ -257,6 +257,20 @@ def _project_dir(root: Path, project: str | None, ctx: Context) -> tuple[Path, s
         return root / nodeenv.project_id(str(candidate)), str(candidate)
     if names.PROJECT_DIR.match(project) and (root / project).is_dir():
         return root / project, project
+    if "/" not in project and not candidate.exists():
+        # a project's name, as `depot list` shows it in its project directory's name
+        same = sorted(
+            d.name
+            for d in (root.iterdir() if root.is_dir() else ())
+            if names.PROJECT_DIR.match(d.name) and d.name.rsplit("-", 1)[0] == project
+        )
+        if len(same) > 1:
+            raise UsageError(
+                f"{len(same)} projects named '{project}' in {root}: {', '.join(same)}",
+                "give one of these names, or the project's path",
+            )
+        if same:
+            return root / same[0], same[0]
     return root / nodeenv.project_id(str(candidate)), str(candidate)
 
 

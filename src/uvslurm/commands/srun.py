@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import time
+from collections.abc import Mapping
 
-from uvslurm import nodeenv, paths, pipeline, proc, render
+from uvslurm import nodeenv, output, pipeline, proc, render
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 
@@ -22,26 +22,60 @@ fi
 exec "$SHELL" -i"""
 
 
+# sbatch options of the config that mean something else to srun (or nothing): an interactive
+# step's output is the terminal, and it is neither an array nor requeued
+BATCH_ONLY = frozenset(
+    {"array", "output", "error", "input", "requeue", "no-requeue", "ignore-pbs", "export-file",
+     "kill-on-invalid-dep", "get-user-env", "open-mode", "wait-all-nodes"}
+)  # fmt: skip
+# one argv string holds at most 32 pages (MAX_ARG_STRLEN): the script travels as one
+MAX_SCRIPT = 128 * 1024 - 1
+
+
+def srun_options(options: Mapping[str, str | bool]) -> tuple[list[str], list[str]]:
+    """(srun arguments for the configured sbatch options, the names left out). They come
+    before the user's own srun options, which therefore win (srun takes the last of each)."""
+    args, skipped = [], []
+    for name, value in sorted(options.items()):
+        if name in BATCH_ONLY:
+            skipped.append(name)
+        else:
+            args.append(f"--{name}" if value is True else f"--{name}={value}")
+    return args, skipped
+
+
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     srun = shutil.which("srun")
     if not srun:
         raise UvslurmError("srun not found on PATH", "run this on a login node of a Slurm cluster")
     req = pipeline.Request(
         command=ns.command,
+        profile=ns.profile,
         sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+        argv=getattr(ns, "argv", ()),
     )
     if ns.command:
         target = pipeline.Target(command=tuple(ns.command), name="interactive", search_from=ctx.cwd)
     else:
         shell = render.UserScript(render.BASH_SHEBANG, [], SHELL_BODY)
         target = pipeline.Target(script=shell, name="interactive", search_from=ctx.cwd)
-    p = pipeline.realize(pipeline.plan(ctx, req, target), req)
-    scripts = paths.state_dir() / "scripts"
-    scripts.mkdir(parents=True, exist_ok=True)
-    script = scripts / f"srun-{os.getpid()}-{time.time_ns()}.sh"
-    script.write_text(p.text)
-    # the script must be readable on the node: the state dir is in $HOME, shared on clusters
+    plan = pipeline.plan(ctx, req, target)
+    configured = {
+        k: v for k, v in plan.options.effective.items() if k not in plan.options.defaulted
+    }
+    args, skipped = srun_options(configured)
+    if skipped:
+        output.warn(
+            f"not for srun, left out: {', '.join('--' + n for n in skipped)} (from the config)"
+        )
+    p = pipeline.realize(plan, req)
+    if len(p.text.encode()) > MAX_SCRIPT:
+        raise UvslurmError(
+            f"the job script is {len(p.text.encode())} bytes, more than one argument can hold",
+            "report this as a bug of uvslurm",
+        )
+    # the script travels in srun's argv (`bash -c`): no copy to keep readable on the node, and
+    # none left behind, since this process becomes srun
     # --pty only with a terminal (srun warns and ignores it otherwise: scripts, CI)
     pty = ["--pty"] if os.isatty(0) else []
-    argv = [srun, *pty, *ns.srun_args, "bash", str(script)]
-    proc.exec(argv)
+    proc.exec([srun, *pty, *args, *ns.srun_args, "bash", "-c", p.text, "uvslurm-srun"])

@@ -46,6 +46,7 @@ def request(ns: argparse.Namespace) -> pipeline.Request:
         frozen=ns.frozen,
         sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
         snapshot=ns.snapshot,
+        argv=getattr(ns, "argv", ()),
     )
 
 
@@ -117,7 +118,7 @@ def job_manifest(
     }
     return manifest.submission(
         job_id=job,
-        argv=["uvslurm", *getattr(ns, "argv", [])],
+        argv=list(getattr(ns, "argv", [])),
         cwd=str(ctx.cwd),
         project=str(p.project.root),
         lock_root=str(p.project.lock.parent),
