@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_explain_plain_components_in_order() -> None:
     other = {"python": "3.11", "uv": "0.8", "same": "1", "os": ""}
     here = {"uv": "0.9", "python": "3.12", "same": "1", "os": "rhel9", "glibc": "2.34"}
     assert fpdiff.explain(other, here) == [
-        "requested Python: 3.11 → 3.12",
+        "Python: 3.11 → 3.12",
         "uv: 0.8 → 0.9",
         "OS: (none) → rhel9",
         "glibc: (none) → 2.34",
@@ -85,7 +86,7 @@ def test_explain_plain_components_in_order() -> None:
 
 @pytest.mark.parametrize(
     ("key", "label"),
-    [("modulepath", "MODULEPATH"), ("arch", "CPU architecture"), ("gpu", "GPU driver"),
+    [("modulepath", "modulepath"), ("arch", "CPU architecture"), ("gpu", "GPU"),
      ("sync", "uv selection flags"), ("rebuild", "rebuild packages")],
 )  # fmt: skip
 def test_explain_labels(key: str, label: str) -> None:
@@ -140,3 +141,37 @@ def test_explain_cpu_fields_missing_or_equal_on_one_side() -> None:
     ]
     # a value may hold '='
     assert fpdiff.explain({"cpu": "model=1=2"}, {"cpu": "model=1=3"}) == ["CPU: model 1=2 → 1=3"]
+
+
+def test_explain_microarchitecture() -> None:
+    a = "microarch=zen2 flags=sse avx avx2"
+    b = "microarch=zen3 flags=sse avx avx2 vaes"
+    assert fpdiff.explain({"cpu": a}, {"cpu": b}) == ["CPU: microarch zen2 → zen3; flags +vaes"]
+    # against a fingerprint made before microarchitectures were named
+    old = "vendor_id=AuthenticAMD cpu_family=23 model=49 flags=sse avx avx2"
+    assert fpdiff.explain({"cpu": old}, {"cpu": a}) == [
+        "CPU: microarch - → zen2; vendor_id AuthenticAMD → -; cpu_family 23 → -; model 49 → -"
+    ]
+
+
+def _job_venv(pdir: Path, key: str, comps: dict[str, str], used: float) -> Path:
+    venv = pdir / key
+    venv.mkdir(parents=True)
+    lines = "".join(f"{k}={v}\n" for k, v in comps.items())
+    (venv / ".uvslurm-ready").write_text(f"key={key}\nproject=/nowhere\nsize_kb=1\n{lines}")
+    (venv / ".uvslurm-used").write_text("")
+    os.utime(venv / ".uvslurm-used", (used, used))
+    return venv
+
+
+def test_latest_sibling_is_the_last_used_job_venv_of_the_project(tmp_path: Path) -> None:
+    pdir = tmp_path / "depot" / "proj-0123456789"
+    new = pdir / "aaaaaaaaaaaa-bbbbbbbb"
+    assert fpdiff.latest_sibling(str(new)) is None
+    _job_venv(pdir, "111111111111-bbbbbbbb", {"python": "cpython-3.11.2 /usr"}, 1000)
+    last = _job_venv(pdir, "222222222222-bbbbbbbb", {"python": "cpython-3.12.1 /usr"}, 2000)
+    other = tmp_path / "depot" / "other-0123456789"
+    _job_venv(other, "333333333333-bbbbbbbb", {"python": "x"}, 3000)
+    assert fpdiff.latest_sibling(str(new)) == (last, {"python": "cpython-3.12.1 /usr"})
+    # the key's own venv is not its own predecessor
+    assert fpdiff.latest_sibling(str(last))[0] != last  # type: ignore[index]

@@ -60,6 +60,7 @@ def test_environ_follows_the_declaration() -> None:
         sync_args=("--extra", "x"), fingerprint_env=("A", "B"), fingerprint_commands=("a b", "c"),
         fingerprint_modules=False, rebuild=("x", "y"), rebuild_sources="S", image="tar.zst",
         lock_hash="ab12", lock_dir="/d/x/.submitted-1", record="/s/jobs", snapshot="/d/x/.snapshot-1",
+        fingerprint_ignore_modules=("git", "tmux/*"),
     )  # fmt: skip
     env = s.environ("prepare")
     assert list(env) == [i.prolog for i in INPUTS] + ["UVSLURM_MODE"]
@@ -79,6 +80,7 @@ def test_environ_follows_the_declaration() -> None:
         "UVSLURM_FP_ENV": "A B",
         "UVSLURM_FP_COMMANDS": "a b\x1ec\x1e",
         "UVSLURM_FP_MODULES": "0",
+        "UVSLURM_FP_IGNORE": "git tmux/*",
         "UVSLURM_REBUILD": "x,y",
         "UVSLURM_REBUILD_SOURCES": "S",
         "UVSLURM_IMAGE": "tar.zst",
@@ -97,6 +99,7 @@ def test_derived_tables() -> None:
         "fingerprint.env": [],
         "fingerprint.commands": [],
         "fingerprint.modules": True,
+        "fingerprint.ignore-modules": [],
         "rebuild": [],
         "image": "none",
     }

@@ -1,4 +1,4 @@
-"""Say in plain words why two fingerprints differ. Pure."""
+"""Say in plain words why two fingerprints differ, and find the venv a new key replaces."""
 
 from __future__ import annotations
 
@@ -54,6 +54,21 @@ def _cpu_fields(text: str) -> dict[str, str]:
     return fields
 
 
+_CPU_FIELDS = ("microarch", "vendor_id", "cpu_family", "model")
+
+
+def latest_sibling(venv: str) -> tuple[Path, dict[str, str]] | None:
+    """The most recently used other venv of the same project in the depot, with its components:
+    what a job got before this fingerprint's key (None when there is none)."""
+    path = Path(venv)
+    found = [v for v in depot.venvs(path.parent.parent)
+             if v.path.parent == path.parent and v.path != path and v.kind == "job"]  # fmt: skip
+    if not found:
+        return None
+    best = max(found, key=lambda v: v.last_used)
+    return best.path, best.components
+
+
 def explain(other: Mapping[str, str], here: Mapping[str, str]) -> list[str]:
     """One line per differing component, from `other` to `here`."""
     lines = []
@@ -66,7 +81,8 @@ def explain(other: Mapping[str, str], here: Mapping[str, str]) -> list[str]:
             lines.append(f"{label}: {_list_change(a, b, ':')}")
         elif key == "cpu":
             fa, fb = _cpu_fields(a), _cpu_fields(b)
-            changes = [f"{k} {fa.get(k, '-')} → {fb.get(k, '-')}" for k in ("vendor_id", "cpu_family", "model") if fa.get(k) != fb.get(k)]  # fmt: skip
+            # microarch since issue 17; the others in fingerprints made before it
+            changes = [f"{k} {fa.get(k, '-')} → {fb.get(k, '-')}" for k in _CPU_FIELDS if fa.get(k) != fb.get(k)]  # fmt: skip
             flags = _list_change(fa.get("flags", ""), fb.get("flags", ""), " ")
             if fa.get("flags") != fb.get("flags"):
                 changes.append(f"flags {flags}")

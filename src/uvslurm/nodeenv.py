@@ -33,6 +33,7 @@ class NodeSettings:
     fingerprint_env: tuple[str, ...]
     fingerprint_commands: tuple[str, ...] = ()
     fingerprint_modules: bool = True
+    fingerprint_ignore_modules: tuple[str, ...] = ()  # module names or patterns left out
     rebuild: tuple[str, ...] = ()  # normalized package names
     rebuild_sources: str = ""  # rebuild.encode(...) of their locked sources
     image: str = "none"  # "none", "tar.zst" or "squashfs"
@@ -142,6 +143,7 @@ def settings_for(
         fingerprint_env=fingerprint_env(config),
         fingerprint_commands=tuple(config.get("fingerprint.commands")),
         fingerprint_modules=bool(config.get("fingerprint.modules")),
+        fingerprint_ignore_modules=tuple(config.get("fingerprint.ignore-modules")),
         rebuild=names,
         image=image_value(config),
     )

@@ -34,6 +34,15 @@ _strings = _typed(lambda v: isinstance(v, list) and all(isinstance(x, str) for x
 _bool = _typed(lambda v: isinstance(v, bool), "true or false")
 
 
+def _module_patterns(key: str, value: Any) -> Any:
+    """Module names or shell patterns (`git`, `tmux/*`, `editor-*`): the prolog word-splits them."""
+    for pattern in _strings(key, value):
+        if not pattern or any(c.isspace() or c in "'\"\\$`" for c in pattern):
+            raise ValueError(f"{key}: {pattern!r} is not a module name or pattern (no blanks, "
+                             "quotes, backslashes, $ or `)")  # fmt: skip
+    return value
+
+
 def _one_of(*choices: str, path: bool = False) -> Check:
     """A string among `choices`, or with `path` an absolute path."""
     shown = [f"'{c}'" for c in choices] + (["an absolute path"] if path else [])
@@ -117,7 +126,12 @@ INPUTS = (
           "each costs a process per job start"),
     Input("UVSLURM_FP_MODULES", "fingerprint_modules", "fingerprint.modules", _bool, True,
           encode=lambda on: "1" if on else "0", kind="bool",
-          meaning="`false` leaves loaded modules and `MODULEPATH` out of the fingerprint"),
+          meaning="`false` leaves loaded modules out of the fingerprint"),
+    Input("UVSLURM_FP_IGNORE", "fingerprint_ignore_modules", "fingerprint.ignore-modules",
+          _module_patterns, [], encode=" ".join, kind="list of module names or patterns",
+          meaning="loaded modules that can never change a venv (`git`, `tmux`, an editor): left "
+          "out of the fingerprint, matched with and without their version (`git`, `git/2.*`); "
+          "a site sets its defaults in the site file"),
     Input("UVSLURM_REBUILD", "rebuild", "rebuild", _strings, [], env=True, parse=env_list,
           encode=",".join, kind="list of package names",
           meaning="packages always built from source on the node, once per fingerprint, never "
@@ -138,14 +152,14 @@ SLURM_TABLES = ("sbatch", "profiles")
 COMPONENTS = {
     "modules": ("loaded modules", "loaded environment modules (resolved names, sorted)"),
     "modulefiles": ("modulefiles", "the modulefiles they came from (sorted)"),
-    "modulepath": ("MODULEPATH", "MODULEPATH"),
     "arch": ("CPU architecture", "CPU architecture"),
-    "cpu": ("CPU", "CPU vendor, family, model and feature flags"),
+    "cpu": ("CPU", "microarchitecture (archspec's name) and the feature flags compilers target"),
     "glibc": ("glibc", "C library version"),
     "os": ("OS", "operating system id and version"),
-    "python": ("requested Python", "Python the project requests"),
-    "uv": ("uv", "uv version"),
-    "gpu": ("GPU driver", "NVIDIA driver (or none)"),
+    "python": ("Python", "the interpreter uv builds the venv with: implementation, version, "
+               "where it is installed"),
+    "uv": ("uv", "uv's minor version (what can change a venv's layout)"),
+    "gpu": ("GPU", "NVIDIA driver (or none); with rebuild packages also the GPU models"),
     "sync": ("uv selection flags", "uv selection flags (extras, groups)"),
     "rebuild": ("rebuild packages", "packages built from source per fingerprint"),
 }

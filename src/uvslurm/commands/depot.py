@@ -17,8 +17,11 @@ GONE_HINT = "a scratch purge or `depot gc`? the next job rebuilds what it needs"
 
 
 def cpu_summary(cpu: str) -> str:
-    """`vendor_id=GenuineIntel cpu_family=6 model=85 flags=...` -> `GenuineIntel 6/85`."""
+    """`microarch=zen2 flags=...` -> `zen2`; from older fingerprints `vendor_id=GenuineIntel
+    cpu_family=6 model=85 flags=...` -> `GenuineIntel 6/85`."""
     fields = dict(p.split("=", 1) for p in cpu.split(" ") if "=" in p)
+    if fields.get("microarch"):
+        return fields["microarch"]
     vendor = fields.get("vendor_id") or fields.get("CPU_implementer", "")
     model = "/".join(
         v for v in (fields.get("cpu_family") or fields.get("CPU_architecture"),

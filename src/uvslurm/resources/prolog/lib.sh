@@ -25,6 +25,7 @@
 #   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
 #   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
 #   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
+#   UVSLURM_FP_IGNORE   loaded modules left out of the fingerprint: names or patterns, word-split
 #   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
 #                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
 #   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
