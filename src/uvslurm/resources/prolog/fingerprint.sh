@@ -17,16 +17,18 @@ _uvslurm_ino() {
   printf -v "$1" '%s' "$_ino_n"
 }
 
-# _uvslurm_libc VAR: "PATH DEV INODE" of the C library this bash runs with, from its own memory
-# map (no process): in a container or another mount namespace, that namespace's libc
-_uvslurm_libc() {
-  local a b c dev ino path out=""
-  while read -r a b c dev ino path; do
-    case ${path##*/} in
-      libc.so.* | libc-*.so | ld-musl-*) out="$path $dev $ino" && break ;;
-    esac
-  done 2>/dev/null </proc/self/maps
-  printf -v "$1" '%s' "$out"
+# _uvslurm_ldso VAR: the ELF interpreter every dynamic program of this architecture names (it is
+# glibc's, installed with the C library: its identity is the libc's), in this mount namespace
+_uvslurm_ldso() {
+  local p
+  case ${HOSTTYPE:-} in
+    x86_64) p=/lib64/ld-linux-x86-64.so.2 ;;
+    aarch64) p=/lib/ld-linux-aarch64.so.1 ;;
+    powerpc64le | ppc64le) p=/lib64/ld64.so.2 ;;
+    riscv64) p=/lib/ld-linux-riscv64-lp64d.so.1 ;;
+    *) p=/lib/ld-linux.so.2 ;;
+  esac
+  printf -v "$1" '%s' "$p"
 }
 
 # _uvslurm_uarch_data VAR: archspec's microarchitectures, as scripts/microarch_table.py writes
@@ -230,22 +232,22 @@ _uvslurm_gpus() {
   printf -v "$1" '%s' "${out//:/, }"
 }
 
-# _uvslurm_facts CPU GLIBC UV: set the variables named CPU, GLIBC and UV (none of them c, g or
-# u) to the machine's CPU, glibc version and uv version. They cost processes, so they are
-# cached in the depot under the identity of what they are read from: the boot (the CPU), the C
-# library bash runs with (device and inode: another container's or a new one) and the uv binary
-# (its inode); a libc or uv changed in place is newer than the cache.
+# _uvslurm_facts CPU GLIBC OS UV: set the variables named CPU, GLIBC, OS and UV (none of them c,
+# g, os or u) to the machine's CPU, glibc version, OS (read each time) and uv version. They cost processes, so they are
+# cached in the depot under the identity of what they are read from, taken without a process:
+# the boot (the CPU), the OS and glibc's loader (its inode: a container's, or a new glibc; its
+# time: one changed in place) and the uv binary (the same, as UVSLURM_UV names it).
 _uvslurm_facts() {
-  local boot="" f k v c="" g="" u="" libc uvid
+  local boot="" f k v c="" g="" u="" ld ldid uvid os
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
-  _uvslurm_libc libc
+  _uvslurm_ldso ld
+  _uvslurm_ino ldid "$ld"
   _uvslurm_ino uvid "$_uvslurm_uv"
-  read -r k v f <<<"$libc"
-  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}-${v//:/.}.${f:-0}-${uvid:-0}"
+  _uvslurm_os os
+  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
   _uvslurm_mkdepot
   if ! _uvslurm_owned "$UVSLURM_DEPOT"; then f=""; fi
-  if [ -n "$f" ] && [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ] &&
-    { [ -z "$k" ] || ! [ "$k" -nt "$f" ]; }; then
+  if [ -n "$f" ] && [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ] && ! [ "$ld" -nt "$f" ]; then
     while IFS='=' read -r k v; do
       case $k in
         glibc) g=$v ;;
@@ -268,7 +270,8 @@ _uvslurm_facts() {
   _uvslurm_facts_file=$f
   printf -v "$1" '%s' "$c"
   printf -v "$2" '%s' "$g"
-  printf -v "$3" '%s' "$u"
+  printf -v "$3" '%s' "$os"
+  printf -v "$4" '%s' "$u"
 }
 
 # _uvslurm_uvlayout VAR VERSION: the part of uv's version (`uv 0.13.9 (...)`) that can change
@@ -377,9 +380,8 @@ _uvslurm_fingerprint() {
     _uvslurm_modules loaded mods
     _uvslurm_keyedmods=${LOADEDMODULES:-}
   fi
-  _uvslurm_facts m_cpu m_glibc m_uv
+  _uvslurm_facts m_cpu m_glibc m_os m_uv
   _uvslurm_uvlayout m_uv "$m_uv"
-  _uvslurm_os m_os
   _uvslurm_python m_py
   if [ -r /proc/driver/nvidia/version ]; then
     read -r gpu </proc/driver/nvidia/version
@@ -411,4 +413,31 @@ rebuild=${UVSLURM_REBUILD:-}"
     done <<<"$UVSLURM_FP_COMMANDS"
   fi
   printf -v "$1" '%s' "$fp"
+}
+
+# _uvslurm_watch_modules: in activate mode the job script's own lines run after the venv was
+# keyed on the modules loaded then. `module` and `ml` get a wrapper that says once, in the log,
+# when they change the loaded modules: the venv was not chosen for the new ones. (One subshell
+# per function, to copy it; activate mode only.)
+_uvslurm_watch_modules() {
+  local f def
+  [ "${UVSLURM_FP_MODULES:-1}" != 0 ] || return 0
+  __uvslurm_keyed=${_uvslurm_keyedmods-${LOADEDMODULES:-}}
+  for f in module ml; do
+    declare -F "$f" >/dev/null && ! declare -F "__uvslurm_orig_$f" >/dev/null || continue
+    def=$(declare -f "$f") || continue
+    eval "__uvslurm_orig_$f${def#"$f"}"
+    eval "$f() { local __uvslurm_rc=0; __uvslurm_orig_$f \"\$@\" || __uvslurm_rc=\$?
+      __uvslurm_modcheck $f; return \$__uvslurm_rc; }"
+  done
+}
+
+# __uvslurm_modcheck FUNCTION: the warning of _uvslurm_watch_modules (kept after the prolog: not
+# named _uvslurm_*, so not in its `unset -f`; it uses no other function of the prolog)
+__uvslurm_modcheck() {
+  [ -z "${__uvslurm_warned:-}" ] && [ "${LOADEDMODULES:-}" != "${__uvslurm_keyed:-}" ] || return 0
+  __uvslurm_warned=1
+  printf 'uvslurm: warning: `%s` changed the loaded modules after the venv was chosen (%s -> %s);' \
+    "$1" "${__uvslurm_keyed:-none}" "${LOADEDMODULES:-none}" >&2
+  printf ' the venv was keyed on the modules loaded before: load them before submitting\n' >&2
 }

@@ -204,6 +204,8 @@ case ${UVSLURM_MODE:-run} in
   activate)
     # the job body runs `python` and `uv run` against this venv; uv must not re-sync it
     export VIRTUAL_ENV="$_uvslurm_venv" PATH="$_uvslurm_venv/bin:$PATH" UV_NO_SYNC=1 UV_FROZEN=1
+    # a `module load` below comes after the venv was keyed: said once in the log
+    _uvslurm_watch_modules
     unset PYTHONHOME
     # a mounted image lasts as long as the job script (a trap on EXIT of your own replaces this)
     # and its exit code is recorded for the job's manifest
