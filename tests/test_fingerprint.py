@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import shlex
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_diff_says_which_module_changed() -> None:
     b = {"modules": "mpich/2.0:tool/a", "python": "3.12", "env.CC": ""}
     assert fpdiff.explain(a, b) == [
         "loaded modules: mpich/1.0 → mpich/2.0",
-        "requested Python: 3.11 → 3.12",
+        "Python: 3.11 → 3.12",
         "$CC: gcc → (unset)",
     ]
     assert fpdiff.explain(a, a) == []
@@ -85,7 +86,7 @@ def test_irrelevant_environment_and_module_order_do_not_matter(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    which=st.sampled_from(["LOADEDMODULES", "_LMFILES_", "MODULEPATH", "UVSLURM_PYTHON", "UVSLURM_SYNC_ARGS", "UVSLURM_REBUILD", "MY_FLAG"]),
+    which=st.sampled_from(["LOADEDMODULES", "_LMFILES_", "UVSLURM_PYTHON", "UVSLURM_SYNC_ARGS", "UVSLURM_REBUILD", "MY_FLAG"]),
     value=st.text(st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=10),
 )  # fmt: skip
 def test_every_listed_component_changes_the_fingerprint(
@@ -196,15 +197,11 @@ def _first_cpu_block() -> dict[str, str]:
 
 
 def test_machine_components_come_from_this_machine(tmp_path: Path) -> None:
-    """CPU, glibc, OS, architecture and uv version: each read from the machine itself."""
+    """CPU, glibc, OS, architecture, Python and uv: each read from the machine itself."""
     import platform
 
-    _, comps = fingerprint({}, tmp_path / "depot")
-    cpu = _first_cpu_block()
-    if "vendor_id" in cpu:
-        assert f"vendor_id={cpu['vendor_id']} " in comps["cpu"], comps["cpu"]
-        assert f"model={cpu['model']} " in comps["cpu"]
-        assert comps["cpu"].endswith(f"flags={cpu['flags']}"), comps["cpu"]
+    _, comps = fingerprint({"UVSLURM_PYTHON": "3.11"}, tmp_path / "depot")
+    assert comps["cpu"].startswith(f"microarch={archspec_host()} flags="), comps["cpu"]
     glibc = subprocess.run(["getconf", "GNU_LIBC_VERSION"], capture_output=True, text=True)
     assert comps["glibc"] == glibc.stdout.strip()
     osr = dict(
@@ -214,26 +211,338 @@ def test_machine_components_come_from_this_machine(tmp_path: Path) -> None:
     )
     assert comps["os"] == f"{osr['ID'].strip(chr(34))}-{osr['VERSION_ID'].strip(chr(34))}"
     assert comps["arch"] == platform.machine()
-    uv = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
-    assert comps["uv"] == uv
+    uv = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.split()[1]
+    assert comps["uv"] == ".".join(uv.split(".")[:2])
+    assert comps["python"] == expected_python(os.environ["PATH"], "3.11")
 
 
-@pytest.mark.parametrize("fact", ["cpu", "glibc", "os", "uv"])
+def archspec_host() -> str:
+    import archspec.cpu
+
+    return str(archspec.cpu.host())
+
+
+def expected_python(path: str, request: str) -> str:
+    """What uv finds for `request` on `path`, as the fingerprint names it."""
+    exe = subprocess.run(["uv", "python", "find", "--system", request], env={**os.environ, "PATH": path},
+                         capture_output=True, text=True, check=True, cwd="/").stdout.strip()  # fmt: skip
+    code = "import sys, os; print(sys.implementation.name, '%d.%d.%d' % sys.version_info[:3], os.path.realpath(sys.base_prefix))"  # fmt: skip
+    impl, version, prefix = subprocess.run([exe, "-I", "-c", code], capture_output=True, text=True,
+                                           check=True).stdout.split()  # fmt: skip
+    return f"{impl}-{version} {prefix}"
+
+
+@pytest.mark.parametrize("fact", ["cpu", "glibc", "uv"])
 def test_each_machine_fact_is_part_of_the_key(tmp_path: Path, fact: str) -> None:
-    """The machine facts come from the per-boot cache when it is there: a node that differs in
-    any one of them (another CPU, glibc, OS or uv) gets another fingerprint."""
+    """The machine facts come from their cache when it is there: a node that differs in any
+    one of them (another CPU, glibc or uv) gets another fingerprint."""
     depot = tmp_path / "depot"
     fp, comps = fingerprint({}, depot)
-    (cache,) = (depot / ".facts").iterdir()
+    (cache,) = (p for p in (depot / ".facts").iterdir() if not p.name.endswith("-python"))
     lines = cache.read_text().splitlines()
     changed = []
     for line in lines:
         key, _, value = line.partition("=")
         if key == fact:
-            # the uv line is "<path> <version>": another version of the same binary
-            value = value + " other"
+            # the uv line is "<path> uv <version> (...)": another minor version of that binary
+            value = value.replace(" uv 0.", " uv 0.9") if fact == "uv" else value + " other"
         changed.append(f"{key}={value}")
     cache.write_text("\n".join(changed) + "\n")
     other, other_comps = fingerprint({}, depot)
     assert other_comps[fact] != comps[fact], (fact, other_comps[fact])
     assert other != fp, f"a different {fact} gave the same fingerprint"
+
+
+# --- the pieces, one at a time ------------------------------------------------------------
+
+SECTIONS = Path(__file__).resolve().parent.parent / "src" / "uvslurm" / "resources" / "prolog"
+# flags Linux adds or hides by kernel and hypervisor, which no compiler targets
+KERNEL_FLAGS = "rep_good nopl cpuid tsc_known_freq hypervisor constant_tsc nonstop_tsc xtopology"
+
+
+def in_prolog(code: str, env: dict[str, str] | None = None) -> str:
+    """Run bash `code` with the prolog's functions defined (its sections, not its main)."""
+    srcs = " ".join(f"source {shlex.quote(str(SECTIONS / s))};" for s in ("lib.sh", "fingerprint.sh", "build.sh"))  # fmt: skip
+    r = subprocess.run(["bash", "-c", f"{srcs} {code}"], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def cpu_component(cpuinfo: str, tmp_path: Path, hosttype: str = "x86_64") -> str:
+    f = tmp_path / f"cpuinfo-{abs(hash(cpuinfo))}"
+    f.write_text(cpuinfo)
+    return in_prolog(f'HOSTTYPE={hosttype}; _uvslurm_cpu c {shlex.quote(str(f))}; printf %s "$c"')
+
+
+def x86_cpuinfo(vendor: str, flags: str) -> str:
+    block = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 6\nmodel\t\t: 85\nflags\t\t: {flags}\n"
+    return block + "\n" + block.replace(": 0", ": 1", 1)
+
+
+def archspec_choice(vendor: str, flags: str, machine: str = "x86_64", part: str = "") -> str:
+    """archspec's own answer for a CPU of this vendor and these flags (its host(), fed them)."""
+    from unittest import mock
+
+    from archspec.cpu import detect
+
+    info = detect.partial_uarch(vendor=vendor, features=set(flags.split()), cpu_part=part)
+    with mock.patch.object(detect, "_machine", return_value=machine), \
+            mock.patch.object(detect, "detected_info", return_value=info):  # fmt: skip
+        return str(detect.host.__wrapped__())  # type: ignore[attr-defined]
+
+
+def test_the_microarchitecture_table_is_archspecs_current_data() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mt", SECTIONS.parents[3] / "scripts" / "microarch_table.py"
+    )
+    assert spec and spec.loader
+    mt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mt)
+    text = (SECTIONS / "fingerprint.sh").read_text()
+    assert mt.block(mt._data()) in text, "run `uv run python scripts/microarch_table.py`"
+
+
+def test_microarchitecture_agrees_with_archspec_for_every_x86_target(tmp_path: Path) -> None:
+    """Fed each x86_64 target's own features (plus kernel flags), the prolog names what
+    archspec names: one algorithm, in bash and in archspec's Python."""
+    import archspec.cpu
+
+    cases = []
+    for name, t in archspec.cpu.TARGETS.items():
+        if t.family.name != "x86_64":
+            continue
+        vendor = t.vendor if t.vendor != "generic" else "GenuineIntel"
+        cases.append((vendor, " ".join(sorted(t.features)) + " " + KERNEL_FLAGS))
+    cases.append(("AuthenticAMD", _first_cpu_block().get("flags", "")))
+    files = []
+    for i, (vendor, flags) in enumerate(cases):
+        f = tmp_path / f"c{i}"
+        f.write_text(x86_cpuinfo(vendor, flags))
+        files.append(shlex.quote(str(f)))
+    out = in_prolog(
+        f'HOSTTYPE=x86_64; for f in {" ".join(files)}; do _uvslurm_cpu c "$f"; echo "${{c%% *}}"; done'
+    )
+    got = [line.removeprefix("microarch=") for line in out.splitlines()]
+    assert got == [archspec_choice(v, fl) for v, fl in cases]
+    assert len(set(got)) > 20, got
+
+
+def test_microarchitecture_agrees_with_archspec_on_aarch64(tmp_path: Path) -> None:
+    import archspec.cpu
+
+    for name in ("neoverse_v1", "neoverse_n1", "a64fx", "aarch64"):
+        t = archspec.cpu.TARGETS[name]
+        impl = {"ARM": "0x41", "Fujitsu": "0x46"}.get(t.vendor, "0x00")
+        part = t.cpu_part or "0xfff"
+        info = (f"processor\t: 0\nFeatures\t: {' '.join(sorted(t.features))}\n"
+                f"CPU implementer\t: {impl}\nCPU architecture: 8\nCPU part\t: {part}\n\n")  # fmt: skip
+        vendor = {"0x41": "ARM", "0x46": "Fujitsu"}.get(impl, impl)
+        expected = archspec_choice(vendor, " ".join(t.features), "aarch64", part)
+        assert cpu_component(info, tmp_path, "aarch64").split()[0] == f"microarch={expected}"
+
+
+def test_kernel_flags_keep_the_key_and_another_microarchitecture_changes_it(tmp_path: Path) -> None:
+    """rep_good, nopl, cpuid, tsc_known_freq... vary with kernels and hypervisors, not with what
+    a compiler may use: they leave the CPU component alone. Without avx512 the CPU is another
+    microarchitecture: another key. Checked through the fingerprint itself, fed each CPU by its
+    facts cache."""
+    import archspec.cpu
+
+    sky = " ".join(sorted(archspec.cpu.TARGETS["skylake_avx512"].features))
+    plain = cpu_component(x86_cpuinfo("GenuineIntel", sky), tmp_path)
+    kernel = cpu_component(x86_cpuinfo("GenuineIntel", "rep_good nopl " + sky + " cpuid tsc_known_freq"), tmp_path)  # fmt: skip
+    no512 = " ".join(f for f in sky.split() if not f.startswith("avx512"))
+    older = cpu_component(x86_cpuinfo("GenuineIntel", no512), tmp_path)
+    assert plain == kernel and plain.startswith("microarch=skylake_avx512 ")
+    assert "rep_good" not in kernel and "tsc_known_freq" not in kernel
+    assert older.startswith("microarch=skylake ") and older != plain
+
+    depot = tmp_path / "depot"
+    fingerprint({}, depot)
+    (facts,) = (p for p in (depot / ".facts").iterdir() if not p.name.endswith("-python"))
+
+    def key_with(cpu: str) -> tuple[str, dict[str, str]]:
+        lines = [
+            f"cpu={cpu}" if x.startswith("cpu=") else x for x in facts.read_text().splitlines()
+        ]
+        facts.write_text("\n".join(lines) + "\n")
+        return fingerprint({}, depot)
+
+    (a, _), (b, _), (c, comps) = key_with(plain), key_with(kernel), key_with(older)
+    assert a == b and a != c
+    saved = tmp_path / "fp.json"
+    saved.write_text(json.dumps({"components": {**comps, "cpu": plain}}))
+    assert fpdiff.explain(json.loads(saved.read_text())["components"], comps) == [
+        "CPU: microarch skylake_avx512 → skylake; flags -avx512bw -avx512cd -avx512dq -avx512f -avx512vl"
+    ]
+
+
+def test_modulepath_alone_does_not_change_the_key(tmp_path: Path) -> None:
+    base = {"LOADEDMODULES": "a/1", "_LMFILES_": "/m/a/1.lua", "MODULEPATH": "/m"}
+    assert (
+        fingerprint({**base, "MODULEPATH": "/m:/other"}, tmp_path)[0]
+        == fingerprint(base, tmp_path)[0]
+    )
+
+
+def test_ignored_modules_leave_the_key_alone(tmp_path: Path) -> None:
+    """fingerprint.ignore-modules: names or patterns, with or without the version; the
+    modulefile of an ignored module goes with it (they pair by position)."""
+    base = {"LOADEDMODULES": "gcc/12:mpich/1.0", "_LMFILES_": "/m/gcc/12.lua:/m/mpich/1.0.lua"}
+    more = {"LOADEDMODULES": "git/2.40:gcc/12:tmux/3.3:mpich/1.0",
+            "_LMFILES_": "/m/git/2.40.lua:/m/gcc/12.lua:/m/tmux/3.3.lua:/m/mpich/1.0.lua"}  # fmt: skip
+    ref = fingerprint(base, tmp_path)
+    ignored = fingerprint({**more, "UVSLURM_FP_IGNORE": "git tmux/3.*"}, tmp_path)
+    assert ignored == ref
+    counted = fingerprint({**more, "UVSLURM_FP_IGNORE": "git"}, tmp_path)
+    assert counted[0] != ref[0]
+    assert counted[1]["modules"] == "gcc/12:mpich/1.0:tmux/3.3"
+    assert counted[1]["modulefiles"] == "/m/gcc/12.lua:/m/mpich/1.0.lua:/m/tmux/3.3.lua"
+    assert fpdiff.explain(ref[1], counted[1]) == [
+        "loaded modules: +tmux/3.3",
+        "modulefiles: +/m/tmux/3.3.lua",
+    ]
+    # a pattern is never a file name of the current directory
+    (tmp_path / "gitx").write_text("")
+    assert fingerprint({**more, "UVSLURM_FP_IGNORE": "git* tmux"}, tmp_path) == ref
+
+
+PYENV_311 = Path("/root/.pyenv/versions/3.11.7/bin/python3.11")
+SYSTEM_311 = Path("/usr/bin/python3.11")
+
+
+def two_pythons() -> tuple[Path, Path]:
+    """Two CPython 3.11 installations of this machine (Debian's and pyenv's)."""
+    if not (PYENV_311.exists() and SYSTEM_311.exists()):
+        pytest.skip("needs /usr/bin/python3.11 and pyenv's 3.11.7")
+    return SYSTEM_311, PYENV_311
+
+
+def python_first(tmp_path: Path, exe: Path, name: str) -> str:
+    """A PATH whose first directory holds only `exe` (as python3.11 and python3)."""
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    for n in ("python3.11", "python3"):
+        if not (d / n).exists():
+            (d / n).symlink_to(exe)
+    return f"{d}:{os.environ['PATH']}"
+
+
+def test_the_python_is_the_one_uv_finds_on_this_path(tmp_path: Path) -> None:
+    """Two shells whose PATH finds different Pythons for one request get different keys; each
+    names the interpreter uv would build the venv with."""
+    system, pyenv = two_pythons()
+    depot = tmp_path / "depot"
+    a = fingerprint({"PATH": python_first(tmp_path, system, "a"), "UVSLURM_PYTHON": "3.11"}, depot)
+    b = fingerprint({"PATH": python_first(tmp_path, pyenv, "b"), "UVSLURM_PYTHON": "3.11"}, depot)
+    assert a[1]["python"] == "cpython-3.11.2 /usr"
+    assert b[1]["python"] == "cpython-3.11.7 /root/.pyenv/versions/3.11.7"
+    assert a[0] != b[0]
+    assert fpdiff.explain(a[1], b[1]) == [
+        "Python: cpython-3.11.2 /usr → cpython-3.11.7 /root/.pyenv/versions/3.11.7"
+    ]
+
+
+def _execs(env: dict[str, str], depot: Path, tmp_path: Path) -> list[str]:
+    trace = tmp_path / "trace"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UVSLURM_")}
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", str(trace), "bash", str(PROLOG)],
+                   env={**base, "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "fingerprint", "UVSLURM_PROJECT": "", **env},
+                   check=True, capture_output=True)  # fmt: skip
+    return [
+        os.path.basename(line.split('execve("', 1)[1].split('"', 1)[0])
+        for line in trace.read_text().splitlines()
+        if 'execve("' in line and " = -1 " not in line
+    ]
+
+
+def test_the_python_found_is_remembered_until_what_decides_it_changes(tmp_path: Path) -> None:
+    """Finding the interpreter takes uv and the interpreter: done once, then remembered per
+    request and PATH (no process). A Python that appears in a directory of PATH (its mtime)
+    makes uv look again."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace")
+    system, pyenv = two_pythons()
+    depot = tmp_path / "depot"
+    empty = tmp_path / "first"
+    empty.mkdir()
+    env = {"PATH": f"{empty}:{python_first(tmp_path, system, 'sys')}", "UVSLURM_PYTHON": "3.11"}
+    assert "uv" in _execs(env, depot, tmp_path)
+    # (sha256sum: the fingerprint's hash, outside a project)
+    assert _execs(env, depot, tmp_path) == ["bash", "sha256sum"]
+    assert fingerprint(env, depot)[1]["python"] == "cpython-3.11.2 /usr"
+    (empty / "python3.11").symlink_to(pyenv)
+    assert fingerprint(env, depot)[1]["python"] == "cpython-3.11.7 /root/.pyenv/versions/3.11.7"
+    # another request on the same PATH is another question
+    other = fingerprint({**env, "UVSLURM_PYTHON": "3.99"}, depot)[1]["python"]
+    assert other == "none found for '3.99' (uv may download one)"
+
+
+def test_facts_follow_the_os_release_and_uv_binary_they_come_from(tmp_path: Path) -> None:
+    """The facts cache is keyed on what it is read from: another /etc/os-release (a container,
+    a mount namespace: here `unshare -m` and a bind mount) or another uv binary gets its own
+    facts, and the host's stay as they were."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a mount namespace")
+    depot = tmp_path / "depot"
+    host = fingerprint({}, depot)
+    fake = tmp_path / "os-release"
+    fake.write_text('ID="rocky"\nVERSION_ID="9.4"\n')
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UVSLURM_")}
+    script = f"mount --bind {shlex.quote(str(fake))} /etc/os-release && exec bash {shlex.quote(str(PROLOG))}"
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
+                       env={**base, "UVSLURM_DEPOT": str(depot), "UVSLURM_MODE": "fingerprint", "UVSLURM_PROJECT": ""},
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    inside = dict(line.split("=", 1) for line in r.stdout.splitlines()[1:])
+    assert inside["os"] == "rocky-9.4"
+    assert r.stdout.splitlines()[0] != f"fingerprint={host[0]}"
+    facts = sorted(p.name for p in (depot / ".facts").iterdir() if not p.name.endswith("-python"))
+    assert len(facts) == 2 and any("-rocky-9.4-" in n for n in facts), facts
+    assert fingerprint({}, depot) == host
+    # another uv binary (a copy: another inode) has facts of its own
+    uv = tmp_path / "uv"
+    shutil.copy2(shutil.which("uv") or "", uv)
+    assert fingerprint({"UVSLURM_UV": str(uv)}, depot)[0] == host[0]
+    assert len([p for p in (depot / ".facts").iterdir() if not p.name.endswith("-python")]) == 3
+
+
+def test_uv_counts_by_its_minor_version() -> None:
+    out = in_prolog('for v in "uv 0.13.9 (x 2026-01-01)" "uv 0.13.10" "uv 0.14.0" "uv 1.2.3 (y)"; do '
+                    '_uvslurm_uvlayout x "$v"; echo "$x"; done')  # fmt: skip
+    assert out.split() == ["0.13", "0.13", "0.14", "1"]
+
+
+def test_gpu_models_of_the_driver(tmp_path: Path) -> None:
+    for i, model in enumerate(
+        ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3"]
+    ):
+        d = tmp_path / "gpus" / f"0000:0{i}:00.0"
+        d.mkdir(parents=True)
+        (d / "information").write_text(f"Model: \t\t {model}\nIRQ:   42\nBus Type:\t PCIe\n")
+    out = in_prolog(f'_uvslurm_gpus g {shlex.quote(str(tmp_path / "gpus"))}; printf %s "$g"')
+    assert out == "NVIDIA A100-SXM4-40GB, NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3"
+    assert in_prolog(f'_uvslurm_gpus g {shlex.quote(str(tmp_path / "none"))}; printf %s "$g"') == ""
+
+
+def test_diff_names_each_component(modulepath: Path, tmp_path: Path) -> None:
+    """`fingerprint --diff` against a saved fingerprint with every machine component changed:
+    one line per component, each named."""
+    here = lmod_fingerprint(modulepath, "module load mpich/1.0", tmp_path)
+    comps = dict(here["components"])  # type: ignore[call-overload]
+    old = {**comps, "modules": "mpich/2.0", "python": "cpython-3.12.1 /usr", "uv": "0.12",
+           "glibc": "glibc 2.28", "os": "rocky-8.10", "gpu": "NVRM 535; GPUs: NVIDIA A100",
+           "cpu": comps["cpu"].replace("microarch=", "microarch=old")}  # fmt: skip
+    saved = tmp_path / "old.json"
+    saved.write_text(json.dumps({"fingerprint": "x", "components": old}))
+    out = in_lmod(
+        modulepath,
+        "module load mpich/1.0",
+        f"fingerprint --diff {shlex.quote(str(saved))}",
+        tmp_path,
+    )
+    labels = [line.split(":", 1)[0] for line in out.splitlines()]
+    assert labels == ["loaded modules", "CPU", "glibc", "OS", "Python", "uv", "GPU"], out

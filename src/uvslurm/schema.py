@@ -156,8 +156,10 @@ COMPONENTS = {
     "cpu": ("CPU", "microarchitecture (archspec's name) and the feature flags compilers target"),
     "glibc": ("glibc", "C library version"),
     "os": ("OS", "operating system id and version"),
-    "python": ("Python", "the interpreter uv builds the venv with: implementation, version, "
-               "where it is installed"),
+    "python": (
+        "Python",
+        "the interpreter uv builds the venv with: implementation, version, where it is installed",
+    ),
     "uv": ("uv", "uv's minor version (what can change a venv's layout)"),
     "gpu": ("GPU", "NVIDIA driver (or none); with rebuild packages also the GPU models"),
     "sync": ("uv selection flags", "uv selection flags (extras, groups)"),

@@ -219,7 +219,7 @@ _uvslurm_os() {
 # _uvslurm_gpus VAR [DIR]: the NVIDIA GPU models of this node, sorted, from the driver's
 # /proc files (no process): a package built for one GPU generation is not reused on another
 _uvslurm_gpus() {
-  local d k v out=""
+  local d k v found=""
   local -a models=()
   for d in "${2:-/proc/driver/nvidia/gpus}"/*/information; do
     [ -r "$d" ] || continue
@@ -228,8 +228,8 @@ _uvslurm_gpus() {
     done <"$d"
   done
   local IFS=:
-  _uvslurm_sorted out "${models[*]}"
-  printf -v "$1" '%s' "${out//:/, }"
+  _uvslurm_sorted found "${models[*]}"
+  printf -v "$1" '%s' "${found//:/, }"
 }
 
 # _uvslurm_facts CPU GLIBC OS UV: set the variables named CPU, GLIBC, OS and UV (none of them c,
