@@ -48,10 +48,7 @@ def records(data: dict) -> list[str]:
         if fam not in FAMILIES:
             continue
         # archspec's compatibility checks (cpu/detect.py): which targets a host can be
-        if fam == "x86_64":
-            eligible = True
-        else:
-            eligible = v["vendor"] != "generic" or name == fam
+        eligible = fam == "x86_64" or v["vendor"] != "generic" or name == fam
         feats = v["features"]
         parent = v["from"][0] if v["from"] else "-"
         base = set(m[parent]["features"]) if v["from"] else set()
