@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PROLOG
+from conftest import PROLOG, Cluster, log_text, ready, uvslurm
 from uvslurm import fpdiff
 
 LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
@@ -546,3 +547,151 @@ def test_diff_names_each_component(modulepath: Path, tmp_path: Path) -> None:
     )
     labels = [line.split(":", 1)[0] for line in out.splitlines()]
     assert labels == ["loaded modules", "CPU", "glibc", "OS", "Python", "uv", "GPU"], out
+
+
+# --- real jobs on the dev cluster ---------------------------------------------------------
+
+PY_REPORT = "import platform, sys; print('PY', platform.python_version(), sys.prefix)"
+
+
+def _job_python(log: Path) -> tuple[str, str]:
+    m = re.search(r"^PY (\S+) (\S+)$", log_text(log), re.M)
+    assert m, log_text(log)[-2000:]
+    return m.group(1), m.group(2)
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("first", ["system", "pyenv"])
+def test_shells_with_different_pythons_get_their_own_venvs_whichever_runs_first(
+    cluster: Cluster, project: Path, tmp_path: Path, first: str
+) -> None:
+    """Two shells whose PATH finds another CPython 3.11 for the project's request: each job
+    runs its shell's Python, in a venv of its own, in either order; run again, each is warm."""
+    system, pyenv = two_pythons()
+    paths = {"system": python_first(tmp_path, system, "s"), "pyenv": python_first(tmp_path, pyenv, "p")}  # fmt: skip
+    expect = {"system": "3.11.2", "pyenv": "3.11.7"}
+    order = [first, *(w for w in paths if w != first)]
+    venvs: dict[str, str] = {}
+    for round_ in ("cold", "warm"):
+        for who in order:
+            log = tmp_path / f"{who}-{round_}.log"
+            r = uvslurm("submit", "--wait", "-w", "n1", "--no-node-local", "-o", str(log), "-e", str(log),
+                        "--", "python", "-c", PY_REPORT, cwd=project, env={"PATH": paths[who]})  # fmt: skip
+            assert r.returncode == 0, r.stderr + log_text(log)
+            version, prefix = _job_python(log)
+            assert version == expect[who], (who, log_text(log))
+            assert ready(log_text(log)).state == round_
+            assert venvs.setdefault(who, prefix) == prefix
+    assert venvs["system"] != venvs["pyenv"]
+
+
+@pytest.mark.slurm
+def test_a_job_in_a_mount_namespace_with_another_os_gets_its_own_venv(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    """A job whose mount namespace has another /etc/os-release (`unshare -m` and a bind mount
+    inside the job, as a container would) gets a venv of its own; the host's jobs keep theirs."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare -m inside the job")
+    r = uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", "print('OSJOB')", cwd=project)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(r.stdout)
+    fake = tmp_path / "os-release"
+    fake.write_text('ID="rocky"\nVERSION_ID="9.4"\n')
+    inner = f"mount --bind {shlex.quote(str(fake))} /etc/os-release && exec bash {shlex.quote(str(script))}"  # fmt: skip
+    wrap = f"unshare -m --propagation private bash -c {shlex.quote(inner)}"
+    states = []
+    for name, how in (("host", ["bash", str(script)]), ("ns", ["--wrap", wrap]), ("host2", ["bash", str(script)])):  # fmt: skip
+        log = tmp_path / f"{name}.log"
+        argv = ["sbatch", "--wait", "-w", "n1", "-o", str(log), "-e", str(log)]
+        argv += how[1:] if how[0] == "--wrap" else [how[1]]
+        if how[0] == "--wrap":
+            argv.insert(-1, "--wrap")
+        done = cluster.run(*argv, cwd=project)
+        assert done.returncode == 0, done.stderr + log_text(log)
+        assert "OSJOB" in log_text(log)
+        states.append(ready(log_text(log)))
+    host, ns, host2 = states
+    assert (host.state, ns.state, host2.state) == ("cold", "cold", "warm")
+    assert ns.venv != host.venv and host2.venv == host.venv
+    diff = uvslurm("fingerprint", "--diff", str(ns.venv), cwd=project)
+    assert diff.returncode == 0, diff.stderr
+    assert "OS: rocky-9.4 → " in diff.stdout
+
+
+MODULEFILES = {
+    "git/2.40.lua": 'setenv("GIT_FAKE", "2.40")\n',
+    "gcc/12.lua": 'family("compiler")\nsetenv("CC", "gcc-12")\n',
+}
+
+
+def _lmod_job(project: Path, mp: Path, loads: str, log: Path, *args: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`uvslurm ARGS` in a shell where `module load LOADS` ran (MP first on MODULEPATH)."""
+    cmd = (
+        f"source {LMOD_INIT} && export MODULEPATH={shlex.quote(str(mp))}:$MODULEPATH && "
+        + (f"module load {loads} && " if loads else "")
+        + shlex.join([sys.executable, "-m", "uvslurm", *args])
+    )
+    return subprocess.run(["bash", "-c", cmd], cwd=project, capture_output=True, text=True)
+
+
+@pytest.mark.slurm
+def test_an_ignored_module_reuses_the_venv_and_a_compiler_or_mpi_module_does_not(
+    cluster: Cluster, project: Path, tmp_path: Path, isolated_user: Path
+) -> None:
+    """The site file ignores `git`: a job with git loaded is warm in the venv of a job without
+    modules. A compiler (gcc) or an MPI (mpich) gets a venv of its own, and `fingerprint --diff`
+    / `--explain` name the loaded modules as what changed."""
+    if not LMOD_INIT.exists():
+        pytest.skip("Lmod is not installed")
+    mp = tmp_path / "modulefiles"
+    for name, text in MODULEFILES.items():
+        (mp / name).parent.mkdir(parents=True, exist_ok=True)
+        (mp / name).write_text(text)
+    (isolated_user / "site-config.toml").write_text('[fingerprint]\nignore-modules = ["git"]\n')
+    got = {}
+    for name, loads in (("none", ""), ("git", "git"), ("gcc", "gcc/12"), ("mpi", "mpich/1.0")):
+        log = tmp_path / f"{name}.log"
+        r = _lmod_job(project, mp, loads, log, "submit", "--wait", "-w", "n1", "--no-node-local",
+                      "-o", str(log), "-e", str(log), "--", "python", "-c", "print('MODJOB')")  # fmt: skip
+        assert r.returncode == 0, r.stderr + log_text(log)
+        assert "MODJOB" in log_text(log)
+        got[name] = ready(log_text(log))
+    assert got["none"].state == "cold"
+    assert (got["git"].state, got["git"].venv) == ("warm", got["none"].venv)
+    assert got["gcc"].state == got["mpi"].state == "cold"
+    assert len({got["none"].venv, got["gcc"].venv, got["mpi"].venv}) == 3
+    diff = _lmod_job(project, mp, "gcc/12", tmp_path / "x", "fingerprint", "--diff", str(got["none"].venv))  # fmt: skip
+    assert diff.stdout.splitlines()[0] == "loaded modules: +gcc/12", diff.stdout + diff.stderr
+    diff = _lmod_job(project, mp, "git mpich/1.0", tmp_path / "x", "fingerprint", "--diff", str(got["gcc"].venv))  # fmt: skip
+    assert diff.stdout.splitlines()[0] == "loaded modules: gcc/12 → mpich/1.0", diff.stdout
+    # a combination no job built yet: --explain says what differs from the last venv used
+    explain = _lmod_job(project, mp, "gcc/12 mpich/2.0", tmp_path / "x", "fingerprint", "--explain")  # fmt: skip
+    assert explain.returncode == 0, explain.stderr
+    assert f"against the last used venv {got['mpi'].venv}:" in explain.stderr, explain.stderr
+    assert "  loaded modules: +gcc/12 +mpich/2.0 -mpich/1.0" in explain.stderr or \
+        "  loaded modules: -mpich/1.0 +gcc/12 +mpich/2.0" in explain.stderr, explain.stderr  # fmt: skip
+
+
+@pytest.mark.slurm
+def test_a_module_loaded_in_the_batch_script_is_warned_of_once(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    """The prolog of a batch script keys the venv before the script's own lines run: a
+    `module load` there is said once in the log (the venv was chosen without it); the job
+    goes on."""
+    script = project / "job.sh"
+    script.write_text("#!/bin/bash\n#SBATCH -w n1\nmodule load mpich/1.0\nml mpich/2.0\n"
+                      "echo MPICH=$MPICH_VERSION\npython -c \"print('BODY')\"\n")  # fmt: skip
+    log = tmp_path / "b.log"
+    r = uvslurm("submit", "--wait", "--no-node-local", "-o", str(log), "-e", str(log), str(script), cwd=project)  # fmt: skip
+    assert r.returncode == 0, r.stderr + log_text(log)
+    text = log_text(log)
+    assert "MPICH=2.0" in text and "BODY" in text
+    warnings = [line for line in text.splitlines() if "changed the loaded modules" in line]
+    assert warnings == [
+        "uvslurm: warning: `module` changed the loaded modules after the venv was chosen "
+        "(none -> mpich/1.0); the venv was keyed on the modules loaded before: load them "
+        "before submitting"
+    ], text
