@@ -513,27 +513,37 @@ def test_a_warm_start_runs_no_program_but_the_hold(project: Path, tmp_path: Path
     assert progs == ["bash", "sha256sum", "flock"], progs
 
 
-def test_machine_facts_are_cached_per_boot_and_follow_the_uv_binary(
+def test_machine_facts_are_cached_by_identity_and_follow_the_uv_binary(
     project: Path, tmp_path: Path
 ) -> None:
+    """Facts that cost processes (glibc, uv's version, the CPU, the Python uv finds) are asked
+    once, then kept in a file named after what they come from: another uv binary (another
+    inode) is asked again, into its own file; one replaced in place (newer) too."""
     depot = tmp_path / "depot"
     first = _programs_run(project, depot, tmp_path, UVSLURM_MODE="fingerprint")
     assert {"getconf", "uv"} <= set(first), first
-    facts = list((depot / ".facts").iterdir())
+    facts = [p for p in (depot / ".facts").iterdir() if not p.name.endswith("-python")]
     assert len(facts) == 1 and facts[0].read_text().startswith("glibc="), facts
     again = _programs_run(project, depot, tmp_path, UVSLURM_MODE="fingerprint")
     assert "getconf" not in again and "uv" not in again, again
-    # a newer uv binary (an upgrade) makes the cache stale: asked again, cache rewritten
+    # another uv binary (an upgrade) is not the cached one: asked again, into its own file
     uv = tmp_path / "bin" / "uv"
     uv.parent.mkdir()
     real = shutil.which("uv")
     assert real
     uv.write_text(f'#!/bin/sh\nexec {real} "$@"\n')
     uv.chmod(0o755)
-    os.utime(facts[0], (time.time() - 100, time.time() - 100))
     newer = _programs_run(project, depot, tmp_path, UVSLURM_MODE="fingerprint", UVSLURM_UV=str(uv))
     assert "getconf" in newer, newer
-    assert f"uv={uv} " in facts[0].read_text()
+    (mine,) = set(p for p in (depot / ".facts").iterdir() if not p.name.endswith("-python")) - set(facts)  # fmt: skip
+    assert f"uv={uv} " in mine.read_text()
+    assert f"uv={real} " in facts[0].read_text()
+    # the same file changed in place after the facts were kept
+    os.utime(mine, (time.time() - 100, time.time() - 100))
+    changed = _programs_run(
+        project, depot, tmp_path, UVSLURM_MODE="fingerprint", UVSLURM_UV=str(uv)
+    )
+    assert "getconf" in changed, changed
 
 
 def test_a_venv_bigger_than_the_free_node_local_space_is_not_copied(

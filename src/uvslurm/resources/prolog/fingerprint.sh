@@ -232,11 +232,11 @@ _uvslurm_gpus() {
   printf -v "$1" '%s' "${found//:/, }"
 }
 
-# _uvslurm_facts CPU GLIBC OS UV: set the variables named CPU, GLIBC, OS and UV (none of them c,
-# g, os or u) to the machine's CPU, glibc version, OS (read each time) and uv version. They cost processes, so they are
-# cached in the depot under the identity of what they are read from, taken without a process:
-# the boot (the CPU), the OS and glibc's loader (its inode: a container's, or a new glibc; its
-# time: one changed in place) and the uv binary (the same, as UVSLURM_UV names it).
+# _uvslurm_facts CPU GLIBC OS UV: set the variables named CPU, GLIBC, OS and UV (none of them
+# c, g, os or u) to the machine's CPU, glibc version, OS (read each time) and uv version. They
+# cost processes, so they are cached in the depot under the identity of what they are read
+# from, taken without a process: the boot (the CPU), the OS and glibc's loader (its inode: a
+# container's, or a new glibc; its time: one changed in place) and the uv binary (the same).
 _uvslurm_facts() {
   local boot="" f k v c="" g="" u="" ld ldid uvid os
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
@@ -244,7 +244,8 @@ _uvslurm_facts() {
   _uvslurm_ino ldid "$ld"
   _uvslurm_ino uvid "$_uvslurm_uv"
   _uvslurm_os os
-  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
+  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}"
+  f+="-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
   _uvslurm_mkdepot
   if ! _uvslurm_owned "$UVSLURM_DEPOT"; then f=""; fi
   if [ -n "$f" ] && [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ] && ! [ "$ld" -nt "$f" ]; then
