@@ -7,14 +7,16 @@
 # (Linux >= 5.14; no process), or "" when that is not known
 _uvslurm_ino() {
   # names unlike the caller's VAR: printf -v sets the innermost variable of that name
-  local _ino_fd _ino_k _ino_v _ino_n=""
+  local _ino_fd _ino_t=""
   if { exec {_ino_fd}<"$2"; } 2>/dev/null; then
-    while IFS=$':\t ' read -r _ino_k _ino_v; do
-      [ "$_ino_k" = ino ] && _ino_n=$_ino_v
-    done 2>/dev/null </proc/self/fdinfo/"$_ino_fd"
+    # one read of the whole file: ~2x faster than a loop of reads here
+    IFS= read -r -d '' _ino_t </proc/self/fdinfo/"$_ino_fd"
     exec {_ino_fd}<&-
-  fi
-  printf -v "$1" '%s' "$_ino_n"
+  fi 2>/dev/null
+  [[ $_ino_t == *$'\n'ino:* ]] || _ino_t=""
+  _ino_t=${_ino_t#*$'\n'ino:}
+  _ino_t=${_ino_t%%$'\n'*}
+  printf -v "$1" '%s' "${_ino_t//[!0-9]/}"
 }
 
 # _uvslurm_ldso VAR: the ELF interpreter every dynamic program of this architecture names (it is
@@ -208,11 +210,12 @@ _uvslurm_cpu() {
 # _uvslurm_os VAR: ID-VERSION_ID of /etc/os-release, read each time (a few lines, no process):
 # a container or mount namespace with another os-release gets its own key
 _uvslurm_os() {
-  local k v id="" ver=""
-  while IFS='=' read -r k v; do
-    v=${v#\"}; v=${v%\"}
-    case $k in ID) id=$v ;; VERSION_ID) ver=$v ;; esac
-  done 2>/dev/null </etc/os-release
+  local t="" id="" ver=""
+  IFS= read -r -d '' t 2>/dev/null </etc/os-release
+  t=$'\n'$t
+  [[ $t == *$'\n'ID=* ]] && id=${t#*$'\n'ID=} && id=${id%%$'\n'*}
+  [[ $t == *$'\n'VERSION_ID=* ]] && ver=${t#*$'\n'VERSION_ID=} && ver=${ver%%$'\n'*}
+  id=${id#[\"\']}; id=${id%[\"\']}; ver=${ver#[\"\']}; ver=${ver%[\"\']}
   printf -v "$1" '%s' "$id-$ver"
 }
 
@@ -281,7 +284,8 @@ _uvslurm_facts() {
 _uvslurm_uvlayout() {
   local v=${2#uv } a b
   v=${v%% *}
-  IFS=. read -r a b _ <<<"$v"
+  a=${v%%.*} b=${v#*.}
+  b=${b%%.*}
   if [ "$a" = 0 ]; then v=$a.$b; else v=$a; fi
   printf -v "$1" '%s' "$v"
 }
@@ -300,13 +304,23 @@ _uvslurm_python() {
   in="${UVSLURM_PROJECT:-}|${UVSLURM_PYTHON:-}|${PATH:-}|${UV_PYTHON:-}|${UV_PYTHON_PREFERENCE:-}"
   in+="|${UV_MANAGED_PYTHON:-}|${UV_NO_MANAGED_PYTHON:-}|$pydir|${CONDA_PREFIX:-}"
   in=${in//[$'\n\x1e']/_}
-  IFS=: read -r -a dirs <<<"${PATH:-}"
-  dirs+=("$pydir" "${UVSLURM_PROJECT:-/}/pyproject.toml" "${UVSLURM_PROJECT:-/}/.python-version")
+  # PATH's directories: split by the shell's own word splitting (no globbing: `local -` keeps
+  # `set -f` to this function), 10x faster here than a here-string or a loop of expansions
+  local - IFS=:
+  set -f
+  # shellcheck disable=SC2206 # split on purpose
+  dirs=("$pydir" "${UVSLURM_PROJECT:-/}/pyproject.toml" "${UVSLURM_PROJECT:-/}/.python-version"
+    ${PATH:-})
+  IFS=$' \t\n'
+  set +f
   if [ -n "$cache" ] && [ -f "$cache" ]; then
     while IFS=$'\x1e' read -r k v exe ino; do
       [ "$k" = "$in" ] || continue
-      for d in "${dirs[@]}" "$exe"; do
+      [ -n "$exe" ] && [ "$exe" -nt "$cache" ] && break
+      for d in "${dirs[@]}"; do
         [ -n "$d" ] && [ "$d" -nt "$cache" ] && break 2
+        # uv takes the first fit along PATH: directories after the one it took cannot matter
+        [ "$d" = "${exe%/*}" ] && break
       done
       if [ -n "$exe" ]; then _uvslurm_ino d "$exe"; [ "$d" = "$ino" ] || break; fi
       res=$v
@@ -346,6 +360,13 @@ print("%s-%d.%d.%d%s %s" % (sys.implementation.name, *sys.version_info[:3],
 _uvslurm_modules() {
   local i m p keep lm="" lf=""
   local -a names=() paths=() km=() kf=() pats=()
+  if [ -z "${UVSLURM_FP_IGNORE:-}" ] || [ -z "${LOADEDMODULES:-}" ]; then
+    _uvslurm_sorted lm "${LOADEDMODULES:-}"
+    _uvslurm_sorted lf "${_LMFILES_:-}"
+    printf -v "$1" '%s' "$lm"
+    printf -v "$2" '%s' "$lf"
+    return 0
+  fi
   read -r -a pats <<<"${UVSLURM_FP_IGNORE:-}"
   IFS=: read -r -a names <<<"${LOADEDMODULES:-}"
   IFS=: read -r -a paths <<<"${_LMFILES_:-}"
