@@ -110,7 +110,8 @@ def test_hook_is_cheap_when_nothing_changed(project: Path, tmp_path: Path) -> No
     subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve,clone,clone3,fork,vfork", "-o", str(trace),
                     "bash", "--norc", "-c", script], check=True, capture_output=True)  # fmt: skip
     lines = trace.read_text().splitlines()
-    execs = [line for line in lines if "execve(" in line and sys.executable in line]
+    # (the first prompt's prolog asks uv which Python it would use; uv runs the Pythons on PATH)
+    execs = [line for line in lines if "execve(" in line and '"-m", "uvslurm"' in line]
     assert len(execs) == 1, "one uvslurm process for the first prompt, none for the next five"
 
 

@@ -251,12 +251,14 @@ _uvslurm_facts() {
   f+="-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
   _uvslurm_mkdepot
   if ! _uvslurm_owned "$UVSLURM_DEPOT"; then f=""; fi
+  _uvslurm_pyseen=()
   if [ -n "$f" ] && [ -f "$f" ] && ! [ "$_uvslurm_uv" -nt "$f" ] && ! [ "$ld" -nt "$f" ]; then
     while IFS='=' read -r k v; do
       case $k in
         glibc) g=$v ;;
         cpu) c=$v ;;
         uv) [ "${v%% *}" = "$_uvslurm_uv" ] && u=${v#* } ;;
+        python) _uvslurm_pyseen+=("$v") ;; # _uvslurm_python's
       esac
     done 2>/dev/null <"$f" # replaced meanwhile (a rename): read as if absent
   fi
@@ -266,16 +268,29 @@ _uvslurm_facts() {
     u=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
     # best effort: a read-only depot only costs these subprocesses on the next run; nothing is
     # written into a depot that others could write into (they could plant links there)
-    if [ -n "$f" ] && _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "${f%/*}" 2>/dev/null; then
-      printf 'glibc=%s\ncpu=%s\nuv=%s %s\n' "$g" "$c" "$_uvslurm_uv" "$u" \
-        >"$f.$$" 2>/dev/null && mv -f "$f.$$" "$f" 2>/dev/null
-    fi
+    _uvslurm_pyseen=()
+    printf -v _uvslurm_facts_text 'glibc=%s\ncpu=%s\nuv=%s %s\n' "$g" "$c" "$_uvslurm_uv" "$u"
+    _uvslurm_facts_file=$f
+    _uvslurm_facts_write
   fi
+  printf -v _uvslurm_facts_text 'glibc=%s\ncpu=%s\nuv=%s %s\n' "$g" "$c" "$_uvslurm_uv" "$u"
   _uvslurm_facts_file=$f
   printf -v "$1" '%s' "$c"
   printf -v "$2" '%s' "$g"
   printf -v "$3" '%s' "$os"
   printf -v "$4" '%s' "$u"
+}
+
+# _uvslurm_facts_write: (re)write the facts file: the facts, then the interpreters found
+# (_uvslurm_python), newest first. Best effort: a read-only depot only costs the processes again
+# on the next run; nothing is written into a depot that others could write into (they could
+# plant links there).
+_uvslurm_facts_write() {
+  local f=$_uvslurm_facts_file line text=$_uvslurm_facts_text
+  for line in "${_uvslurm_pyseen[@]}"; do text+="python=$line"$'\n'; done
+  [ -n "$f" ] && _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "${f%/*}" 2>/dev/null &&
+    printf '%s' "$text" >"$f.$$" 2>/dev/null && mv -f "$f.$$" "$f" 2>/dev/null
+  return 0
 }
 
 # _uvslurm_uvlayout VAR VERSION: the part of uv's version (`uv 0.13.9 (...)`) that can change
@@ -294,13 +309,13 @@ _uvslurm_uvlayout() {
 # finds it (the same request, PATH, UV_PYTHON and the like, which modules change):
 # "<implementation>-<version><abiflags> <where>", where is "uv-managed" for uv's own builds, else
 # the installation's prefix (a module's, the system's). Finding it takes uv and the interpreter
-# (~50-200 ms), so the answer is kept per input in <facts>-python, and believed while the
-# interpreter is the same file and no directory of PATH, nor uv's Python directory, nor the
-# project's files changed since.
+# (~50-200 ms), so the answer is kept per input in the facts file, and believed while the
+# interpreter is the same file and no directory of PATH (up to its own), nor uv's Python
+# directory, nor the project's files changed since.
 _uvslurm_python() {
-  local cache=${_uvslurm_facts_file:+$_uvslurm_facts_file-python} in k v exe ino res="" d
+  local cache=$_uvslurm_facts_file in line k v exe ino res="" d
   local pydir=${UV_PYTHON_INSTALL_DIR:-${XDG_DATA_HOME:-${HOME:-/}/.local/share}/uv/python}
-  local -a dirs=()
+  local -a dirs=() kept=()
   in="${UVSLURM_PROJECT:-}|${UVSLURM_PYTHON:-}|${PATH:-}|${UV_PYTHON:-}|${UV_PYTHON_PREFERENCE:-}"
   in+="|${UV_MANAGED_PYTHON:-}|${UV_NO_MANAGED_PYTHON:-}|$pydir|${CONDA_PREFIX:-}"
   in=${in//[$'\n\x1e']/_}
@@ -313,20 +328,25 @@ _uvslurm_python() {
     ${PATH:-})
   IFS=$' \t\n'
   set +f
-  if [ -n "$cache" ] && [ -f "$cache" ]; then
-    while IFS=$'\x1e' read -r k v exe ino; do
-      [ "$k" = "$in" ] || continue
-      [ -n "$exe" ] && [ "$exe" -nt "$cache" ] && break
-      for d in "${dirs[@]}"; do
-        [ -n "$d" ] && [ "$d" -nt "$cache" ] && break 2
-        # uv takes the first fit along PATH: directories after the one it took cannot matter
-        [ "$d" = "${exe%/*}" ] && break
-      done
-      if [ -n "$exe" ]; then _uvslurm_ino d "$exe"; [ "$d" = "$ino" ] || break; fi
-      res=$v
-      break
-    done 2>/dev/null <"$cache"
-  fi
+  # the lines the facts file keeps: input \x1e answer \x1e interpreter \x1e its inode
+  for line in "${_uvslurm_pyseen[@]}"; do
+    k=${line%%$'\x1e'*} v=${line#*$'\x1e'}
+    exe=${v#*$'\x1e'} v=${v%%$'\x1e'*}
+    ino=${exe#*$'\x1e'} exe=${exe%%$'\x1e'*}
+    if [ "$k" != "$in" ]; then
+      [ ${#kept[@]} -ge 7 ] || kept+=("$line")
+      continue
+    fi
+    [ -n "$res" ] && continue
+    [ -n "$exe" ] && [ "$exe" -nt "$cache" ] && continue
+    for d in "${dirs[@]}"; do
+      [ -n "$d" ] && [ "$d" -nt "$cache" ] && continue 2
+      # uv takes the first fit along PATH: directories after the one it took cannot matter
+      [ "$d" = "${exe%/*}" ] && break
+    done
+    if [ -n "$exe" ]; then _uvslurm_ino d "$exe"; [ "$d" = "$ino" ] || continue; fi
+    res=$v
+  done
   if [ -z "$res" ]; then
     # shellcheck disable=SC2016 # the interpreter's code
     exe=$(cd "${UVSLURM_PROJECT:-/}" 2>/dev/null && VIRTUAL_ENV='' _uvslurm_uvb python find \
@@ -341,15 +361,10 @@ print("%s-%d.%d.%d%s %s" % (sys.implementation.name, *sys.version_info[:3],
       res="none found for '${UVSLURM_PYTHON:-any}' (uv may download one)"
     }
     res=${res//[$'\n\x1e']/ }
-    if [ -n "$cache" ] && _uvslurm_private "$UVSLURM_DEPOT"; then
-      ino=""
-      [ -z "$exe" ] || _uvslurm_ino ino "$exe"
-      {
-        printf '%s\x1e%s\x1e%s\x1e%s\n' "$in" "$res" "$exe" "$ino"
-        if [ -f "$cache" ]; then head -n 7 "$cache"; fi
-      } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null
-      rm -f "$cache.$$" 2>/dev/null
-    fi
+    ino=""
+    [ -z "$exe" ] || _uvslurm_ino ino "$exe"
+    _uvslurm_pyseen=("$in"$'\x1e'"$res"$'\x1e'"$exe"$'\x1e'"$ino" "${kept[@]}")
+    _uvslurm_facts_write
   fi
   printf -v "$1" '%s' "$res"
 }
