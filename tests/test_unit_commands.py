@@ -452,3 +452,15 @@ def test_prepare_hands_the_prolog_the_hash_of_the_lock_it_read(
     assert _run(prepare, ns, proj) == 0
     assert capsys.readouterr().out == "/v\n"
     assert seen[0].lock_hash == hashlib.sha256(b"version = 1\n").hexdigest()
+
+
+def test_depot_summary_names_the_microarchitecture_and_the_python_version() -> None:
+    from uvslurm.commands import depot as depot_cmd
+
+    comps = {"modules": "gcc/12", "python": "cpython-3.11.7 /usr", "arch": "x86_64",
+             "cpu": "microarch=zen2 flags=sse avx", "os": "debian-12", "glibc": "glibc 2.36"}  # fmt: skip
+    assert depot_cmd.summary(comps) == "gcc/12; python 3.11.7; x86_64 zen2 debian-12 glibc-2.36"
+    assert depot_cmd.python_summary("pypy-3.10.14 /opt/pypy") == "pypy-3.10.14"
+    # fingerprints made before issue 17 recorded the request, and the CPU's model
+    assert depot_cmd.python_summary("3.11") == "3.11" and depot_cmd.python_summary("") == "(any)"
+    assert depot_cmd.cpu_summary("vendor_id=AMD cpu_family=23 model=49 flags=sse") == "AMD 23/49"

@@ -30,6 +30,13 @@ def cpu_summary(cpu: str) -> str:
     return " ".join(p for p in (vendor, model) if p)
 
 
+def python_summary(python: str) -> str:
+    """`cpython-3.11.7 /usr` -> `3.11.7`, `pypy-3.10.14 /opt/pypy` -> `pypy-3.10.14`; from older
+    fingerprints the request as it was (`3.11`)."""
+    first = python.split(" ")[0]
+    return first.removeprefix("cpython-") or "(any)"
+
+
 def summary(comps: dict[str, str]) -> str:
     """The fingerprint components a person tells venvs apart by: modules, Python, machine."""
     if not comps:
@@ -40,7 +47,7 @@ def summary(comps: dict[str, str]) -> str:
     )  # fmt: skip
     parts = [
         comps.get("modules") or "no modules",
-        f"python {comps.get('python') or '(any)'}",
+        f"python {python_summary(comps.get('python', ''))}",
         machine,
     ]
     if comps.get("gpu", "none") != "none":

@@ -241,7 +241,7 @@ _uvslurm_gpus() {
 # from, taken without a process: the boot (the CPU), the OS and glibc's loader (its inode: a
 # container's, or a new glibc; its time: one changed in place) and the uv binary (the same).
 _uvslurm_facts() {
-  local boot="" f k v c="" g="" u="" ld ldid uvid os
+  local boot="" f k v c="" g="" u="" ld ldid uvid os t=""
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
   _uvslurm_ldso ld
   _uvslurm_ino ldid "$ld"
@@ -263,18 +263,15 @@ _uvslurm_facts() {
     done 2>/dev/null <"$f" # replaced meanwhile (a rename): read as if absent
   fi
   if [ -z "$g" ] || [ -z "$u" ] || [ -z "$c" ]; then
+    t=1
     _uvslurm_cpu c
     g=$(getconf GNU_LIBC_VERSION 2>/dev/null) || g=unknown
     u=$("$_uvslurm_uv" --version 2>/dev/null) || _uvslurm_die "cannot run uv at '$_uvslurm_uv'"
-    # best effort: a read-only depot only costs these subprocesses on the next run; nothing is
-    # written into a depot that others could write into (they could plant links there)
-    _uvslurm_pyseen=()
-    printf -v _uvslurm_facts_text 'glibc=%s\ncpu=%s\nuv=%s %s\n' "$g" "$c" "$_uvslurm_uv" "$u"
-    _uvslurm_facts_file=$f
-    _uvslurm_facts_write
   fi
   printf -v _uvslurm_facts_text 'glibc=%s\ncpu=%s\nuv=%s %s\n' "$g" "$c" "$_uvslurm_uv" "$u"
   _uvslurm_facts_file=$f
+  # asked now: kept (the interpreters found are asked again too)
+  if [ -n "$t" ]; then _uvslurm_pyseen=() && _uvslurm_facts_write; fi
   printf -v "$1" '%s' "$c"
   printf -v "$2" '%s' "$g"
   printf -v "$3" '%s' "$os"
@@ -315,7 +312,7 @@ _uvslurm_uvlayout() {
 _uvslurm_python() {
   local cache=$_uvslurm_facts_file in line k v exe ino res="" d
   local pydir=${UV_PYTHON_INSTALL_DIR:-${XDG_DATA_HOME:-${HOME:-/}/.local/share}/uv/python}
-  local -a dirs=() kept=()
+  local -a dirs=() others=()
   in="${UVSLURM_PROJECT:-}|${UVSLURM_PYTHON:-}|${PATH:-}|${UV_PYTHON:-}|${UV_PYTHON_PREFERENCE:-}"
   in+="|${UV_MANAGED_PYTHON:-}|${UV_NO_MANAGED_PYTHON:-}|$pydir|${CONDA_PREFIX:-}"
   in=${in//[$'\n\x1e']/_}
@@ -334,7 +331,7 @@ _uvslurm_python() {
     exe=${v#*$'\x1e'} v=${v%%$'\x1e'*}
     ino=${exe#*$'\x1e'} exe=${exe%%$'\x1e'*}
     if [ "$k" != "$in" ]; then
-      [ ${#kept[@]} -ge 7 ] || kept+=("$line")
+      [ ${#others[@]} -ge 7 ] || others+=("$line")
       continue
     fi
     [ -n "$res" ] && continue
@@ -363,7 +360,7 @@ print("%s-%d.%d.%d%s %s" % (sys.implementation.name, *sys.version_info[:3],
     res=${res//[$'\n\x1e']/ }
     ino=""
     [ -z "$exe" ] || _uvslurm_ino ino "$exe"
-    _uvslurm_pyseen=("$in"$'\x1e'"$res"$'\x1e'"$exe"$'\x1e'"$ino" "${kept[@]}")
+    _uvslurm_pyseen=("$in"$'\x1e'"$res"$'\x1e'"$exe"$'\x1e'"$ino" "${others[@]}")
     _uvslurm_facts_write
   fi
   printf -v "$1" '%s' "$res"
