@@ -154,13 +154,21 @@ def prolog_argv() -> list[str]:
     return ["bash", "-c", prolog.text(), "uvslurm-prolog"]
 
 
-def run_prolog(settings: NodeSettings, mode: str) -> str:
-    """Run the bundled prolog here (prepare / fingerprint); its log lines go to our stderr."""
+def run_prolog(settings: NodeSettings, mode: str, *, quiet: bool = False) -> str:
+    """Run the bundled prolog here (prepare / fingerprint); its log lines go to our stderr, or
+    with `quiet` (the library API, which never prints) only its last one, into the error."""
     env = {**os.environ, **settings.environ(mode)}
     # a depot that is not this user's, or not uvslurm's, is refused here with the reason; one
     # that cannot be created, the prolog reports
     with contextlib.suppress(OSError):
         paths.ensure_depot(Path(settings.depot))
+    if quiet:
+        try:
+            return proc.run(prolog_argv(), env=env)
+        except proc.CommandFailed as e:
+            if e.returncode == EXIT_PREPARE:
+                raise PrepareError(f"the venv could not be prepared: {e.last_line}") from e
+            raise
     code, out = proc.call(prolog_argv(), env=env)
     if code == EXIT_PREPARE:
         raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")

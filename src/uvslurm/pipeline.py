@@ -20,7 +20,8 @@ import shlex
 import shutil
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from uvslurm import (
 )
 from uvslurm.config import Config
 from uvslurm.context import Context
-from uvslurm.errors import UsageError, UvslurmError
+from uvslurm.errors import ConfigError, UsageError, UvslurmError
 from uvslurm.project import Project
 
 
@@ -99,6 +100,10 @@ class Job:
     options: Options
     target: Target
     text: str
+
+
+# what a long login-node step shows while it runs: the CLI's spinner; the library shows nothing
+Status = Callable[[str], AbstractContextManager[object]]
 
 
 # --- stage 1: the target ---------------------------------------------------------------------
@@ -181,7 +186,12 @@ def prepare_depot(depot: Path) -> None:
 
 
 def effects(
-    node: nodeenv.NodeSettings, project: Project, req: Request, *, dry_run: bool = False
+    node: nodeenv.NodeSettings,
+    project: Project,
+    req: Request,
+    *,
+    dry_run: bool = False,
+    status: Status = output.Status,
 ) -> nodeenv.NodeSettings:
     """Make the login node ready for the job (a lock that matches pyproject.toml, the shared uv
     cache filled for offline nodes, the sources of `rebuild` packages in the depot) and return
@@ -190,7 +200,7 @@ def effects(
     depot = Path(node.depot)
     if not dry_run:
         prepare_depot(depot)
-        with output.Status("checking uv.lock"):
+        with status("checking uv.lock"):
             if not req.frozen:
                 uvtool.ensure_lock(node.uv, project, req.locked)
             elif not project.lock.is_file():
@@ -201,13 +211,13 @@ def effects(
     if lock is None:  # only with dry_run: a real submission has locked by now
         return node
     if not dry_run:
-        with output.Status("fetching wheels and Python into the uv cache for offline nodes"):
+        with status("fetching wheels and Python into the uv cache for offline nodes"):
             uvtool.prefetch(node.uv, project, node.sync_args, depot, node.rebuild, lock)
         node = keep_submitted(node, project, lock)
         if req.snapshot:
-            with output.Status("copying the project's git-tracked files for --snapshot"):
+            with status("copying the project's git-tracked files for --snapshot"):
                 node = take_snapshot(node, project)
-    return with_sources(with_lock(node, lock), project, lock, download=not dry_run)
+    return with_sources(with_lock(node, lock), project, lock, download=not dry_run, status=status)
 
 
 # what the submitted copy of a project leaves out: uv's own files and the user's venv
@@ -342,7 +352,12 @@ def with_lock(node: nodeenv.NodeSettings, lock: bytes | None) -> nodeenv.NodeSet
 
 
 def with_sources(
-    node: nodeenv.NodeSettings, project: Project, lock: bytes | None, *, download: bool
+    node: nodeenv.NodeSettings,
+    project: Project,
+    lock: bytes | None,
+    *,
+    download: bool,
+    status: Status = output.Status,
 ) -> nodeenv.NodeSettings:
     """`node` with where the nodes find the sources of its `rebuild` packages (`lock`: the
     content of uv.lock); `download` puts those of an index into the depot first."""
@@ -352,7 +367,7 @@ def with_sources(
         raise UvslurmError(f"rebuild: no uv.lock in {project.root}", "run `uv lock` first")
     located = rebuild.locate(sources.parse_toml(lock, project.lock), node.rebuild, project.root)
     if download:
-        with output.Status("fetching the sources of rebuild packages"):
+        with status("fetching the sources of rebuild packages"):
             rebuild.download(located, Path(node.depot))
     encoded = rebuild.encode(rebuild.local_sources(located, Path(node.depot)))
     return dataclasses.replace(node, rebuild_sources=encoded)
@@ -368,7 +383,7 @@ def sbatch_defaults(config: Config, profile: str | None) -> dict[str, str | bool
     if profile:
         if profile not in config.profile_names():
             known = ", ".join(config.profile_names()) or "none defined"
-            raise UvslurmError(
+            raise ConfigError(
                 f"unknown profile '{profile}' (available: {known})",
                 "define it under [tool.uvslurm.profiles] in pyproject.toml",
             )
@@ -520,9 +535,9 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     return Plan(project, node, opts, target, origin)
 
 
-def realize(p: Plan, req: Request, *, dry_run: bool = False) -> Job:
+def realize(p: Plan, req: Request, *, dry_run: bool = False, status: Status = output.Status) -> Job:
     """The login-node effects (none with `dry_run`), then the job script."""
-    node = effects(p.node, p.project, req, dry_run=dry_run)
+    node = effects(p.node, p.project, req, dry_run=dry_run, status=status)
     text = render.render(
         render.JobScript(
             settings=node,

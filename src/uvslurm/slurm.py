@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from uvslurm import proc, safety, sbatch_options
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import JobError, SubmitError, UvslurmError
 
 
 def find_sbatch() -> str:
     found = shutil.which("sbatch")
     if not found:
-        raise UvslurmError(
+        raise SubmitError(
             "sbatch not found on PATH",
             "run this on a login node of a Slurm cluster (or use --dry-run)",
         )
@@ -152,10 +152,10 @@ def submit(sbatch: str, script: Path, script_args: Sequence[str], cwd: str | Non
     try:
         out = proc.run([sbatch, "--parsable", str(script), *script_args], cwd=cwd)
     except proc.CommandFailed as e:
-        raise UvslurmError(f"sbatch refused the job: {e.last_line}") from e
+        raise SubmitError(f"sbatch refused the job: {e.last_line}") from e
     job = _job_id(out)
     if not job:
-        raise UvslurmError("sbatch printed no job id")
+        raise SubmitError("sbatch printed no job id")
     return job
 
 
@@ -212,7 +212,7 @@ def submit_wait(
     job = _job_id(p.readline())
     if not job:
         err = p.finish()[1].strip()
-        raise UvslurmError(
+        raise SubmitError(
             f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}"
         )
     on_job_id(job)
@@ -372,7 +372,7 @@ def cancel(ids: Sequence[str]) -> None:
     try:
         proc.run(["scancel", *ids])
     except proc.CommandFailed as e:
-        raise UvslurmError(f"scancel refused: {e.last_line}", "check the job ids") from e
+        raise JobError(f"scancel refused: {e.last_line}", "check the job ids") from e
 
 
 def version() -> str:
