@@ -88,15 +88,15 @@ class Executor(submitit.AutoExecutor):
                     f"Executor: {own} is uvslurm's to set (the jobs run in the project's venv)",
                     f"drop {own}=",
                 )
-        if shutil.which("srun") is None:
-            raise SubmitError(
-                "srun not found on PATH", "run this on a login node of a Slurm cluster"
-            )
         ctx = api._context(project, cwd, node_local)
         found = ctx.require_project()
         sync = api._selection(extras, all_extras, groups, no_dev)
         node = api._node_settings(found, ctx, sync, lock=True)
         require_submitit(found)
+        if shutil.which("srun") is None:  # submitit's own error would be a RuntimeError
+            raise SubmitError(
+                "srun not found on PATH", "run this on a login node of a Slurm cluster"
+            )
         self.project = found.root
         self.uvslurm_setup = activation(node)
         ctor = {k: parameters.pop(k) for k in list(parameters) if k in _CONSTRUCTOR}
