@@ -50,12 +50,15 @@ def test_a_command_job_with_wait_returns_once_it_ended(
     cluster: Cluster, project: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "cmd.log"
-    job = uvslurm.submit(command=["python", "-c", "print('API-OK')"], project=project,
-                         sbatch={"output": str(log)}, wait=True)  # fmt: skip
+    hostile = ["$(touch pwned)", "`touch pwned`", "q'uote", 'd"q', "a b", "semi;colon"]
+    job = uvslurm.submit(command=["python", "-c", "import sys; print('API-OK', sys.argv[1:])",
+                                  *hostile], project=project, sbatch={"output": str(log)},
+                         wait=True)  # fmt: skip
     assert job.state() == "COMPLETED"
     assert job.wait() == 0
     assert job.log_path == log
-    assert "API-OK" in log.read_text()
+    assert f"API-OK {hostile!r}" in log.read_text()
+    assert not list(project.rglob("pwned")) and not Path("pwned").exists()  # the job's cwd is ours
 
 
 def test_an_array_gives_a_handle_per_task(cluster: Cluster, project: Path, tmp_path: Path) -> None:

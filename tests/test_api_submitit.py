@@ -122,10 +122,10 @@ def test_batch_packs_one_array_in_the_venv(
     got = finish(driver(
         """
 def where(i):
-    import sys
-    return i, sys.prefix
+    import os, sys
+    return i, sys.prefix, os.environ["MARK"]
 
-ex = executor("batch")
+ex = executor("batch", slurm_setup=['export MARK="set after $VIRTUAL_ENV"'])
 with ex.batch():
     jobs = [ex.submit(where, i) for i in range(3)]
 out("IDS", [j.job_id for j in jobs])
@@ -137,9 +137,11 @@ out("RESULTS", [j.result() for j in jobs])
     ids = got["IDS"]
     assert isinstance(ids, list) and len({i.split("_")[0] for i in ids}) == 1, ids
     results = got["RESULTS"]
-    assert isinstance(results, list) and [i for i, _ in results] == [0, 1, 2]
+    assert isinstance(results, list) and [i for i, _, _ in results] == [0, 1, 2]
     venvs = {r.venv for r in ready_lines(logs(folder / "batch"))}
-    assert {Path(prefix) for _, prefix in results} <= venvs
+    assert {Path(prefix) for _, prefix, _ in results} <= venvs
+    # the caller's setup lines run after the prolog, with the venv active
+    assert all(mark == f"set after {prefix}" for _, prefix, mark in results)
 
 
 def test_a_checkpointable_function_that_times_out_is_requeued_and_finishes(
