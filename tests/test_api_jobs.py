@@ -14,7 +14,7 @@ from conftest import Cluster, ready, wait_for
 pytestmark = pytest.mark.slurm
 
 
-def test_submit_moves_through_pending_running_completed_and_wait_returns_the_code(
+def test_submit_moves_through_pending_running_completed(
     cluster: Cluster, project: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
@@ -23,7 +23,6 @@ def test_submit_moves_through_pending_running_completed_and_wait_returns_the_cod
         "print('STARTED', flush=True)\n"
         f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.1)\n"
         "print('API-OK', sys.argv[1:], sys.prefix, flush=True)\n"
-        "sys.exit(3)\n"
     )
     job = uvslurm.submit(project / "steps.py", args=["a b"], sbatch={"hold": True})
     assert job.id and job.id.isdigit()
@@ -35,8 +34,8 @@ def test_submit_moves_through_pending_running_completed_and_wait_returns_the_cod
     with pytest.raises(uvslurm.WaitTimeout, match=f"job {job.id} is still RUNNING"):
         job.wait(timeout=0.5)
     go.touch()
-    assert job.wait(timeout=120) == 3
-    assert job.state() == "FAILED"
+    assert job.wait(timeout=120) == 0
+    assert job.state() == "COMPLETED"
     assert job.log_path is not None and job.log_path.name == f"steps-{job.id}.out"
     log = job.log_path.read_text()
     assert "API-OK ['a b']" in log
@@ -46,7 +45,7 @@ def test_submit_moves_through_pending_running_completed_and_wait_returns_the_cod
     assert job.manifest()["script"] == str(job.script_path)
 
 
-def test_a_command_job_with_wait_returns_once_it_ended(
+def test_a_command_job_with_wait_returns_once_it_ended_and_wait_gives_its_code(
     cluster: Cluster, project: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "cmd.log"
@@ -59,6 +58,10 @@ def test_a_command_job_with_wait_returns_once_it_ended(
     assert job.log_path == log
     assert f"API-OK {hostile!r}" in log.read_text()
     assert not list(project.rglob("pwned")) and not Path("pwned").exists()  # the job's cwd is ours
+    failed = uvslurm.submit(command=["python", "-c", "raise SystemExit(3)"], project=project,
+                            sbatch={"output": str(log)}, wait=True)  # fmt: skip
+    assert failed.state() == "FAILED"
+    assert failed.wait() == 3
 
 
 def test_an_array_gives_a_handle_per_task(cluster: Cluster, project: Path, tmp_path: Path) -> None:
