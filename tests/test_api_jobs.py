@@ -3,13 +3,18 @@ the job, exit codes, logs, array tasks, cancel, and sbatch's refusal as a Submit
 
 from __future__ import annotations
 
+import ast
+import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import uvslurm
-from conftest import Cluster, ready, wait_for
+from conftest import REPO, Cluster, ready, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -105,3 +110,19 @@ def test_a_job_slurm_never_knew_is_a_job_error(cluster: Cluster) -> None:
     with pytest.raises(uvslurm.JobError, match="999999999"):
         job.state()
     assert time.monotonic() - start < 30
+
+
+def test_the_api_example_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """examples/api/submit_and_wait.py on a copy of examples/ (it locks examples/hello)."""
+    for d in ("api", "hello"):
+        shutil.copytree(REPO / "examples" / d, tmp_path / d)
+    r = subprocess.run([sys.executable, str(tmp_path / "api" / "submit_and_wait.py")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = re.search(r"^job (\d+) ended COMPLETED with exit code 0$", r.stdout, re.M)
+    assert job, r.stdout
+    assert "epoch 2: loss 0.333" in r.stdout
+    tasks = re.search(r"^array tasks: (.*)$", r.stdout, re.M)
+    assert tasks and len(ast.literal_eval(tasks.group(1))) == 4, r.stdout
+    assert all(code == 0 for _, code in ast.literal_eval(tasks.group(1)))
+    assert r.stderr == "", "the library prints nothing"

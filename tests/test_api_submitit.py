@@ -33,7 +33,7 @@ def out(tag, value):
 
 def executor(sub, **params):
     ex = Executor(folder=os.path.join(folder, sub), project=project)
-    ex.update_parameters(timeout_min=5, **params)
+    ex.update_parameters(**{"timeout_min": 5, **params})
     return ex
 """
 
@@ -64,6 +64,24 @@ def finish(p: subprocess.Popen[str], timeout: float = 300) -> dict[str, object]:
     out, err = p.communicate(timeout=timeout)
     assert p.returncode == 0, f"driver exited {p.returncode}:\n{out}\n{err[-3000:]}"
     return {m[0]: json.loads(m[1]) for m in re.findall(r"^@@(\w+) (.*)$", out, re.M)}
+
+
+def run_releasing_requeued(
+    p: subprocess.Popen[str], cluster: Cluster, workdir: Path, timeout: float = 300
+) -> None:
+    """Wait for the driver while Slurm holds its requeued jobs back (BeginTime in the future,
+    set again while the requeue settles): those started from `workdir` are let start once seen
+    held, not within the requeue's first seconds (see tests/test_jobs.py)."""
+    held: dict[str, float] = {}
+    end = time.monotonic() + timeout
+    while p.poll() is None and time.monotonic() < end:
+        for line in cluster.run("squeue", "-h", "-o", "%i|%r|%Z").stdout.splitlines():
+            job, reason, wd = line.split("|", 2)
+            if reason != "BeginTime" or Path(wd) != workdir:
+                continue
+            if time.monotonic() - held.setdefault(job, time.monotonic()) > 2.5:
+                cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+        time.sleep(1)
 
 
 def logs(folder: Path) -> str:
@@ -171,23 +189,7 @@ out("RESULT", job.result())
         sit_project,
         folder,
     )
-    assert p.stdout is not None
-    first = ""
-    while not first.startswith("@@JOB "):  # submitit's own log lines come on stdout too
-        first = p.stdout.readline()
-        assert first, "the driver ended before submitting"
-    job = json.loads(first.split(" ", 1)[1])
-    # a requeued job is held back (BeginTime): let it start as soon as it is seen held (not
-    # within the requeue's first seconds, see tests/test_jobs.py)
-    seen: list[float] = []
-    end = time.monotonic() + 300
-    while p.poll() is None and time.monotonic() < end:
-        info = cluster.run("scontrol", "show", "job", job).stdout
-        if "Reason=BeginTime" in info:
-            seen.append(time.monotonic())
-            if time.monotonic() - seen[0] > 2.5:
-                cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
-        time.sleep(1)
+    run_releasing_requeued(p, cluster, sit_project)
     got = finish(p, timeout=10)
     restarts, prefix = got["RESULT"]  # type: ignore[misc]
     assert restarts >= 1
@@ -228,3 +230,64 @@ out("BUILT", executor("mpi").submit(built).result())
     assert results["1.0"][0] == "1.0"
     assert results["2.0"][0] == "2.0"
     assert results["1.0"][1] != results["2.0"][1], "one venv per module set"
+
+
+def test_an_mpi_function_runs_with_mpi4py_built_for_the_loaded_mpi_on_two_nodes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The real thing: Debian's MPICH as the Lmod module mpi/mpich, mpi4py rebuilt for it on
+    the node (~2.5 min), one rank per node through submitit's srun."""
+    if not shutil.which("mpicc.mpich"):
+        pytest.fail("Debian's MPICH is missing: run WITH_MPI=1 scripts/dev-cluster up")
+    project = make_project(tmp_path / "mpiproj", ("mpi4py", "submitit"))
+    with (project / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.uvslurm]\nrebuild = ["mpi4py"]\n')
+    folder = tmp_path / "folder"
+    script = tmp_path / "mpi.py"
+    script.write_text(HEAD + """
+def rank():
+    import os, sys
+    from mpi4py import MPI
+    c = MPI.COMM_WORLD
+    return (c.Get_rank(), c.Get_size(), os.environ["SLURMD_NODENAME"],
+            MPI.Get_library_version().splitlines()[0], sys.prefix)
+
+ex = executor("mpi", nodes=2, tasks_per_node=1, timeout_min=20, slurm_srun_args=["--mpi=pmi2"])
+out("RANKS", ex.submit(rank).results())
+""")  # fmt: skip
+    r = subprocess.run(
+        ["bash", "-c", 'source /usr/share/lmod/lmod/init/bash && module load mpi/mpich && '
+         'exec "$0" "$@"', sys.executable, str(script), str(folder), str(project)],
+        cwd=project, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    text = logs(folder / "mpi")
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:] + text[-3000:]
+    ranks = json.loads(r.stdout.split("@@RANKS ", 1)[1].splitlines()[0])
+    assert sorted(x[0] for x in ranks) == [0, 1]
+    assert {x[1] for x in ranks} == {2}
+    assert {x[2] for x in ranks} == {"n1", "n2"}, "one rank per node"
+    assert all(x[3].startswith("MPICH") for x in ranks), ranks
+    assert "built the mpi4py" in text, text[-3000:]
+    assert {x[4] for x in ranks} <= {str(r.venv) for r in ready_lines(text)}
+
+
+def test_the_submitit_example_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """examples/submitit as its docstring says to run it (uvslurm from this checkout)."""
+    example = tmp_path / "submitit example"
+    shutil.copytree(REPO / "examples" / "submitit", example)
+    p = subprocess.Popen(
+        ["uv", "run", "-q", "--with-editable", str(REPO), "python", "driver.py"], cwd=example,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "UV_CACHE_DIR": str(UV_CACHE)},
+    )  # fmt: skip
+    run_releasing_requeued(p, cluster, example, timeout=400)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, out + err[-3000:]
+    prefix = re.search(r"^ran in (\S+) \(numpy from (\S+)\)$", out, re.M)
+    assert prefix and prefix.group(2).startswith(prefix.group(1) + "/"), out
+    assert "map_array: [0.0, 0.0, 1.0, 2.24, 3.74, 5.48, 7.42, 9.54]" in out
+    assert "batch: [16.88, 573.02]" in out
+    assert "re-raised: ValueError: boom" in out
+    assert "checkpointed: done" in out
+    text = logs(example / "submitit-logs")
+    assert [r.state for r in ready_lines(text)].count("cold") == 1, "one build for every job"

@@ -36,7 +36,7 @@ class Countdown(submitit.helpers.Checkpointable):
     requeues the job, which resumes here after uvslurm's prolog found the venv again."""
 
     def __init__(self) -> None:
-        self.left = 90
+        self.left = 45
 
     def __call__(self) -> str:
         import time
@@ -67,6 +67,6 @@ try:
 except Exception as e:  # submitit's FailedJobError, with the function's traceback in it
     print("re-raised:", [line for line in str(e).splitlines() if "ValueError" in line][-1])
 
-# a 1-minute job for 90 seconds of work: it times out, checkpoints, is requeued and finishes
+# 45 s of work, a 1-minute limit, the signal 30 s before it: checkpointed, requeued, finished
 executor.update_parameters(timeout_min=1, slurm_signal_delay_s=30)
 print("checkpointed:", executor.submit(Countdown()).result())
