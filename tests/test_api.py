@@ -231,7 +231,7 @@ def test_the_setup_lines_activate_the_venv_and_are_bash(project: Path, tmp_path:
     from uvslurm.context import Context
 
     ctx = Context(project)
-    node = api._node_settings(ctx.require_project(), ctx, (), lock=False)
+    node = api.node_settings(ctx.require_project(), ctx, (), lock=False)
     text = usit.activation(node)
     assert not text.startswith("#!")
     assert "#SBATCH" not in text

@@ -25,7 +25,8 @@ def _quiet(text: str) -> contextlib.AbstractContextManager[object]:
     return contextlib.nullcontext()
 
 
-def _context(project: PathLike | None, cwd: PathLike | None, node_local: bool) -> Context:
+def context_for(project: PathLike | None, cwd: PathLike | None, node_local: bool) -> Context:
+    """The context a CLI call with `--project` and `--no-node-local` would have."""
     return Context(
         cwd=Path(cwd) if cwd is not None else Path.cwd(),
         project_dir=os.fspath(project) if project is not None else None,
@@ -41,9 +42,10 @@ def _names(value: str | Iterable[str], what: str) -> list[str]:
     return names
 
 
-def _selection(
+def selection(
     extras: str | Iterable[str], all_extras: bool, groups: str | Iterable[str], no_dev: bool
 ) -> tuple[str, ...]:
+    """uv's selection flags, as `--extra`, `--all-extras`, `--group`, `--no-dev` give them."""
     return nodeenv.sync_args(_names(extras, "extras"), all_extras, _names(groups, "groups"), no_dev)
 
 
@@ -248,9 +250,9 @@ def submit(
         profile=profile,
         locked=locked,
         frozen=frozen,
-        sync_args=_selection(extras, all_extras, groups, no_dev),
+        sync_args=selection(extras, all_extras, groups, no_dev),
     )
-    ctx = _context(project, cwd, node_local)
+    ctx = context_for(project, cwd, node_local)
     plan = pipeline.plan(ctx, req)
     if dry_run:
         p = pipeline.realize(plan, req, dry_run=True, status=_quiet)
@@ -275,7 +277,7 @@ class Fingerprint:
 def fingerprint(project: PathLike | None = None, *, cwd: PathLike | None = None) -> Fingerprint:
     """What `uvslurm fingerprint --json` says, for this process's environment (its loaded
     modules, this machine's platform)."""
-    ctx = _context(project, cwd, True)
+    ctx = context_for(project, cwd, True)
     settings = nodeenv.settings_for(ctx.project, ctx.config)
     fp, venv, comps = nodeenv.parse_fingerprint(
         nodeenv.run_prolog(settings, "fingerprint", quiet=True)
@@ -283,7 +285,7 @@ def fingerprint(project: PathLike | None = None, *, cwd: PathLike | None = None)
     return Fingerprint(fp, Path(venv) if venv else None, comps)
 
 
-def _node_settings(
+def node_settings(
     project: Project, ctx: Context, sync: tuple[str, ...], *, lock: bool
 ) -> nodeenv.NodeSettings:
     """The prolog's inputs for `project`, with its uv.lock (checked and locked first when
@@ -311,8 +313,8 @@ def prepare(
     """Make the project's venv ready here and now, as `uvslurm prepare` does (this process's
     modules and platform decide which), and return its path. PrepareError when it cannot be
     built, with the prolog's last line."""
-    ctx = _context(project, cwd, node_local)
-    node = _node_settings(
-        ctx.require_project(), ctx, _selection(extras, all_extras, groups, no_dev), lock=False
+    ctx = context_for(project, cwd, node_local)
+    node = node_settings(
+        ctx.require_project(), ctx, selection(extras, all_extras, groups, no_dev), lock=False
     )
     return Path(nodeenv.run_prolog(node, "prepare", quiet=True).strip().splitlines()[-1])

@@ -88,10 +88,10 @@ class Executor(submitit.AutoExecutor):
                     f"Executor: {own} is uvslurm's to set (the jobs run in the project's venv)",
                     f"drop {own}=",
                 )
-        ctx = api._context(project, cwd, node_local)
+        ctx = api.context_for(project, cwd, node_local)
         found = ctx.require_project()
-        sync = api._selection(extras, all_extras, groups, no_dev)
-        node = api._node_settings(found, ctx, sync, lock=True)
+        sync = api.selection(extras, all_extras, groups, no_dev)
+        node = api.node_settings(found, ctx, sync, lock=True)
         require_submitit(found)
         if shutil.which("srun") is None:  # submitit's own error would be a RuntimeError
             raise SubmitError(
