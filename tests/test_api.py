@@ -247,3 +247,10 @@ def test_the_setup_lines_activate_the_venv_and_are_bash(project: Path, tmp_path:
     assert r.returncode == 0, r.stderr
     venv = r.stdout.split("VENV=", 1)[1].splitlines()[0]
     assert r.stdout.strip().endswith(f"{venv}/bin/python")
+
+
+def test_a_bad_setting_in_the_project_is_a_config_error(project: Path) -> None:
+    with (project / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.uvslurm]\nnode-locale = "never"\n')
+    with pytest.raises(uvslurm.ConfigError, match=r"unknown setting 'node-locale'"):
+        uvslurm.submit(command=["true"], project=project, dry_run=True)

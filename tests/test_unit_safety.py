@@ -191,7 +191,7 @@ def test_private_uses_the_given_uid(tmp_path: Path) -> None:
 def test_error_lines_and_exit_codes() -> None:
     e = errors.UvslurmError("it broke", "fix it")
     assert e.line() == "it broke; fix it"
-    assert str(e) == "it broke"
+    assert str(e) == "it broke; fix it", "the library's callers read what the CLI prints"
     assert (e.message, e.hint) == ("it broke", "fix it")
     plain = errors.UvslurmError("only this")
     assert plain.line() == "only this"

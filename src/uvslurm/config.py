@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from uvslurm.errors import UvslurmError
+from uvslurm.errors import ConfigError
 from uvslurm.schema import SETTINGS, SLURM_TABLES
 
 # derived from the declaration in schema.py
@@ -61,20 +61,20 @@ def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in layer.items():
         if key not in _KNOWN:
-            raise UvslurmError(f"{source}: unknown setting '{key}'{_closest(key, _KNOWN)}")
+            raise ConfigError(f"{source}: unknown setting '{key}'{_closest(key, _KNOWN)}")
         if key in SETTINGS:
             out[key] = value
             continue
         if not isinstance(value, Mapping):
-            raise UvslurmError(f"{source}: '{key}' must be a table")
+            raise ConfigError(f"{source}: '{key}' must be a table")
         for k, v in value.items():
             if key == "profiles":
                 if not isinstance(v, Mapping):
-                    raise UvslurmError(f"{source}: 'profiles.{k}' must be a table")
+                    raise ConfigError(f"{source}: 'profiles.{k}' must be a table")
                 out.update({f"profiles.{k}.{o}": x for o, x in v.items()})
             elif key not in SLURM_TABLES and f"{key}.{k}" not in SETTINGS:
                 names = [n[len(key) + 1 :] for n in SETTINGS if n.startswith(key + ".")]
-                raise UvslurmError(f"{source}: unknown setting '{key}.{k}'{_closest(k, names)}")
+                raise ConfigError(f"{source}: unknown setting '{key}.{k}'{_closest(k, names)}")
             else:
                 out[f"{key}.{k}"] = v
     for key, value in out.items():
@@ -82,7 +82,7 @@ def flatten(layer: Mapping[str, Any], source: str) -> dict[str, Any]:
             try:
                 out[key] = SETTINGS[key].check(key, value)
             except ValueError as e:
-                raise UvslurmError(f"{source}: {e}") from None
+                raise ConfigError(f"{source}: {e}") from None
     return out
 
 
@@ -112,7 +112,7 @@ def expand_path(key: str, value: str, source: str, environ: Mapping[str, str]) -
     def var(m: re.Match[str]) -> str:
         name = m.group("braced") if m.group("braced") is not None else m.group("name")
         if not environ.get(name):
-            raise UvslurmError(
+            raise ConfigError(
                 f"{key} = {value!r} (from {source}): ${name} is not set",
                 f"set {name}, or write the path out in {source}",
             )
@@ -125,7 +125,7 @@ def expand_path(key: str, value: str, source: str, environ: Mapping[str, str]) -
     if expanded.startswith("~") and not literal:
         expanded = os.path.expanduser(expanded)
     if not expanded.startswith("/"):
-        raise UvslurmError(
+        raise ConfigError(
             f"{key} = {value!r} (from {source}) is not an absolute path",
             f"write it as an absolute path in {source}",
         )
