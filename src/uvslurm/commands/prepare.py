@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from uvslurm import nodeenv, pipeline
+from uvslurm import api, nodeenv
 from uvslurm.context import Context
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
-    project = ctx.require_project()
     sync = nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev)
-    node = nodeenv.settings_for(project, ctx.config, sync)
-    lock = project.lock.read_bytes() if project.lock.is_file() else None
-    node = pipeline.with_sources(pipeline.with_lock(node, lock), project, lock, download=False)
+    # what uvslurm.prepare() does, with the prolog's lines on stderr
+    node = api.node_settings(ctx.require_project(), ctx, sync, lock=False)
     print(nodeenv.run_prolog(node, "prepare").strip())
     return 0
