@@ -107,7 +107,7 @@ BAD_INPUT = [
     ({"sbatch": {"mem": "lots"}}, uvslurm.ConfigError, "--mem: invalid value 'lots'",
      ["--mem", "lots"]),
     ({"profile": "gpu"}, uvslurm.ConfigError,
-     "unknown profile 'gpu' (available: none defined)", ["--profile", "gpu"]),
+     "unknown profile 'gpu' (available: none defined)", ["--uvslurm-profile", "gpu"]),
     ({"extras": ["bad name"]}, uvslurm.ConfigError, "--extra: invalid name 'bad name'",
      ["--extra", "bad name"]),
     ({"sbatch": {"exclusive": 3.5, "time": True}}, uvslurm.ConfigError, "--time needs a value",
@@ -188,26 +188,27 @@ def test_prepare_failure_is_a_prepare_error_with_the_prologs_line(
     assert "\n" not in str(info.value)
 
 
-def test_array_ids_and_log_patterns() -> None:
+def test_array_ids_and_task_handles() -> None:
     assert api._array_ids("0-3") == ["0", "1", "2", "3"]
     assert api._array_ids("1,4-8:2,10") == ["1", "4", "6", "8", "10"]
-    assert api._log_pattern("/l/%x-%j.out", "12", "train") == "/l/train-12.out"
-    assert api._log_pattern("/l/%A_%a%%.out", "12", "n", "3") == "/l/12_3%.out"
-    assert api._log_pattern("/l/x%", "12", "n") == "/l/x%"
     job = api.Job("7", "", None, None, {"array": "0-2%1"})
     assert [t.id for t in job.tasks()] == ["7_0", "7_1", "7_2"]
     assert job.tasks()[0].tasks() == []
     assert api.Job("8", "", options={}).tasks() == []
 
 
-def test_job_state_and_exit_code_from_scontrols_records() -> None:
-    rec = lambda s, c="0:0": {"JobState": s, "ExitCode": c}  # noqa: E731
-    assert slurm.job_state([rec("COMPLETED"), rec("RUNNING"), rec("PENDING")]) == "RUNNING"
-    assert slurm.job_state([rec("COMPLETED"), rec("PENDING")]) == "PENDING"
-    assert slurm.job_state([rec("COMPLETED"), rec("FAILED", "3:0")]) == "FAILED"
-    assert slurm.job_state([rec("COMPLETED")]) == "COMPLETED"
-    assert slurm.job_exit_code([rec("COMPLETED"), rec("FAILED", "3:0")]) == 3
-    assert slurm.job_exit_code([rec("CANCELLED", "0:15")]) == 128 + 15
+def test_one_state_and_exit_code_for_a_job_and_its_tasks() -> None:
+    def info(state: str, code: int | None = 0, sig: int = 0) -> slurm.JobInfo:
+        return slurm.JobInfo("1", state=state, exit_code=code, signal=sig)
+
+    assert api.overall_state(["COMPLETED", "RUNNING", "PENDING"]) == "RUNNING"
+    assert api.overall_state(["COMPLETED", "PENDING"]) == "PENDING"
+    assert api.overall_state(["COMPLETED", "FAILED"]) == "FAILED"
+    assert api.overall_state(["COMPLETED"]) == "COMPLETED"
+    assert api.exit_code([info("COMPLETED"), info("FAILED", 3)]) == 3
+    assert api.exit_code([info("CANCELLED", 0, 15)]) == 128 + 15
+    assert api.exit_code([info("CANCELLED", 0)]) == 1, "never ran: not a success"
+    assert api.exit_code([info("COMPLETED"), info("COMPLETED")]) == 0
 
 
 # --- submitit, without a cluster ----------------------------------------------------------------
@@ -254,3 +255,11 @@ def test_a_bad_setting_in_the_project_is_a_config_error(project: Path) -> None:
         f.write('\n[tool.uvslurm]\nnode-locale = "never"\n')
     with pytest.raises(uvslurm.ConfigError, match=r"unknown setting 'node-locale'"):
         uvslurm.submit(command=["true"], project=project, dry_run=True)
+
+
+def test_the_tasks_a_slurm_id_names() -> None:
+    assert api._task_ids("12_3") == ["3"]
+    assert api._task_ids("12_0-3") == ["0", "1", "2", "3"]
+    assert api._task_ids("12_[4-7%2]") == ["4", "5", "6", "7"]
+    assert api._task_ids("12_[1,3]") == ["1", "3"]
+    assert api._task_ids("12") == []

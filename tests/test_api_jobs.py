@@ -46,8 +46,12 @@ def test_submit_moves_through_pending_running_completed(
     assert "API-OK ['a b']" in log
     venv = ready(log).venv
     assert f"API-OK ['a b'] {venv}" in log, "ran in the venv the prolog made ready"
-    assert job.manifest()["job"] == job.id
-    assert job.manifest()["script"] == str(job.script_path)
+    doc = job.manifest()
+    assert doc["job_id"] == job.id
+    assert doc["script"] == str(job.script_path)
+    assert doc["argv"][:2] == ["uvslurm.submit()", str(project / "steps.py")]
+    assert doc["run"]["exit_code"] == 0, doc["run"]
+    assert doc["run"]["venv"] == str(venv), "the job recorded its start beside the manifest"
 
 
 def test_a_command_job_with_wait_returns_once_it_ended_and_wait_gives_its_code(

@@ -6,6 +6,9 @@ Slurm is asked goes through `slurm`."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import getpass
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,9 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uvslurm import nodeenv, paths, pipeline, sbatch_options, slurm
+from uvslurm import (
+    __version__,
+    manifest,
+    nodeenv,
+    paths,
+    pipeline,
+    proc,
+    sbatch_options,
+    slurm,
+)
 from uvslurm.context import Context
-from uvslurm.errors import ConfigError, JobError, UsageError, WaitTimeout
+from uvslurm.errors import ConfigError, JobError, UsageError, UvslurmError, WaitTimeout
 from uvslurm.project import Project
 
 PathLike = str | os.PathLike[str]
@@ -61,24 +73,6 @@ def _argv(value: str | Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _log_pattern(pattern: str, job: str, name: str, task: str = "") -> str:
-    """A log path with the Slurm patterns uvslurm writes filled in (%j %A %a %x %u %%), for
-    when Slurm no longer answers."""
-    import getpass
-
-    out, i = [], 0
-    values = {"j": job, "A": job, "a": task, "x": name, "u": getpass.getuser(), "%": "%"}
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "%" and i + 1 < len(pattern) and pattern[i + 1] in values:
-            out.append(values[pattern[i + 1]])
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
 @dataclass
 class Job:
     """A submitted job (or, from `submit(dry_run=True)`, the job that would be: `id` None).
@@ -103,26 +97,42 @@ class Job:
     def is_array(self) -> bool:
         return "array" in self.options and "_" not in (self.id or "")
 
+    def _infos(self) -> list[slurm.JobInfo]:
+        job = self._id()
+        found = slurm.query([job])
+        if not found and "_" in job:
+            # a task of an array that has not started is in its array's one pending line
+            array, task = job.split("_", 1)
+            pending = slurm.query([array]).values()
+            found = {i.job_id: i for i in pending if task in _task_ids(i.job_id)}
+        if not found:
+            raise JobError(
+                f"job {job}: unknown to Slurm",
+                "it ended more than MinJobAge seconds ago (scontrol forgets it), or never existed",
+            )
+        return list(found.values())
+
     @property
     def log_path(self) -> Path | None:
         """The job's log (stdout) as Slurm expanded it; for an array, that of its first task
         (each task's handle has its own)."""
         if self._log is None and self.id is not None:
             try:
-                log = next((r["StdOut"] for r in slurm.records(self.id) if r.get("StdOut")), None)
+                log = next((i.stdout for i in self._infos() if i.stdout), None)
             except JobError:
                 log = None
             if log is None:
-                pattern = str(self.options.get("output", ""))
                 job, _, task = self.id.partition("_")
-                log = _log_pattern(pattern, job, str(self.options.get("job-name", "")), task)
+                name = str(self.options.get("job-name", ""))
+                pattern = str(self.options.get("output", ""))
+                log = manifest.expand_log(pattern, job, task, name, getpass.getuser())
             self._log = log
         return Path(self._log) if self._log else None
 
     def state(self) -> str:
         """Slurm's state: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... (an array:
         its least advanced task's)."""
-        return slurm.state(self._id())
+        return overall_state([i.state for i in self._infos()])
 
     def tasks(self) -> list[Job]:
         """One handle per array task (`[]` for a job that is not an array)."""
@@ -136,16 +146,15 @@ class Job:
 
     def wait(self, timeout: float | None = None, poll: float = 1.0) -> int:
         """Wait for the job's end and return its exit code (an array: the highest of its
-        tasks'; a job that ended without running, such as one cancelled while pending: 1).
-        WaitTimeout after `timeout` seconds; the job goes on."""
+        tasks'; killed by a signal: 128 + the signal; ended without running, such as cancelled
+        while pending: 1). WaitTimeout after `timeout` seconds; the job goes on."""
         job = self._id()
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = slurm.records(job)
-            state = slurm.job_state(found)
-            if state in slurm.ENDED:
-                code = slurm.job_exit_code(found)
-                return code if code or state == "COMPLETED" else 1
+            infos = self._infos()
+            state = overall_state([i.state for i in infos])
+            if all(i.ended for i in infos):
+                return exit_code(infos)
             if end is not None and time.monotonic() >= end:
                 raise WaitTimeout(
                     f"job {job} is still {state} after {timeout} s", "wait again, or cancel it"
@@ -156,14 +165,42 @@ class Job:
         slurm.cancel([self._id()])
 
     def manifest(self) -> dict[str, Any]:
-        """What uvslurm knows of the job: its id, project, options, script and log."""
-        return {
-            "job": self.id,
-            "project": str(self.project) if self.project else None,
-            "options": dict(self.options),
-            "script": str(self.script_path) if self.script_path else None,
-            "log": str(self.log_path) if self.log_path else None,
-        }
+        """The job's manifest (docs/reference/manifest.md), merged with what its runs recorded
+        and what Slurm says now."""
+        try:
+            return manifest.load(self._id())[0]
+        except UvslurmError as e:
+            raise JobError(e.message, e.hint) from e
+
+
+def overall_state(states: Sequence[str]) -> str:
+    """One state for a job's tasks: the least advanced (RUNNING before PENDING before ended),
+    else the first that did not complete."""
+    for s in ("RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "SUSPENDED", "PENDING"):
+        if s in states:
+            return s
+    return next((s for s in states if s != "COMPLETED"), states[0] if states else "UNKNOWN")
+
+
+def exit_code(infos: Sequence[slurm.JobInfo]) -> int:
+    """The exit code of ended jobs or tasks: the highest; 128 + the signal of one killed by a
+    signal; 1 for one that ended otherwise than COMPLETED with code 0 (never ran)."""
+    codes = []
+    for i in infos:
+        code = 128 + i.signal if i.signal else (i.exit_code or 0)
+        codes.append(code if code or i.state == "COMPLETED" else 1)
+    return max(codes, default=1)
+
+
+def _task_ids(job_id: str) -> list[str]:
+    """The tasks a Slurm id names: `12_3` one, `12_[0-7%2]` (pending) each of its range."""
+    spec = job_id.partition("_")[2].strip("[]").split("%", 1)[0]
+    if not spec:
+        return []
+    try:
+        return _array_ids(spec)
+    except ValueError:
+        return []
 
 
 def _array_ids(spec: str) -> list[str]:
@@ -179,24 +216,91 @@ def _array_ids(spec: str) -> list[str]:
     return ids
 
 
-def _save(text: str, job: str | None = None) -> Path:
-    """The job script as submitted, kept in uvslurm's state directory (named after the job
-    once it has an id)."""
-    d = paths.state_dir() / "scripts"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / (f"{job}.sh" if job else f"pending-{os.getpid()}-{time.time_ns()}.sh")
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
+def _uv_version(uv: str) -> str:
+    try:
+        return proc.run([uv, "--version"]).split()[1]
+    except (UvslurmError, IndexError):
+        return ""
 
 
-def submitted(p: pipeline.Job, sbatch: str) -> Job:
-    """Hand a realized job script to sbatch: its copy saved first (removed if sbatch refuses
-    it), renamed after the job id. The CLI's `submit` does the same, printing as it goes."""
+def submission_facts(p: pipeline.Job) -> dict[str, Any]:
+    """What the manifest says of the moment of submission, measured just before it: versions,
+    the git state, the pyproject.toml's hash."""
+    pyproject = p.project.root / "pyproject.toml"
+    return {
+        "versions": {
+            "uvslurm": __version__,
+            "uv": _uv_version(p.node.uv),
+            "slurm": slurm.version(),
+        },
+        "git": manifest.git_of(p.project.root),
+        "pyproject_sha256": hashlib.sha256(pyproject.read_bytes()).hexdigest(),
+    }
+
+
+def job_manifest(
+    job: str,
+    p: pipeline.Job,
+    profile: str | None,
+    argv: Sequence[str],
+    ctx: Context,
+    script: Path,
+    submitted: float,
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md); `facts`:
+    what `submission_facts` measured before sbatch."""
+    node, opts = p.node, p.options
+    sources = dict(opts.sources)
+    if profile:  # the config layer, finer: what the profile set
+        for k in sbatch_options.normalize(ctx.config.table(f"profiles.{profile}")):
+            if sources.get(k) == "config":
+                sources[k] = f"profile {profile}"
+    logs: dict[str, str] = {
+        name: str(opts.effective[name]) for name in ("output", "error") if name in opts.effective
+    }
+    target = {
+        "command": list(p.target.command),
+        "script_args": list(p.target.script_args),
+        "batch_script": bool(p.target.script),
+    }
+    return manifest.submission(
+        job_id=job,
+        argv=list(argv),
+        cwd=str(ctx.cwd),
+        project=str(p.project.root),
+        lock_root=str(p.project.lock.parent),
+        options=opts.effective,
+        sources=sources,
+        target=target,
+        versions=facts["versions"],
+        git=facts["git"],
+        lock_sha256=node.lock_hash,
+        pyproject_sha256=facts["pyproject_sha256"],
+        lock_dir=node.lock_dir,
+        snapshot=node.snapshot,
+        depot=node.depot,
+        sync_args=node.sync_args,
+        script=str(script),
+        logs=logs,
+        array="array" in opts.effective,
+        submitted_at=submitted,
+    )
+
+
+def _submitted(plan: pipeline.Plan, req: pipeline.Request, ctx: Context, sbatch: str) -> Job:
+    """The login-node effects, the job script saved and handed to sbatch (removed if sbatch
+    refuses it, renamed after the job id), and its manifest: as `uvslurm submit` does, without
+    printing. A manifest that cannot be written does not undo the submission."""
+    # the job records its start and end beside its manifest
+    node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
+    p = pipeline.realize(dataclasses.replace(plan, node=node), req, status=_quiet)
+    submitted = time.time()
+    facts = submission_facts(p)
     out = p.options.effective.get("output")
     if isinstance(out, str) and out.startswith(str(paths.state_dir())):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    copy = _save(p.text)
+    copy = manifest.save_script(p.text)
     try:
         job = slurm.submit(sbatch, copy, p.target.script_args)
     except BaseException:
@@ -204,6 +308,8 @@ def submitted(p: pipeline.Job, sbatch: str) -> Job:
         raise
     final = copy.with_name(f"{job}.sh")
     copy.rename(final)
+    with contextlib.suppress(OSError, UvslurmError):
+        manifest.write(job_manifest(job, p, req.profile, req.argv, ctx, final, submitted, facts))
     return Job(job, p.text, final, p.project.root, dict(p.options.effective))
 
 
@@ -223,6 +329,7 @@ def submit(
     node_local: bool = True,
     locked: bool = False,
     frozen: bool = False,
+    snapshot: bool = False,
     wait: bool = False,
     dry_run: bool = False,
     cwd: PathLike | None = None,
@@ -234,31 +341,37 @@ def submit(
     "exclusive": True}`; `_` may stand for `-`), validated as on the command line;
     `sbatch_args`: what `--sbatch-arg` takes. `project`: the project directory (default: the
     one around `target`, else around `cwd`). `extras`, `all_extras`, `groups`, `no_dev`: uv's
-    selection. `wait`: return once the job has ended. `dry_run`: write and submit nothing; the
+    selection. `snapshot`: run from a copy of the git-tracked files as they are now. `wait`:
+    return once the job has ended. `dry_run`: write and submit nothing; the
     handle holds the script (`id` None). Raises the errors of `uvslurm.errors`
     (ConfigError, ProjectError, SubmitError, ...), with the CLI's messages."""
     if command is not None and target is not None:
         raise UsageError("give a target or a command, not both")
     if command is not None and not command:
         raise UsageError("command is empty", "give the program and its arguments")
+    argv = _argv(args, "args")
+    cmd = _argv(command, "command") if command is not None else []
+    what = [os.fspath(target), *argv] if target is not None else ["--", *cmd]
     req = pipeline.Request(
         target=os.fspath(target) if target is not None else None,
-        args=_argv(args, "args"),
-        command=_argv(command, "command") if command is not None else (),
+        args=argv,
+        command=cmd,
         sbatch=sbatch_options.normalize(dict(sbatch or {})),
         sbatch_args=_argv(sbatch_args, "sbatch_args"),
         profile=profile,
         locked=locked,
         frozen=frozen,
         sync_args=selection(extras, all_extras, groups, no_dev),
+        snapshot=snapshot,
+        # for the script's header and the manifest: what was called
+        argv=("uvslurm.submit()", *what),
     )
     ctx = context_for(project, cwd, node_local)
     plan = pipeline.plan(ctx, req)
     if dry_run:
         p = pipeline.realize(plan, req, dry_run=True, status=_quiet)
         return Job(None, p.text, None, p.project.root, dict(p.options.effective))
-    sbatch_path = slurm.find_sbatch()
-    job = submitted(pipeline.realize(plan, req, status=_quiet), sbatch_path)
+    job = _submitted(plan, req, ctx, slurm.find_sbatch())
     if wait:
         job.wait()
     return job

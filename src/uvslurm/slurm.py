@@ -212,9 +212,7 @@ def submit_wait(
     job = _job_id(p.readline())
     if not job:
         err = p.finish()[1].strip()
-        raise SubmitError(
-            f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}"
-        )
+        raise SubmitError(f"sbatch refused the job: {err.splitlines()[-1] if err else 'no job id'}")
     on_job_id(job)
     path = log_path(job) if stream else None
     f: TextIO | None = None

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from uvslurm import (
-    __version__,
-    manifest,
-    nodeenv,
-    output,
-    paths,
-    pipeline,
-    proc,
-    sbatch_options,
-    slurm,
-)
+from uvslurm import api, manifest, nodeenv, output, paths, pipeline, sbatch_options, slurm
 from uvslurm.context import Context
 from uvslurm.errors import UsageError, UvslurmError
 
@@ -69,77 +57,6 @@ def _report_tasks(job: str) -> None:
         output.line(f"  {state}: {shown}")
 
 
-def _uv_version(uv: str) -> str:
-    try:
-        return proc.run([uv, "--version"]).split()[1]
-    except (UvslurmError, IndexError):
-        return ""
-
-
-def _facts(p: pipeline.Job) -> dict[str, Any]:
-    """What the manifest says of the moment of submission, measured just before it: versions,
-    the git state, the pyproject.toml's hash."""
-    pyproject = p.project.root / "pyproject.toml"
-    return {
-        "versions": {
-            "uvslurm": __version__,
-            "uv": _uv_version(p.node.uv),
-            "slurm": slurm.version(),
-        },
-        "git": manifest.git_of(p.project.root),
-        "pyproject_sha256": hashlib.sha256(pyproject.read_bytes()).hexdigest(),
-    }
-
-
-def job_manifest(
-    job: str,
-    p: pipeline.Job,
-    ns: argparse.Namespace,
-    ctx: Context,
-    script: Path,
-    submitted: float,
-    facts: dict[str, Any],
-) -> dict[str, Any]:
-    """The submission's manifest of `job` (manifest.py; docs/reference/manifest.md); `facts`:
-    what `_facts` measured before sbatch."""
-    node, opts = p.node, p.options
-    sources = dict(opts.sources)
-    if ns.profile:  # the config layer, finer: what the profile set
-        for k in sbatch_options.normalize(ctx.config.table(f"profiles.{ns.profile}")):
-            if sources.get(k) == "config":
-                sources[k] = f"profile {ns.profile}"
-    logs: dict[str, str] = {
-        name: str(opts.effective[name]) for name in ("output", "error") if name in opts.effective
-    }
-    target = {
-        "command": list(p.target.command),
-        "script_args": list(p.target.script_args),
-        "batch_script": bool(p.target.script),
-    }
-    return manifest.submission(
-        job_id=job,
-        argv=list(getattr(ns, "argv", [])),
-        cwd=str(ctx.cwd),
-        project=str(p.project.root),
-        lock_root=str(p.project.lock.parent),
-        options=opts.effective,
-        sources=sources,
-        target=target,
-        versions=facts["versions"],
-        git=facts["git"],
-        lock_sha256=node.lock_hash,
-        pyproject_sha256=facts["pyproject_sha256"],
-        lock_dir=node.lock_dir,
-        snapshot=node.snapshot,
-        depot=node.depot,
-        sync_args=node.sync_args,
-        script=str(script),
-        logs=logs,
-        array="array" in opts.effective,
-        submitted_at=submitted,
-    )
-
-
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     req = request(ns)
     plan = pipeline.plan(ctx, req)
@@ -151,7 +68,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
     p = pipeline.realize(dataclasses.replace(plan, node=node), req)
     submitted = time.time()
-    facts = _facts(p)
+    facts = api.submission_facts(p)
     out = p.options.effective.get("output")
     if isinstance(out, str) and out.startswith(str(paths.state_dir())):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +83,9 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
         final = copy.with_name(f"{job}.sh")
         copy.rename(final)
         job_copy[0] = final
-        doc = job_manifest(job, p, ns, ctx, final, submitted, facts)
+        doc = api.job_manifest(
+            job, p, ns.profile, getattr(ns, "argv", []), ctx, final, submitted, facts
+        )
         try:
             where = str(manifest.write(doc))
         except (OSError, UvslurmError) as e:  # submitted all the same: said, not fatal
