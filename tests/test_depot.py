@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Cluster, log_text, prolog_env, ready, ready_lines, uvslurm, wait_for
 from test_prolog import PROLOG, prolog, ready_state
-from uvslurm import depot
+from uvslurm import depot, paths
 
 MPICH1 = {"LOADEDMODULES": "mpich/1.0", "_LMFILES_": "/m/mpich/1.0"}
 MPICH2 = {"LOADEDMODULES": "mpich/2.0", "_LMFILES_": "/m/mpich/2.0"}
@@ -409,3 +409,63 @@ def test_a_job_on_a_compute_node_holds_its_venv(
              "the job to end")  # fmt: skip
     _depot(["gc"], project, root)
     assert not venv.exists()
+
+
+@pytest.mark.slurm
+def test_on_a_per_node_depot_a_jobs_hold_keeps_its_venv_from_rm_and_gc_on_the_login_node(
+    cluster: Cluster, project: Path, tmp_path: Path, dev_depot: Callable[[str], Path]
+) -> None:
+    """Issue 10: a depot whose flocks exclude within one node only (bindfs per node namespace,
+    as BeeGFS by default, Lustre -o localflock, NFS -o local_lock=all). The job's shared flock
+    on n1 is invisible from the login node, where `depot rm` removed the venv it was running
+    from. `uvslurm doctor` finds the locks per node and writes it down in the depot; the job
+    records a use every minute while it runs, and gc and rm leave the venv alone until that hold
+    has gone stale."""
+    root = dev_depot("pernode")
+    env = {"UVSLURM_DEPOT": str(root)}
+    paths.ensure_depot(root)
+    end = time.monotonic() + 600
+    while True:  # doctor's probe needs both nodes at once: other tests' jobs may hold them
+        doctor = uvslurm("doctor", "--json", cwd=project, env=env)
+        got = next(c for c in json.loads(doctor.stdout) if c["what"] == "depot locks")
+        if "nodes are busy" not in got["detail"] or time.monotonic() > end:
+            break
+        time.sleep(5)
+    assert got["detail"].startswith("per node only: a flock held on n1 does not exclude n2"), got
+    assert depot.locks(root)[0] == "per-node"
+    stop, log = tmp_path / "stop", tmp_path / "job.log"
+    code = f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.2)"
+    r = uvslurm("submit", "-w", "n1", "--no-node-local", "-o", str(log), "-e", str(log), "-t", "5",
+                "--parsable", "--", "python", "-c", code, cwd=project, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip()
+    try:
+        wait_for(lambda: ready_lines(log_text(log)), 300, "the job to start")
+        venv = ready(log_text(log)).venv
+        assert venv.parent.parent == root
+        used = venv / depot.USED
+        # the premise: from here, the job's flock on n1 is not seen
+        assert not depot._locked(used)
+        rm = _depot(["rm"], project, root, check=False)
+        assert rm.returncode == 1 and "kept 1" in rm.stdout, rm.stdout + rm.stderr
+        assert "a job may still run from it on another node" in rm.stderr.replace("\n", " ")
+        gc = _depot(["gc", "--older-than", "0"], project, root)
+        assert venv.exists() and f"kept {venv}: a job may still run from it" in gc.stderr.replace(
+            "\n", " "
+        ), gc.stderr
+        # the job refreshes its hold: made to look three beats old, it is fresh again within one
+        t = time.time() - depot.HOLD_FRESH - 5
+        os.utime(used, (t, t))
+        assert depot.holder(next(v for v in depot.venvs(root) if v.path == venv)) is None
+        wait_for(lambda: time.time() - used.stat().st_mtime < 60, 90, "the hold's next beat")
+        assert _depot(["rm"], project, root, check=False).returncode == 1 and venv.exists()
+    finally:
+        stop.touch()
+    wait_for(lambda: not cluster.run("squeue", "-h", "-j", job_id).stdout.strip(), 120,
+             "the job to end")  # fmt: skip
+    assert ready(log_text(log)).state == "cold"
+    # the job is gone: its hold goes stale (three beats without one), and rm removes the venv
+    t = time.time() - depot.HOLD_FRESH - 5
+    os.utime(used, (t, t))
+    rm = _depot(["rm"], project, root, check=False)
+    assert rm.returncode == 0 and not venv.exists(), rm.stdout + rm.stderr

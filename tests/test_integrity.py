@@ -244,7 +244,7 @@ def test_uv_variables_of_the_submitting_shell_do_not_change_the_venv(
 def test_the_cleared_uv_variables_are_declared_once_and_documented() -> None:
     from uvslurm import prolog as prolog_mod
 
-    text = prolog_mod.text()
+    text = prolog_mod.warm_text(lazy=False)  # every function as bash has it
     declared = re.findall(r"local -a _uvslurm_uvclear=\(([^)]*)\)", text)
     assert len(declared) == 1, "one declaration of the UV_* variables a build clears"
     names = declared[0].split()

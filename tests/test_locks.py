@@ -30,6 +30,7 @@ from conftest import (
     wait_for,
 )
 from test_crash import VERIFY, _gone, _uv_that_builds_slowly
+from uvslurm import depot as depot_mod
 
 
 def _uv_wrapper(tmp_path: Path, name: str, sync: str) -> Path:
@@ -316,10 +317,13 @@ def test_a_stopped_builder_loses_its_lease_and_both_builds_publish_safely(
     project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
 ) -> None:
     """n1's builder is stopped (SIGSTOP: its heartbeat stops too) in the middle of its build;
-    n2 waits 15 s without a heartbeat, takes the lease over, builds and publishes; a job runs
-    from that venv; n1 resumes, finishes, finds the key published and uses it: two builds at
-    most, both jobs succeed, the running one undisturbed."""
+    n2 waits 15 s without a heartbeat (the depot's locks are known to work per node only, as
+    `uvslurm doctor` writes down), takes the lease over, builds and publishes; a job runs from
+    that venv; n1 resumes, finishes, finds the key published and uses it: two builds at most,
+    both jobs succeed, the running one undisturbed."""
     n1, n2 = fs_view("pernode"), fs_view("pernode")
+    (tmp_path / "shared" / "depot").mkdir(mode=0o700)
+    depot_mod.record_locks(tmp_path / "shared" / "depot", "per-node", "doctor")
     uv, hold = held_uv(tmp_path), tmp_path / "hold"
     err1 = tmp_path / "n1.err"
     a = start(project, n1 / "depot", "n1", err1, UVSLURM_UV=str(uv), UVSLURM_TEST_HOLD=str(hold))
@@ -346,6 +350,79 @@ def test_a_stopped_builder_loses_its_lease_and_both_builds_publish_safely(
     assert Path(out.strip()) == n1 / "depot" / venv.relative_to(n2 / "depot")
     assert missing_files(venv) == []
     print(f"n2 took the stopped builder's lease over after {took:.1f} s")
+
+
+def _waited_for_the_lease(text: str) -> int:
+    """How long the log says this job waited for another builder's lease (ms), after it waited
+    for the key's flock (the first "waited" line)."""
+    waits = [int(w) for w in re.findall(r"^uvslurm: waited (\d+) ms for ", text, re.M)]
+    assert waits, text
+    return sum(waits[1:])
+
+
+@pytest.mark.parametrize("known", ["coherent", "nothing", "per-node"])
+def test_a_builder_killed_on_another_node_is_taken_over_as_soon_as_the_locks_tell(
+    project: Path, tmp_path: Path, known: str
+) -> None:
+    """n1's builder is killed (SIGKILL, its heartbeat with it) mid-build; n2 waits on the key's
+    flock (coherent here) until the kernel frees it, then finds n1's lease, whose owner it
+    cannot judge from n2. Holding that flock proves n1 gone where locks are known to exclude
+    across nodes: taken over at once (before: 15 s). Where nothing is known, a lease that stays
+    still for three heartbeats (6 s) goes; where locks are known to work per node only, 15 s."""
+    depot = tmp_path / "depot"
+    depot.mkdir(mode=0o700)
+    if known != "nothing":
+        depot_mod.record_locks(depot, known, "the test")
+    uv, hold = held_uv(tmp_path), tmp_path / "hold"
+    a = start(project, depot, "n1", tmp_path / "n1.err", UVSLURM_UV=str(uv),
+              UVSLURM_TEST_HOLD=str(hold))  # fmt: skip
+    try:
+        wait_for(lambda: Path(f"{hold}.started").exists(), 60, "n1's build to start")
+        b = start(project, depot, "n2", tmp_path / "n2.err")
+        wait_for(lambda: "waiting for another process" in (tmp_path / "n2.err").read_text(), 60,
+                 "n2 to wait")  # fmt: skip
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait(timeout=30)
+        b.communicate(timeout=120)
+    finally:
+        Path(f"{hold}.go").touch()
+    text = (tmp_path / "n2.err").read_text()
+    assert b.returncode == 0 and ready(text).state == "cold", text
+    waited = _waited_for_the_lease(text)
+    # (the waiter counts whole seconds of its clock from its first look at the lease)
+    low, high = {"coherent": (0, 5000), "nothing": (5000, 14000), "per-node": (14000, 40000)}[known]
+    assert low <= waited < high, (known, waited)
+    assert depot_mod.locks(depot)[0] == ("coherent" if known == "nothing" else known)
+
+
+def test_a_live_lease_beside_a_free_flock_shows_locks_that_work_per_node(
+    project: Path, tmp_path: Path, fs_view: Callable[[str], Path]
+) -> None:
+    """Where nothing is known of the depot's locks, n2 holds its key flock (per node here) and
+    sees n1's lease heartbeat move: the locks work per node only. n2 keeps waiting for n1's
+    build, and writes it down for gc, rm and the next builders (depot.locks)."""
+    n1, n2 = fs_view("pernode"), fs_view("pernode")
+    uv, hold = held_uv(tmp_path), tmp_path / "hold"
+    err1, err2 = tmp_path / "n1.err", tmp_path / "n2.err"
+    a = start(project, n1 / "depot", "n1", err1, UVSLURM_UV=str(uv), UVSLURM_TEST_HOLD=str(hold))
+    try:
+        wait_for(lambda: Path(f"{hold}.started").exists(), 60, "n1's build to start")
+        b = start(project, n2 / "depot", "n2", err2)
+        shared = tmp_path / "shared" / "depot"
+        wait_for(lambda: depot_mod.locks(shared)[0] == "per-node" or b.poll() is not None, 60,
+                 "n2 to see the locks work per node")  # fmt: skip
+        assert b.poll() is None, err2.read_text()
+        assert depot_mod.locks(shared)[1].startswith("a live lease of n1-"), depot_mod.locks(shared)
+        time.sleep(8)  # longer than the 6 s an unmoving lease is given
+        assert b.poll() is None, err2.read_text()
+        Path(f"{hold}.go").touch()
+        outs = [p.communicate(timeout=120)[0] for p in (a, b)]
+    finally:
+        Path(f"{hold}.go").touch()
+    texts = [err1.read_text(), err2.read_text()]
+    assert (a.returncode, b.returncode) == (0, 0), texts
+    assert builds(*texts) == 1, texts
+    assert Path(outs[0].strip()).relative_to(n1) == Path(outs[1].strip()).relative_to(n2)
 
 
 @pytest.mark.slurm

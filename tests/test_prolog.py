@@ -30,7 +30,7 @@ from conftest import (
 from uvslurm import depot as depot_mod
 from uvslurm import names
 from uvslurm.nodeenv import project_id
-from uvslurm.prolog import KEPT, section_text
+from uvslurm.prolog import KEPT, section_text, warm_text
 
 
 def prolog(
@@ -46,11 +46,15 @@ def ready_state(stderr: str) -> str:
     return ready(stderr).state
 
 
-def test_shellcheck_clean() -> None:
+def test_shellcheck_clean(tmp_path: Path) -> None:
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
     # the sections joined, as job scripts hold them (each section alone: tests/test_quality.py)
     subprocess.run(["shellcheck", "-x", "-S", "warning", str(PROLOG)], check=True)
+    # and with every function in place, as bash has them once _uvslurm_load ran
+    whole = tmp_path / "whole.sh"
+    whole.write_text("#!/bin/bash\n" + warm_text(lazy=False))
+    subprocess.run(["shellcheck", "-x", "-S", "warning", str(whole)], check=True)
 
 
 def test_cold_then_warm_in_the_depot(project: Path, tmp_path: Path) -> None:
@@ -873,3 +877,126 @@ def test_a_script_with_inline_metadata_keeps_the_users_uv_cache(
     assert r.returncode == 0, r.stderr
     assert ready_state(r.stderr) == "placed"
     assert Path(r.stdout.strip()).is_relative_to(cache), r.stdout
+
+
+def _without_the_rest(tmp_path: Path, name: str = "warm-only.sh") -> Path:
+    """The joined prolog without its rest (the functions a warm start must not need)."""
+    path = tmp_path / name
+    path.write_text("#!/bin/bash\n" + warm_text())
+    return path
+
+
+@pytest.mark.parametrize("mode", ["run", "activate", "prepare", "fingerprint"])
+@pytest.mark.parametrize("local", [False, True])
+def test_a_warm_start_never_reads_the_rest_of_the_prolog(
+    project: Path, tmp_path: Path, mode: str, local: bool
+) -> None:
+    """bash parses a job script as it runs it: a warm start (a ready venv in the depot or on
+    node-local disk) runs in every mode from the warm part alone, so bash never parses the
+    functions that build, lease, place or prune (docs/design.md). Here that part is all there
+    is: a warm start that called one of those functions would stop with exit 75."""
+    depot, nl = tmp_path / "depot", tmp_path / "local"
+    nl.mkdir()
+    over = {"UVSLURM_NODE_LOCAL": str(nl)} if local else {}
+    assert ready_state(prolog(project, depot, **over).stderr) == "cold"
+    warm_only = _without_the_rest(tmp_path)
+    code = "import sys; print('PREFIX', sys.prefix)"
+    run = {
+        "run": f'UVSLURM_CMD=(python -c {shlex.quote(code)}); . "$1"',
+        "activate": '. "$1" && python -c "import sys; print(\'PREFIX\', sys.prefix)"',
+    }.get(mode, '. "$1"')
+    r = subprocess.run(["bash", "-c", run, "_", str(warm_only)],
+                       env=prolog_env(project, depot, mode, **over), capture_output=True,
+                       text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "is not the uvslurm prolog's" not in r.stderr
+    if mode == "fingerprint":
+        assert re.search(r"^fingerprint=[0-9a-f]{12}$", r.stdout, re.M), r.stdout
+        return
+    last = ready(r.stderr)
+    assert last.state == "warm"
+    assert (last.venv.parent == nl / f"uvslurm-{os.getuid()}") is local
+    if mode in ("run", "activate"):
+        assert f"PREFIX {last.venv}" in r.stdout
+
+
+def test_the_rest_of_the_prolog_is_read_from_the_job_script_when_needed(
+    project: Path, tmp_path: Path
+) -> None:
+    """A batch script's body comes between the prolog's warm part and its rest: a cold job
+    builds with the rest read from the script's own file (named with shell syntax here), the body
+    runs with the venv active and its exit status is the job's; the same script from `bash -c`
+    (as `uvslurm prepare` runs the prolog) reads it from that text."""
+    job_sh = project / "job.sh"
+    job_sh.write_text("#!/bin/bash\n#SBATCH -t 5\npython -c 'import six, sys; print(sys.prefix)'\n"
+                      "exit 7\n")  # fmt: skip
+    depot, other_depot = tmp_path / "depot", tmp_path / "other depot"
+    r = uvslurm("submit", "--dry-run", "job.sh", cwd=project, env={"UVSLURM_DEPOT": str(depot)})
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert text.index("exit 7") < text.index("#### uvslurm prolog, the rest: ")
+    script = tmp_path / "d $(touch pwned) 'q\n" / "job.sh"
+    script.parent.mkdir()
+    script.write_text(text)
+    env = {**os.environ, "UVSLURM_NODE_LOCAL": "never"}
+    run = subprocess.run(["bash", str(script)], cwd=project, env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert run.returncode == 7, run.stderr
+    last = ready(run.stderr)
+    assert last.state == "cold" and run.stdout.strip() == str(last.venv)
+    assert not list(tmp_path.rglob("pwned"))
+    assert last.venv.is_relative_to(depot)
+    # the same text through `bash -c`, with another depot: built again, from that text
+    assert f"UVSLURM_DEPOT={depot}\n" in text
+    body = text.replace("exit 7\n", "").replace(
+        f"UVSLURM_DEPOT={depot}\n", f"UVSLURM_DEPOT={shlex.quote(str(other_depot))}\n"
+    )
+    other = subprocess.run(["bash", "-c", body, "job"], cwd=project, capture_output=True, text=True,
+                           env=env)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert ready_state(other.stderr) == "cold" and ready(other.stderr).venv.is_relative_to(
+        other_depot
+    )
+
+
+def test_a_job_script_whose_rest_is_gone_stops_with_one_line_when_it_needs_it(
+    project: Path, tmp_path: Path
+) -> None:
+    """A job script edited after its end (or cut short): a cold start cannot build without the
+    rest; it says so in one line, exits 75, and leaves no venv and no lease behind."""
+    depot = tmp_path / "depot"
+    r = subprocess.run(["bash", str(_without_the_rest(tmp_path))],
+                       env=prolog_env(project, depot), capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 75
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert errors == [
+        f"uvslurm: error: the end of the job script {tmp_path}/warm-only.sh is not the uvslurm"
+        " prolog's (its last lines hold the code that builds and places venvs); submit the job"
+        " again with uvslurm"
+    ], r.stderr
+    assert not [p for p in depot.rglob("*") if p.is_dir() and names.JOB_VENV.match(p.name)]
+    assert not list(depot.rglob(".*.lease"))
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_a_batch_scripts_wait_does_not_wait_for_the_hold(
+    project: Path, tmp_path: Path, local: bool
+) -> None:
+    """A job running from the depot venv refreshes its hold from a background process for as
+    long as it lives; a batch script's body that runs `wait` (for its own `srun ... &`) must
+    not wait for that process too, which would never end. Same where the venv could have been
+    placed on node-local disk (the hold then starts once the venv is known)."""
+    depot, nl = tmp_path / "depot", tmp_path / "on-the-depot-fs"
+    nl.mkdir()
+    # node-local "auto" whose only candidate is on the depot's filesystem: the depot it is
+    over = {"UVSLURM_NODE_LOCAL": "auto", "TMPDIR": str(nl)} if local else {}
+    assert prolog(project, depot, **over).returncode == 0
+    body = '. "$1" || exit\n(sleep 0.2; echo MINE) &\nwait\necho "DONE $VIRTUAL_ENV"'
+    t0 = time.monotonic()
+    r = subprocess.run(["bash", "-c", body, "_", str(PROLOG)], capture_output=True, text=True,
+                       env=prolog_env(project, depot, "activate", **over), timeout=50)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 30
+    last = ready(r.stderr)
+    assert last.state == "warm" and last.venv.is_relative_to(depot), r.stderr
+    assert r.stdout.split("\n")[:2] == ["MINE", f"DONE {last.venv}"], r.stdout

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import HOSTILE_NAMES
-from uvslurm import render
+from uvslurm import prolog, render
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
 
@@ -49,16 +49,26 @@ srun hostname
 """
 
 
-# the prolog (src/uvslurm/resources/prolog/*.sh) as the golden files show it
+# the prolog (src/uvslurm/resources/prolog/*.sh) as the golden files show it: its warm part, and
+# the rest that ends every job script
 PROLOG_PLACEHOLDER = "# <<< the prolog: its sections, joined by render.prolog_text() >>>"
+REST_PLACEHOLDER = "# <<< the rest of the prolog, read when needed: prolog.rest_text() >>>"
+
+
+def fill(golden: str) -> str:
+    """A golden file's text with the prolog in place of its placeholders."""
+    return golden.replace(PROLOG_PLACEHOLDER, prolog.warm_text().rstrip("\n")).replace(
+        REST_PLACEHOLDER, prolog.rest_text().rstrip("\n")
+    )
 
 
 def check_golden(name: str, text: str) -> None:
     """Compare with tests/golden/NAME. The prolog itself is checked by running it
     (test_prolog.py); the golden files show everything around it."""
-    prolog = render.prolog_text().rstrip("\n")
-    assert text.count(prolog) == 1, "the prolog is pasted exactly once"
-    text = text.replace(prolog, PROLOG_PLACEHOLDER)
+    warm, rest = prolog.warm_text().rstrip("\n"), prolog.rest_text().rstrip("\n")
+    assert text.count(warm) == 1 and text.count(rest) == 1, "the prolog is pasted exactly once"
+    assert text.endswith(rest + "\n"), "the rest of the prolog ends the script (_uvslurm_load)"
+    text = text.replace(warm, PROLOG_PLACEHOLDER).replace(rest, REST_PLACEHOLDER)
     path = GOLDEN / name
     if os.environ.get("UVSLURM_REGEN_GOLDEN") and (not path.exists() or path.read_text() != text):
         path.write_text(text)
@@ -93,14 +103,16 @@ def test_other_options_on_an_overridden_line_still_hold() -> None:
 
 @pytest.mark.parametrize("name", ["py-job.sh", "batch-job.sh"])
 def test_rendered_scripts_are_valid_bash_and_shellcheck_clean(name: str, tmp_path: Path) -> None:
-    text = (
-        (GOLDEN / name).read_text().replace(PROLOG_PLACEHOLDER, render.prolog_text().rstrip("\n"))
-    )
+    text = fill((GOLDEN / name).read_text())
     script = tmp_path / name
     script.write_text(text)
     subprocess.run(["bash", "-n", str(script)], check=True)
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
+    # checked with every function of the prolog in place, as bash has them once _uvslurm_load
+    # ran (commented out at the end, their uses of the templated settings look like none)
+    whole = prolog.warm_text(lazy=False)
+    script.write_text(text.replace(prolog.rest_text(), "").replace(prolog.warm_text(), whole))
     subprocess.run(["shellcheck", "-S", "warning", str(script)], check=True)
 
 

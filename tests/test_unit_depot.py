@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from uvslurm import depot
+from uvslurm import depot, names
 from uvslurm.nodeenv import project_id
 
 KEY = "0123456789ab-01234567"
@@ -1005,3 +1005,44 @@ def test_rm_of_a_project_directory_it_cannot_read_says_so(
     assert f"skipped {pdir}: cannot read it (Permission denied)" in err
     assert out == f"could not remove all of {pdir.name} from {root} (see above)\n"
     assert pdir.exists()
+
+
+@pytest.mark.parametrize("kind", ["per-node", "failing"])
+def test_a_fresh_hold_keeps_a_venv_where_other_nodes_locks_are_not_seen(
+    root: Path, kind: str
+) -> None:
+    """On a depot whose flocks do not reach across nodes (as `uvslurm doctor` or a job wrote
+    down), a job on another node holds its venv by recording a use every minute: gc and rm keep
+    a venv used more recently than depot.HOLD_FRESH, and remove it once the last use is older
+    (the job ended). Where locks are coherent the flock alone decides."""
+    venv = make_venv(root, "/p")
+    (venv / depot.USED).touch()
+    [v] = depot.venvs(root)
+    assert depot.locks(root) == ("coherent", "")
+    assert depot.holder(v) is None, "coherent: a free flock means no job holds it"
+    depot.record_locks(root, kind, "a flock held on n1 does not exclude n2")
+    assert depot.locks(root) == (kind, "a flock held on n1 does not exclude n2")
+    why = depot.holder(v)
+    assert why is not None and why.startswith("a job may still run from it on another node")
+    assert f"flock on this depot is {kind}" in why
+    with pytest.raises(depot.Busy) as e:
+        depot.remove(v)
+    assert e.value.why.startswith("a job may still run from it on another node (its last use")
+    assert venv.is_dir() and [p.name for p in venv.parent.glob(".*trash*")] == []
+    # the hold stopped being refreshed three beats ago: the job is gone
+    t = time.time() - depot.HOLD_FRESH - 1
+    os.utime(venv / depot.USED, (t, t))
+    [v] = depot.venvs(root)
+    assert depot.holder(v) is None
+    depot.remove(v)
+    assert not venv.exists()
+
+
+def test_the_record_of_the_depots_locks(root: Path) -> None:
+    depot.record_locks(root, "per-node", "why")
+    depot.record_locks(root, "coherent", "a flock held on n1 excludes n2")
+    assert depot.locks(root) == ("coherent", "a flock held on n1 excludes n2")
+    # a depot holding the record is still one uvslurm made (names.py: what gc may adopt)
+    assert names.is_depot_entry(depot.LOCKS)
+    (root / depot.LOCKS).write_text("something else\n")
+    assert depot.locks(root) == ("coherent", "")

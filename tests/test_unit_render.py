@@ -10,7 +10,7 @@ from importlib.resources import files
 
 import pytest
 
-from test_render import GOLDEN, PROLOG_PLACEHOLDER, job
+from test_render import GOLDEN, fill, job
 from uvslurm import __version__, prolog, render
 from uvslurm.errors import UsageError
 from uvslurm.nodeenv import NodeSettings
@@ -29,8 +29,7 @@ srun hostname
 
 
 def _golden(name: str) -> str:
-    text = (GOLDEN / name).read_text()
-    return text.replace(PROLOG_PLACEHOLDER, render.prolog_text().rstrip("\n"))
+    return fill((GOLDEN / name).read_text())
 
 
 def _section_files() -> list[str]:
@@ -39,22 +38,48 @@ def _section_files() -> list[str]:
 
 def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
     text = render.prolog_text()
+    warm, rest = prolog.warm_text(), prolog.rest_text()
+    assert text == warm + rest
     assert sorted(name for name, _ in prolog.SECTIONS) == _section_files()
-    assert text.startswith("# ==== uvslurm prolog 1/7: lib - ") and text.endswith("esac\n")
+    assert warm.startswith("# ==== uvslurm prolog 1/7: lib - ") and warm.endswith("esac\n")
     assert "#!" not in text.split("\n", 1)[0]
-    at = 0
+    at = rest_at = 0
     for i, (name, what) in enumerate(prolog.SECTIONS, 1):
         banner = f"# ==== uvslurm prolog {i}/7: {name[:-3]} - {what} (resources/prolog/{name}) ===="
-        # the file's own shellcheck directives stay out; everything else is there, in order
-        body = prolog.section_text(name).split("\n")
-        while body[0].startswith("# shellcheck "):
-            body.pop(0)
-        if name == "main.sh":
-            body = "\n".join(body).split(prolog.UNSET_PLACEHOLDER)[0].split("\n")
-        at = text.index(banner + "\n" + "\n".join(body), at) + 1
-    assert text.count("# ==== uvslurm prolog ") == 7
-    assert text.count("\n\n# ==== uvslurm prolog ") == 6, "a blank line before each banner"
+        # the file's own shellcheck directives stay out; everything else is there, in order:
+        # in the warm part, or (with a stub in its place) in the rest, commented out
+        body = prolog.section_text(name)
+        while body.startswith("# shellcheck "):
+            body = body.split("\n", 1)[1]
+        pieces = prolog.chunks(body.rstrip("\n"))
+        assert "\n".join(c for _, c in pieces) == body.rstrip("\n"), "chunks lose nothing"
+        at = warm.index(banner + "\n", at)
+        later = [(f, c) for f, c in pieces if f and f not in prolog.WARM]
+        if later:
+            rest_at = rest.index("#" + banner + "\n#\n", rest_at)
+        for fn, chunk in pieces:
+            if fn and fn not in prolog.WARM:
+                stub = f'{fn}() {{ _uvslurm_load; {fn} "$@"; }}'
+                at = warm.index(stub, at)
+                rest_at = rest.index("\n".join("#" + line for line in chunk.split("\n")), rest_at)
+            elif prolog.UNSET_PLACEHOLDER not in chunk:
+                at = warm.index(chunk, at)
+            else:
+                at = warm.index(chunk.split(prolog.UNSET_PLACEHOLDER)[0], at)
+    assert warm.count("# ==== uvslurm prolog ") == 7
+    assert warm.count("\n\n# ==== uvslurm prolog ") == 6, "a blank line before each banner"
     assert "# shellcheck shell=bash" not in text
+    # the rest: commented out, framed by the lines that _uvslurm_load looks for
+    lines = rest.rstrip("\n").split("\n")
+    n = len(lines) - 2
+    assert lines[0] == prolog.REST_BEGIN.format(n=n) and lines[-1] == prolog.REST_END.format(n=n)
+    assert all(line.startswith("#") for line in lines)
+    # every function is defined once, for real, in the warm part or in the rest; the rest
+    # defines what the warm part has stubs for, and nothing that runs by itself
+    real = re.findall(r"^#(_uvslurm_[A-Za-z0-9_]+)\(\)", rest, re.M)
+    stubs = re.findall(r"^(_uvslurm_[A-Za-z0-9_]+)\(\) \{ _uvslurm_load; ", warm, re.M)
+    assert real == stubs and not set(real) & set(prolog.WARM)
+    assert sorted(real + list(prolog.WARM)) == sorted(prolog.function_names())
 
 
 def test_each_section_says_what_it_is_for_in_a_few_lines() -> None:
@@ -72,7 +97,9 @@ def test_prolog_lines_are_at_most_100_characters() -> None:
     for name, _ in prolog.SECTIONS:
         long = [line for line in prolog.section_text(name).split("\n") if len(line) > 100]
         assert long == [], name
-    assert max(len(line) for line in render.prolog_text().split("\n")) <= 100
+    assert max(len(line) for line in prolog.warm_text().split("\n")) <= 100
+    # the rest's lines carry one "#" more
+    assert max(len(line) for line in prolog.rest_text().split("\n")) <= 101
 
 
 def _unset_block(text: str) -> list[str]:
@@ -124,12 +151,12 @@ def test_a_section_without_the_unset_line_is_refused(monkeypatch: pytest.MonkeyP
         return real(name).replace(prolog.UNSET_PLACEHOLDER, "    :")
 
     monkeypatch.setattr(prolog, "section_text", without)
-    prolog.text.cache_clear()
+    prolog.warm_text.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="unset -f _uvslurm_FUNCTIONS"):
             prolog.text()
     finally:
-        prolog.text.cache_clear()
+        prolog.warm_text.cache_clear()
 
 
 def test_py_job_is_the_golden_file() -> None:
@@ -201,7 +228,7 @@ def test_split_script_header_edge_cases() -> None:
 def _lines(job: render.JobScript) -> list[str]:
     text = render.render(job)
     assert text.endswith("\n") and not text.endswith("\n\n")
-    return text[: text.index(render.prolog_text().rstrip("\n"))].split("\n")
+    return text[: text.index(prolog.warm_text().rstrip("\n"))].split("\n")
 
 
 def test_command_job_lines() -> None:
@@ -274,8 +301,10 @@ def test_batch_job_overrides_and_body() -> None:
     ]
     assert "UVSLURM_MODE=activate" in lines
     assert not any(line.startswith("UVSLURM_CMD=") for line in lines)
+    # the body, then the rest of the prolog, which _uvslurm_load reads from the script's end
     assert text.endswith(
         "# --- end of the uvslurm prolog; the job script follows, with the venv active\nrun it\n"
+        + prolog.rest_text()
     )
 
 
@@ -355,4 +384,4 @@ def test_batch_body_keeps_trailing_blanks_of_its_last_line() -> None:
     for body, kept in (("echo a  \n\n", "echo a  "), ("echo MAX\n", "echo MAX")):
         script = render.split_script("#!/bin/bash\n" + body, "j")
         text = render.render(render.JobScript(SETTINGS, {}, "o", user_script=script))
-        assert text.endswith("with the venv active\n" + kept + "\n")
+        assert text.endswith("with the venv active\n" + kept + "\n" + prolog.rest_text())

@@ -34,6 +34,14 @@ DAY = 86400.0
 # lib.sh): one untouched for this long is a dead builder's, on whichever node it ran
 HEARTBEAT = 600.0
 FAILED_FOR = 60.0  # how long the prolog remembers a failed build
+# a job that runs from a depot venv records a use (.uvslurm-used) when it starts and every minute
+# while it runs (lib.sh: _uvslurm_hold); where flock does not reach across nodes, a use this
+# recent is a job that may still run on a node whose flocks this one cannot see (three beats:
+# one may be late)
+HOLD_FRESH = 180.0
+# <depot>/.uvslurm-locks: what is known of the depot's file locks when they do not exclude across
+# nodes: "per-node" or "failing", then why (written by `uvslurm doctor` and by the prolog)
+LOCKS = names.LOCKS
 _BUILD, _TRASH, _PACK = names.BUILD, names.TRASH, names.PACK
 
 
@@ -290,13 +298,46 @@ def _locked(path: Path) -> bool:
     return False
 
 
+def locks(root: Path) -> tuple[str, str]:
+    """("coherent" | "per-node" | "failing", why): what is known of the depot's flocks. Taken
+    for coherent unless `uvslurm doctor` or a job found otherwise and wrote it down (LOCKS)."""
+    try:
+        kind, _, why = (root / LOCKS).read_text(errors="replace").partition("\n")
+    except OSError:
+        return "coherent", ""
+    kind = kind.strip()
+    return (kind, why.strip()) if kind in ("per-node", "failing", "coherent") else ("coherent", "")
+
+
+def record_locks(root: Path, kind: str, why: str) -> None:
+    """Write down what `uvslurm doctor` found out about the depot's flocks (LOCKS): gc and rm
+    read it, and builders waiting on a dead builder's lease (lib.sh: _uvslurm_claim)."""
+    (root / LOCKS).write_text(f"{kind}\n{why}\n")
+
+
+def _unseen_hold(venv: Venv, now: float | None = None) -> str | None:
+    """On a depot whose flocks do not reach across nodes: why a job elsewhere may still run from
+    `venv` (one started with it, or refreshed its hold, within HOLD_FRESH), or None."""
+    kind, _ = locks(venv.path.parent.parent)
+    stamp = _mtime_ns(venv.path / USED)
+    if kind == "coherent" or stamp is None:
+        return None
+    age = (time.time() if now is None else now) - stamp / 1e9
+    if age >= HOLD_FRESH:
+        return None
+    return (
+        f"a job may still run from it on another node (its last use or hold was {max(age, 0):.0f}"
+        f" s ago, and flock on this depot is {kind}: other nodes' locks are not seen here)"
+    )
+
+
 def holder(venv: Venv) -> str | None:
     """Why `venv` cannot be removed now, or None."""
     if _locked(venv.lock):
         return "a job is building or placing it"
     if _locked(venv.path / USED):
         return "a running job uses it"
-    return None
+    return _unseen_hold(venv)
 
 
 def _trash_name(path: Path) -> Path:
@@ -318,6 +359,8 @@ def remove(venv: Venv) -> None:
             use_fd = _try_lock(venv.path / USED, create=False)
         except BlockingIOError:
             raise Busy(venv.path, "a running job uses it") from None
+        if why := _unseen_hold(venv):
+            raise Busy(venv.path, why)
         trash = _trash_name(venv.path)
         os.rename(venv.path, trash)
         if _mtime_ns(trash / USED) != venv.used_stamp:

@@ -44,7 +44,9 @@ WHEEL_LOCK = re.compile(r"^(?P<key>[0-9a-f]{12})\.lock$")
 NODE_COPY = re.compile(rf"^[A-Za-z0-9._-]{{0,40}}-[0-9a-f]{{10}}-{KEY}$")
 WHEEL_LEASE = re.compile(r"^\.(?P<key>[0-9a-f]{12})\.lease(?:\.break)?$")
 # what the depot's top level may hold besides project directories
-TOP_LEVEL = frozenset({DEPOT_MARKER, ".facts", ".wheels", ".prefetch", ".sources"})
+# what is known of the depot's flocks where they do not exclude across nodes (depot.locks)
+LOCKS = ".uvslurm-locks"
+TOP_LEVEL = frozenset({DEPOT_MARKER, LOCKS, ".facts", ".wheels", ".prefetch", ".sources"})
 
 
 def is_depot_entry(name: str) -> bool:

@@ -1,6 +1,12 @@
 """The prolog: bash in sections (resources/prolog/*.sh), joined into the one text that job
 scripts embed and that `uvslurm prepare` and `uvslurm fingerprint` run. Pure (no I/O but the
-bundled sections, read once)."""
+bundled sections, read once).
+
+The text comes in two parts (docs/design.md, "A warm start reads only the warm path"): the warm
+part, every section with the functions that a warm start runs, and the rest (building, leases,
+placing, pruning) after it, as comment lines that bash does not parse. In the warm part each of
+those functions is a one-line stub that calls `_uvslurm_load` (lib.sh), which reads them from
+the script's own text, then runs the real one. A job script puts the rest at its very end."""
 
 from __future__ import annotations
 
@@ -22,8 +28,23 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 # in activate mode the job script goes on after the prolog, with an EXIT trap that unmounts a
 # mounted image and records the exit code: these functions stay; every other one is unset
 KEPT = ("_uvslurm_umount", "_uvslurm_fuse_off", "_uvslurm_atexit", "_uvslurm_record")
+# what a warm start runs (a ready venv in the depot or on node-local disk, in every mode), and
+# what may run after _uvslurm_load is gone: bash parses these on every start. Every other
+# function is read only when a job calls it (tests/test_prolog.py checks that warm starts never
+# do); parsing all of them cost ~5 ms per start.
+WARM = (
+    *("_uvslurm_log", "_uvslurm_die", "_uvslurm_since", "_uvslurm_owned", "_uvslurm_mkdepot"),
+    *("_uvslurm_privtmp", "_uvslurm_sorted", "_uvslurm_ready", "_uvslurm_intact"),
+    *("_uvslurm_hold", "_uvslurm_beat", "_uvslurm_load", "_uvslurm_facts", "_uvslurm_key"),
+    *("_uvslurm_fingerprint", "_uvslurm_report", "_uvslurm_nl_candidates", "_uvslurm_holdcopy"),
+    *("_uvslurm_local_for", "_uvslurm_localize", "_uvslurm_spread", "_uvslurm_main"),
+    *("_uvslurm_exec", *KEPT),
+)
 # the line of main.sh that becomes the `unset -f` of every other function
 UNSET_PLACEHOLDER = "    unset -f _uvslurm_FUNCTIONS"
+# the first line of the rest, as _uvslurm_load (lib.sh) looks for it; its last line
+REST_BEGIN = "#### uvslurm prolog, the rest: {n} lines, read by _uvslurm_load when needed ####"
+REST_END = "#### uvslurm prolog, end of the rest: {n} lines ####"
 _DEFINITION = re.compile(r"^(_uvslurm_[A-Za-z0-9_]+)\(\)", re.M)
 _WIDTH = 100
 
@@ -58,17 +79,86 @@ def banner(i: int, name: str, what: str) -> str:
     )
 
 
-@cache
-def text() -> str:
-    """The sections joined in order, each after its banner, without the shellcheck directives
-    at its top (they serve the file's own check); one newline at the end."""
-    parts = []
+def chunks(text: str) -> list[tuple[str, str]]:
+    """A section's lines cut into (function name, its comment and definition) and ("", any
+    other lines); joined with newlines they give the text back. A definition ends on its own
+    line when that ends with `}`, else at the next line that begins with `}` (the sections
+    indent function bodies)."""
+    lines = text.split("\n")
+    out: list[tuple[str, str]] = []
+    other: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _DEFINITION.match(lines[i])
+        if not m:
+            other.append(lines[i])
+            i += 1
+            continue
+        start = len(other)
+        while start > 0 and other[start - 1].startswith("#"):
+            start -= 1
+        comment = other[start:]
+        del other[start:]
+        if other:
+            out.append(("", "\n".join(other)))
+            other = []
+        end = i
+        if not lines[i].rstrip().endswith("}"):
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("}"))
+        out.append((m.group(1), "\n".join([*comment, *lines[i : end + 1]])))
+        i = end + 1
+    if other:
+        out.append(("", "\n".join(other)))
+    return out
+
+
+def _stub(name: str) -> str:
+    return f'{name}() {{ _uvslurm_load; {name} "$@"; }}'
+
+
+def _parts(lazy: bool = True) -> tuple[list[str], list[str]]:
+    """(the warm part's sections, the rest's sections), each after its banner; not lazy: every
+    function in the warm part, as bash has them once _uvslurm_load ran, and no rest."""
+    warm, rest = [], []
     for i, (name, what) in enumerate(SECTIONS, 1):
         lines = section_text(name).rstrip("\n").split("\n")
         while lines and lines[0].startswith("# shellcheck "):
             lines.pop(0)
-        parts.append(banner(i, name, what) + "\n" + "\n".join(lines) + "\n")
-    joined = "\n".join(parts)
+        kept, later = [], []
+        for fn, chunk in chunks("\n".join(lines)):
+            if lazy and fn and fn not in WARM:
+                later.append(chunk)
+                chunk = _stub(fn)
+            kept.append(chunk)
+        if later:
+            rest.append(banner(i, name, what) + "\n\n" + "\n\n".join(later) + "\n")
+        warm.append(banner(i, name, what) + "\n" + "\n".join(kept) + "\n")
+    return warm, rest
+
+
+@cache
+def warm_text(lazy: bool = True) -> str:
+    """The warm part: the sections joined in order, each after its banner, without the
+    shellcheck directives at its top (they serve the file's own check) and with a stub for each
+    function not in WARM (not lazy: with every function, for checks of the whole); one newline
+    at the end."""
+    joined = "\n".join(_parts(lazy)[0])
     if joined.count(UNSET_PLACEHOLDER + "\n") != 1:
         raise RuntimeError(f"main.sh must hold the line {UNSET_PLACEHOLDER.strip()!r} once")
     return joined.replace(UNSET_PLACEHOLDER + "\n", _unset_line() + "\n")
+
+
+@cache
+def rest_text() -> str:
+    """The rest: the functions not in WARM, by section, each line commented out (bash skips
+    them, and a job script's body that ends in an open quote or here-document cannot run
+    them); framed by REST_BEGIN and REST_END; one newline at the end."""
+    lines = "\n\n".join(_parts()[1]).rstrip("\n").split("\n")
+    body = [f"#{line}" for line in lines]
+    n = len(body)
+    return "\n".join([REST_BEGIN.format(n=n), *body, REST_END.format(n=n)]) + "\n"
+
+
+def text() -> str:
+    """The whole prolog: the warm part, then the rest."""
+    return warm_text() + rest_text()

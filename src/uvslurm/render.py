@@ -16,7 +16,8 @@ BASH_SHEBANG = "#!/bin/bash"
 
 def prolog_text() -> str:
     """The prolog as the job script holds it: its sections (resources/prolog/*.sh) joined in
-    order, each after a banner line, with the generated `unset -f` of its functions."""
+    order, each after a banner line, with the generated `unset -f` of its functions; then the
+    functions a warm start does not read, which a batch script's body comes before."""
     return prolog.text()
 
 
@@ -171,8 +172,13 @@ def render(job: JobScript) -> str:
     if not script:
         out.append(f"UVSLURM_CMD=({' '.join(shlex.quote(a) for a in job.command)})")
     out.append("# --- end templated")
-    out.append(prolog_text().rstrip("\n"))
-    if script:
-        out.append("# --- end of the uvslurm prolog; the job script follows, with the venv active")
-        out.append(script.body.rstrip("\n"))
+    if not script:
+        out.append(prolog_text().rstrip("\n"))
+        return "\n".join(out) + "\n"
+    # the rest of the prolog, which a warm start does not read, must end the script: bash reads
+    # a script as it runs it, and the job's body comes first (prolog.py)
+    out.append(prolog.warm_text().rstrip("\n"))
+    out.append("# --- end of the uvslurm prolog; the job script follows, with the venv active")
+    out.append(script.body.rstrip("\n"))
+    out.append(prolog.rest_text().rstrip("\n"))
     return "\n".join(out) + "\n"

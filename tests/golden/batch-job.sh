@@ -39,3 +39,4 @@ UVSLURM_MODE=activate
 module load mpich/1.0
 python -c 'import sys; print(sys.prefix)'
 srun hostname
+# <<< the rest of the prolog, read when needed: prolog.rest_text() >>>

@@ -34,3 +34,4 @@ UVSLURM_MODE=run
 UVSLURM_CMD=(/work/alice/proj/train.py --lr 3)
 # --- end templated
 # <<< the prolog: its sections, joined by render.prolog_text() >>>
+# <<< the rest of the prolog, read when needed: prolog.rest_text() >>>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import re
@@ -11,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from uvslurm import depot as depot_mod
 from uvslurm import nodeenv, output, paths, proc, sources
 from uvslurm.config import Config
 from uvslurm.context import Context
@@ -320,13 +322,12 @@ fi
 """
 _LEASE = (
     "builders of one key{} take turns by a lease file instead (a heartbeat every 2 s, taken "
-    "over after 15 s of silence: a key may be built twice at worst), and `uvslurm depot gc` "
-    "cannot see jobs that run {}"
+    "over after 15 s of silence: a key may be built twice at worst), and `uvslurm depot gc`/`rm` "
+    "see jobs that run {} by the hold they refresh every minute only (written down in the depot)"
 )
 _PER_NODE_FIX = (
     "ask for coherent locks on the depot's filesystem (Lustre -o flock, BeeGFS "
-    "tuneUseGlobalFileLocks, NFS without local_lock), or run `uvslurm depot gc` only with an "
-    "--older-than longer than your longest job"
+    "tuneUseGlobalFileLocks, NFS without local_lock)"
 )
 
 
@@ -399,6 +400,10 @@ def lock_check(depot: Path, slurm: bool) -> Check:
             probe.with_name(probe.name + ".done"),
         ):
             f.unlink(missing_ok=True)
+    if result != "unknown" and depot.is_dir():
+        # gc and rm on any node then know whether other nodes' holds can be seen (depot.locks)
+        with contextlib.suppress(OSError):
+            depot_mod.record_locks(depot, result, detail)
     if result == "coherent":
         return Check("ok", "depot locks", f"coherent across nodes: {detail}")
     if result == "per-node":

@@ -59,6 +59,7 @@ _uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps,
 _uvslurm_gone=""    # the venv that _uvslurm_intact found incomplete (said once, not per check)
 _uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
 _uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
+_uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
 
 _uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
 _uvslurm_die() {
@@ -68,6 +69,39 @@ _uvslurm_die() {
 }
 # _uvslurm_since VAR START_US: milliseconds since START_US, without forking
 _uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
+
+# _uvslurm_load: define the functions that a warm start does not run (building, leases, placing,
+# pruning, jobs of several nodes). bash parses a script as it runs it, and parsing them cost
+# every warm start ~5 ms; so the joined prolog (uvslurm/prolog.py) holds a one-line stub for each,
+# which calls this and then the real one, and ends with the real ones as comment lines that bash
+# skips. This reads them once from the job script's own file (or the `bash -c` text of `uvslurm
+# prepare`), where they are its last lines, between "#### uvslurm prolog, the rest: N lines" and
+# "#### uvslurm prolog, end of the rest: N lines ####".
+_uvslurm_load() {
+  local src n k code end='^#### uvslurm prolog, end of the rest: ([0-9]+) lines ####$'
+  local -a lines rest
+  [ -z "${_uvslurm_loaded:-}" ] || return 0
+  for src in "${BASH_SOURCE[0]}" "bash -c"; do
+    lines=()
+    if [ "$src" = "bash -c" ]; then
+      [ -z "${BASH_EXECUTION_STRING:-}" ] || mapfile -t lines <<<"${BASH_EXECUTION_STRING%$'\n'}"
+    elif [ -f "$src" ] && [ -r "$src" ]; then
+      mapfile -t lines <"$src"
+    fi
+    n=${#lines[@]}
+    ((n > 0)) && [[ ${lines[n - 1]} =~ $end ]] || continue
+    k=${BASH_REMATCH[1]}
+    ((n >= k + 2)) && [[ ${lines[n - k - 2]} == "#### uvslurm prolog, the rest: $k lines"* ]] ||
+      continue
+    rest=("${lines[@]:n-k-1:k}")
+    printf -v code '%s\n' "${rest[@]#\#}"
+    eval "$code"
+    _uvslurm_loaded=1
+    return 0
+  done
+  _uvslurm_die "the end of the job script ${BASH_SOURCE[0]} is not the uvslurm prolog's (its" \
+    "last lines hold the code that builds and places venvs); submit the job again with uvslurm"
+}
 
 # _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink. Builtins only (the
 # warm path forks nothing): only its owner can change who may write into it.
@@ -161,27 +195,52 @@ _uvslurm_intact() {
   return 0
 }
 
-# _uvslurm_hold VENV: is the depot VENV ready? If so, record its last use and hold it for as long
-# as this job runs, so that `uvslurm depot gc/rm` leave it alone: opening .uvslurm-used with
-# truncation sets its mtime without a process, and a shared flock on that fd, inherited by the
-# command, lasts until the job ends. flock runs in the background: +0.2 ms instead of +1.3 ms
-# on the warm path (gc also spots a use that started while it looked, by the mtime). False when
-# the venv is not ready, or vanished after the open (gc removed it: rebuild under the lock).
+# _uvslurm_hold VENV [BEAT]: is the depot VENV ready? If so, record its last use and hold it for
+# as long as this job runs, so that `uvslurm depot gc/rm` leave it alone: opening .uvslurm-used
+# with truncation sets its mtime without a process, and a shared flock on that fd, inherited by
+# the command, lasts until the job ends. flock runs in the background: +0.2 ms instead of +1.3 ms
+# on the warm path (gc also spots a use that started while it looked, by the mtime). With BEAT
+# (a job whose command runs on), the same background process then records a use every minute
+# while the job lives: where flock does not reach across nodes (per node, or failing), that is
+# the hold gc and rm on another node can see (docs/design.md, "Holds that other nodes cannot
+# see"). False when the venv is not ready, or vanished after the open (gc removed it: rebuild
+# under the lock).
 _uvslurm_hold() {
+  local w
   _uvslurm_ready "$1" || return 1
   # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
   # write-only one (EBADF), and gc would then remove a venv in use
   if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then
     # where it fails, flock's own error message is the warning line: it begins with the name
     # flock runs under (no slash in it), so no other process is needed to report it
-    local w="uvslurm: warning: cannot hold the depot venv while the job runs (flock does not work"
+    w="uvslurm: warning: cannot hold the depot venv while the job runs (flock does not work"
     w+=" on the depot's filesystem; \`uvslurm depot gc\` could remove it meanwhile), flock -s on fd"
-    exec -a "$w" flock -s "$_uvslurm_usefd" &
+    if [ -z "${2:-}" ]; then
+      exec -a "$w" flock -s "$_uvslurm_usefd" &
+    else
+      # (also where that flock fails: then the refreshed use is the only hold there is)
+      ( (exec -a "$w" flock -s "$_uvslurm_usefd"); _uvslurm_beat "$1") &
+      # not one of the job's own: a batch script's `wait` must not wait for it
+      disown $!
+    fi
   else
     _uvslurm_log "warning: cannot open $1/.uvslurm-used to hold the venv while the job runs"
   fi
   # still there (gc renames a venv away before it removes it); whole, it was a moment ago
   [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvslurm_owned "$1"
+}
+
+# _uvslurm_beat VENV: in the background, record a use of the depot VENV every minute for as long
+# as this job lives (_uvslurm_hold), keeping none of the job's descriptors: its locks stay the
+# job's alone, and its output ends with the job
+_uvslurm_beat() {
+  local c
+  exec </dev/null >/dev/null 2>&1
+  for c in "${_uvslurm_usefd:-}" "${_uvslurm_copyfd:-}" "${_uvslurm_lockfd:-}" \
+    "${_uvslurm_claims[@]%%$'\x1f'*}"; do
+    [ -n "$c" ] && exec {c}>&-
+  done
+  while sleep 60 && kill -0 $$ && : >"$1/.uvslurm-used"; do :; done
 }
 
 # _uvslurm_lock FILE WHAT: take an exclusive flock on FILE (fd in _uvslurm_lockfd), saying so
@@ -289,13 +348,22 @@ _uvslurm_lease_break() {
 # process holds either. Released by _uvslurm_unclaim (and by _uvslurm_die).
 _uvslurm_claim() {
   local lease="$1/.$2.lease" fd="" line start="" cur owner ostart seen="" since=0 m t="" rc
-  local tries=0 beat c
+  local tries=0 beat c locks="$UVSLURM_DEPOT/.uvslurm-locks" kind="" wait=15
   _uvslurm_whoami
+  # what `uvslurm doctor` (or a job) found out about the depot's flocks, if anything
+  { read -r kind <"$locks"; } 2>/dev/null
   if _uvslurm_lock "$1/$2.lock" "$3"; then
     fd=$_uvslurm_lockfd
+    # This process holds the key's flock, which a live builder holds for as long as its lease.
+    # Where flocks are known to exclude across nodes, a lease found now is a dead builder's:
+    # taken over at once. Where nothing is known, one heartbeat (2 s) tells: a lease that stays
+    # still for 6 s goes; one that moves proves that flock works per node only (written down).
+    case $kind in coherent) wait=0 ;; per-node | failing) ;; *) wait=6 ;; esac
   else
     _uvslurm_log "note: flock does not work on the filesystem of $1; builders of $3 take" \
       "turns by a lease file instead"
+    [ "$kind" = failing ] ||
+      printf 'failing\nflock fails on %s\n' "${_uvslurm_me%-*-*}" >"$locks" 2>/dev/null
   fi
   _uvslurm_started start $$
   line="$_uvslurm_me ${start:-0} ${SRANDOM:-$RANDOM}"
@@ -312,11 +380,19 @@ _uvslurm_claim() {
     # reading opens the file: NFS clients then check its attributes with the server
     { read -r cur <"$lease"; } 2>/dev/null
     m=$(stat -c %Y "$lease" 2>/dev/null) || continue
-    if [ "$cur $m" != "$seen" ]; then seen="$cur $m" since=$EPOCHSECONDS; fi
+    if [ "$cur $m" != "$seen" ]; then
+      if [ -n "$seen" ] && [ "$wait" = 6 ] && [ "${seen% *}" = "$cur" ]; then
+        wait=15
+        printf 'per-node\na live lease of %s while %s held its flock\n' "${cur%% *}" \
+          "$_uvslurm_me" >"$locks" 2>/dev/null
+      fi
+      seen="$cur $m" since=$EPOCHSECONDS
+    fi
     read -r owner ostart _ <<<"$cur"
-    # its owner died on this node, its heartbeat stopped 15 s ago, or it is ten minutes old
+    # its owner died on this node, its heartbeat stopped (15 s ago; or, see above, 0 or 6 s
+    # ago), or it is ten minutes old
     if _uvslurm_gone "${owner:-?}" "$ostart" ||
-      ((EPOCHSECONDS - since >= 15 || EPOCHSECONDS - m > 600)); then
+      ((EPOCHSECONDS - since >= wait || EPOCHSECONDS - m > 600)); then
       _uvslurm_lease_break "$lease" "$cur"
       continue
     fi

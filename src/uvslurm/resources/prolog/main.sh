@@ -4,7 +4,7 @@
 # node-local copy, the other nodes), then the mode: run, activate, prepare or fingerprint.
 
 _uvslurm_main() {
-  local t base fingerprint
+  local t base fingerprint beat=""
   local -a bases
   _uvslurm_uv=${UVSLURM_UV:-}
   if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
@@ -52,8 +52,12 @@ _uvslurm_main() {
       break
     fi
   done
+  # a job whose command runs on from the depot venv keeps its hold fresh (lib.sh: _uvslurm_hold):
+  # from the hold's own background process where no node-local copy can take over
+  case ${UVSLURM_MODE:-run} in run | activate) beat=later ;; esac
+  [ -n "$beat" ] && [ -z "${bases[*]}" ] && beat=now
   if [ -z "$_uvslurm_venv" ]; then
-    if ! _uvslurm_hold "$depot_venv"; then
+    if ! _uvslurm_hold "$depot_venv" "${beat#later}"; then
       # building: the depot must also be closed to others (only its owner can open it again)
       _uvslurm_private "$UVSLURM_DEPOT" ||
         _uvslurm_die "the depot $UVSLURM_DEPOT is writable by other users; run chmod go-w on" \
@@ -64,7 +68,8 @@ _uvslurm_main() {
       _uvslurm_claim "$_uvslurm_pdir" "$_uvslurm_keyname" "$depot_venv"
       # another job may have finished it while this one waited
       _uvslurm_ready "$depot_venv" || _uvslurm_build "$fingerprint"
-      _uvslurm_hold "$depot_venv" || _uvslurm_die "$depot_venv is not usable after building it"
+      _uvslurm_hold "$depot_venv" "${beat#later}" ||
+        _uvslurm_die "$depot_venv is not usable after building it"
       _uvslurm_unclaim
     fi
     _uvslurm_localize "$depot_venv"
@@ -72,6 +77,12 @@ _uvslurm_main() {
   _uvslurm_spread "$depot_venv"
   # last use of the depot venv when the command runs from a node-local copy (no hold needed)
   [ -n "${_uvslurm_usefd:-}" ] || : >"$depot_venv/.uvslurm-used" 2>/dev/null
+  # no node-local copy took over after all: the depot venv's hold is kept fresh from here
+  if [ "$beat" = later ] && [ -n "${_uvslurm_usefd:-}" ] && [ "$_uvslurm_venv" = "$depot_venv" ]
+  then
+    _uvslurm_beat "$depot_venv" &
+    disown $! # (a batch script's `wait` must not wait for it)
+  fi
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
   [ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_record start "$t" "$fingerprint"

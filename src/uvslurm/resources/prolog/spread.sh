@@ -35,6 +35,8 @@ _uvslurm_spread() {
   [ "${SLURM_STEP_NUM_NODES:-1}" -gt 1 ] 2>/dev/null && return 0
   [ "$_uvslurm_venv" != "$1" ] || return 0
   t=${EPOCHREALTIME/[.,]/}
+  # every function, not the stubs of those that a warm start does not read (lib.sh)
+  _uvslurm_load
   mapfile -t fns < <(compgen -A function _uvslurm_)
   # the functions travel inline: the job script exists only on the first node
   out=$(srun --overlap --quiet --nodes="$SLURM_JOB_NUM_NODES" \
