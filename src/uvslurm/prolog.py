@@ -38,7 +38,7 @@ WARM = (
     *("_uvslurm_hold", "_uvslurm_beat", "_uvslurm_load", "_uvslurm_facts", "_uvslurm_key"),
     *("_uvslurm_fingerprint", "_uvslurm_report", "_uvslurm_nl_candidates", "_uvslurm_holdcopy"),
     *("_uvslurm_local_for", "_uvslurm_localize", "_uvslurm_spread", "_uvslurm_main"),
-    *("_uvslurm_exec", *KEPT),
+    *("_uvslurm_exec", "_uvslurm_snapshot", *KEPT),
 )
 # the line of main.sh that becomes the `unset -f` of every other function
 UNSET_PLACEHOLDER = "    unset -f _uvslurm_FUNCTIONS"

@@ -60,6 +60,8 @@ _uvslurm_gone=""    # the venv that _uvslurm_intact found incomplete (said once,
 _uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
 _uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
 _uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
+_uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load finds them (a job
+[[ $_uvslurm_self == /* || -z $_uvslurm_self ]] || _uvslurm_self=$PWD/$_uvslurm_self # may cd)
 
 _uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
 _uvslurm_die() {
@@ -81,7 +83,7 @@ _uvslurm_load() {
   local src n k code end='^#### uvslurm prolog, end of the rest: ([0-9]+) lines ####$'
   local -a lines rest
   [ -z "${_uvslurm_loaded:-}" ] || return 0
-  for src in "${BASH_SOURCE[0]}" "bash -c"; do
+  for src in "$_uvslurm_self" "bash -c"; do
     lines=()
     if [ "$src" = "bash -c" ]; then
       [ -z "${BASH_EXECUTION_STRING:-}" ] || mapfile -t lines <<<"${BASH_EXECUTION_STRING%$'\n'}"
@@ -99,7 +101,7 @@ _uvslurm_load() {
     _uvslurm_loaded=1
     return 0
   done
-  _uvslurm_die "the end of the job script ${BASH_SOURCE[0]} is not the uvslurm prolog's (its" \
+  _uvslurm_die "the end of the job script $_uvslurm_self is not the uvslurm prolog's (its" \
     "last lines hold the code that builds and places venvs); submit the job again with uvslurm"
 }
 
