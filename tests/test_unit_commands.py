@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from uvslurm import output, proc
+from uvslurm import cli, output, proc
 from uvslurm.commands import config_cmd, template
 from uvslurm.context import Context
 from uvslurm.errors import NoProject, TrustError, UvslurmError
@@ -446,9 +446,7 @@ def test_prepare_hands_the_prolog_the_hash_of_the_lock_it_read(
     (proj / "uv.lock").write_text("version = 1\n")
     seen: list[nodeenv.NodeSettings] = []
     monkeypatch.setattr(nodeenv, "run_prolog", lambda node, mode: seen.append(node) or "/v\n")
-    ns = argparse.Namespace(
-        project=None, extra=[], all_extras=False, group=[], no_dev=False, no_node_local=False
-    )
+    ns = cli.build_parser().parse_args(["prepare", "--frozen"])
     assert _run(prepare, ns, proj) == 0
     assert capsys.readouterr().out == "/v\n"
     assert seen[0].lock_hash == hashlib.sha256(b"version = 1\n").hexdigest()

@@ -841,6 +841,8 @@ def test_project_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert depot.project_state(str(work / "proj")) == ("gone", "")
     (work / "proj").write_text("a file is no project")
     assert depot.project_state(str(work / "proj")) == ("gone", "")
+    (work / "job.py").write_text("# /// script\n# ///\n")  # but a PEP 723 script is one
+    assert depot.project_state(str(work / "job.py")) == ("present", "")
     # the parent is missing too, or empty: perhaps a filesystem that is not mounted here
     assert depot.project_state(str(tmp_path / "mnt" / "work" / "proj")) == (
         "unseen", f"{tmp_path / 'mnt' / 'work'} is missing too (a filesystem not mounted here?)",

@@ -57,6 +57,8 @@ def test_environ_defaults() -> None:
         "UVSLURM_REBUILD": "",
         "UVSLURM_REBUILD_SOURCES": "",
         "UVSLURM_IMAGE": "none",
+        "UVSLURM_SCRIPT": "",
+        "UVSLURM_PLATFORMS": "",
         "UVSLURM_MODE": "run",
     }
 

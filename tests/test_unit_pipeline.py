@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from uvslurm import output, paths, pipeline, rebuild, uvtool
+from uvslurm import output, paths, pipeline, rebuild, slurm, uvtool
 from uvslurm.context import Context
 from uvslurm.errors import NoProject, UsageError, UvslurmError
 from uvslurm.pipeline import Options, Request, Target
@@ -313,19 +313,28 @@ class Recorder:
         self.calls: list[tuple[str, Any]] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch, lock: str | None = LOCK) -> None:
-        def ensure_lock(uv: str, project: Any, locked: bool) -> None:
+        real_ensure_lock = uvtool.ensure_lock
+
+        def ensure_lock(uv: str, project: Any, *, locked: bool, frozen: bool = False) -> None:
+            if frozen:  # uses the lock as it is: runs no uv
+                return real_ensure_lock(uv, project, locked=locked, frozen=frozen)
             self.calls.append(("lock", locked))
             if lock is not None:
                 project.lock.write_text(lock)
 
-        def prefetch(*a: Any) -> None:
+        def prefetch(*a: Any, **kw: Any) -> None:
             self.calls.append(("prefetch", (a[2], a[4], a[5])))
+
+        def node_arches(partitions: Any) -> set[str]:
+            self.calls.append(("arches", partitions))
+            return set()
 
         def download(located: Any, depot: Path) -> None:
             self.calls.append(("download", [x.name for x in located]))
 
         monkeypatch.setattr(uvtool, "ensure_lock", ensure_lock)
         monkeypatch.setattr(uvtool, "prefetch", prefetch)
+        monkeypatch.setattr(slurm, "node_arches", node_arches)
         monkeypatch.setattr(rebuild, "download", download)
 
 
@@ -340,6 +349,7 @@ def test_effects_in_order(
     assert rec.calls == [
         ("lock", True),
         ("prefetch", (("--no-dev",), ("mpi4py",), LOCK.encode())),
+        ("arches", []),
         ("download", ["mpi4py"]),
     ]
     depot = isolated_user / "scratch" / "uvslurm"
@@ -358,7 +368,7 @@ def test_effects_without_rebuild_and_with_frozen(
     proj = _project(tmp_path / "p", lock=LOCK)
     req = Request(command=["x"], frozen=True)
     job = pipeline.realize(pipeline.plan(Context(proj), req), req)
-    assert rec.calls == [("prefetch", ((), (), LOCK.encode()))]
+    assert rec.calls == [("prefetch", ((), (), LOCK.encode())), ("arches", [])]
     assert job.node.rebuild_sources == ""
     assert job.node.lock_hash == hashlib.sha256(LOCK.encode()).hexdigest()
     (proj / "uv.lock").unlink()

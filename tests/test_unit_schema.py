@@ -61,6 +61,7 @@ def test_environ_follows_the_declaration() -> None:
         fingerprint_modules=False, rebuild=("x", "y"), rebuild_sources="S", image="tar.zst",
         lock_hash="ab12", lock_dir="/d/x/.submitted-1", record="/s/jobs", snapshot="/d/x/.snapshot-1",
         fingerprint_ignore_modules=("git", "tmux/*"),
+        script="/s/job.py", platforms=("aarch64-manylinux_2_28", "x"),
     )  # fmt: skip
     env = s.environ("prepare")
     assert list(env) == [i.prolog for i in INPUTS] + ["UVSLURM_MODE"]
@@ -84,6 +85,8 @@ def test_environ_follows_the_declaration() -> None:
         "UVSLURM_REBUILD": "x,y",
         "UVSLURM_REBUILD_SOURCES": "S",
         "UVSLURM_IMAGE": "tar.zst",
+        "UVSLURM_SCRIPT": "/s/job.py",
+        "UVSLURM_PLATFORMS": "aarch64-manylinux_2_28 x",
         "UVSLURM_MODE": "prepare",
     }
 
@@ -102,6 +105,7 @@ def test_derived_tables() -> None:
         "fingerprint.ignore-modules": [],
         "rebuild": [],
         "image": "none",
+        "platforms": [],
     }
 
 

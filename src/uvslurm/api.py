@@ -226,7 +226,8 @@ def _uv_version(uv: str) -> str:
 def submission_facts(p: pipeline.Job) -> dict[str, Any]:
     """What the manifest says of the moment of submission, measured just before it: versions,
     the git state, the pyproject.toml's hash."""
-    pyproject = p.project.root / "pyproject.toml"
+    # a PEP 723 script is its own pyproject.toml
+    pyproject = p.project.script or p.project.root / "pyproject.toml"
     return {
         "versions": {
             "uvslurm": __version__,
@@ -268,7 +269,8 @@ def job_manifest(
         job_id=job,
         argv=list(argv),
         cwd=str(ctx.cwd),
-        project=str(p.project.root),
+        # a workspace member's directory (its lock is the root's), a script, or the project
+        project=str(p.project.member_dir or p.project.ident),
         lock_root=str(p.project.lock.parent),
         options=opts.effective,
         sources=sources,

@@ -158,7 +158,9 @@ def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_uv_selection(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("uv selection (forwarded to uv sync; part of the venv key)")
+    g = p.add_argument_group(
+        "uv selection (as uv's flags: forwarded to uv sync and uv run; part of the venv key)"
+    )
     g.add_argument(
         "--extra",
         action="append",
@@ -175,6 +177,43 @@ def _add_uv_selection(p: argparse.ArgumentParser) -> None:
         help="include the dependency group NAME (repeatable)",
     )
     g.add_argument("--no-dev", action="store_true", help="leave out the dev dependency group")
+
+    g.add_argument(
+        "--only-group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only the dependency group NAME (repeatable), not the project's dependencies",
+    )
+    g.add_argument("--all-groups", action="store_true", help="include every dependency group")
+    g.add_argument(
+        "--no-group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave out the dependency group NAME (repeatable)",
+    )
+    g.add_argument(
+        "--no-default-groups", action="store_true", help="leave out the default groups (dev)"
+    )
+    g.add_argument(
+        "--package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the workspace member NAME (default: the member you are in)",
+    )
+    g.add_argument("--all-packages", action="store_true", help="every workspace member")
+    g.add_argument(
+        "--python",
+        metavar="REQUEST",
+        help="the interpreter, a version or a path (default: the project's request)",
+    )
+
+
+def _add_lock_flags(p: argparse._ActionsContainer) -> None:
+    p.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
+    p.add_argument("--frozen", action="store_true", help="use uv.lock as it is, without checking")
 
 
 # uvslurm's profiles ([tool.uvslurm.profiles]); `--profile` is sbatch's and srun's own
@@ -232,8 +271,7 @@ def build_parser() -> Parser:
         action="store_true",
         help="run from a copy of the project's git-tracked files as they are now",
     )
-    own.add_argument("--locked", action="store_true", help="fail if uv.lock is missing or stale")
-    own.add_argument("--frozen", action="store_true", help="use uv.lock as it is, without checking")
+    _add_lock_flags(own)
     _add_uv_selection(s)
     _add_sbatch_options(s)
     s.add_argument("target", nargs="?", metavar="TARGET", help="a .py file or a batch script")
@@ -243,6 +281,7 @@ def build_parser() -> Parser:
     pr = sub.add_parser("prepare", parents=[common], help="materialize or revalidate the venv now")
     pr.add_argument("--project", metavar="DIR", help=PROJECT_HELP)
     pr.add_argument("--no-node-local", action="store_true", help=NO_NODE_LOCAL_HELP)
+    _add_lock_flags(pr)
     _add_uv_selection(pr)
     pr.set_defaults(module="prepare")
 
@@ -292,6 +331,7 @@ def build_parser() -> Parser:
     sr.add_argument(*PROFILE_FLAG, dest="profile", metavar="NAME", help=PROFILE_HELP)
     sr.add_argument("--project", metavar="DIR", help=PROJECT_HELP)
     sr.add_argument("--no-node-local", action="store_true", help=NO_NODE_LOCAL_HELP)
+    _add_lock_flags(sr)
     _add_uv_selection(sr)
     # SRUN-OPTIONS (everything uvslurm does not know) and CMD after `--`: see _parse_srun
     sr.set_defaults(module="srun", srun_args=[], command=[])

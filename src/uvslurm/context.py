@@ -14,7 +14,7 @@ from typing import Any
 from uvslurm import sources
 from uvslurm.config import Config
 from uvslurm.errors import NoProject
-from uvslurm.project import Project, find_project
+from uvslurm.project import Project, find_project, script_project
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Context:
     project_dir: str | None = None  # --project DIR: that directory and no search
     cli: Mapping[str, Any] = field(default_factory=dict)  # the command-line configuration layer
     search: Sequence[Path] = ()  # where to look for the project, in order (default: cwd)
+    # a PEP 723 script and its inline metadata: the project, wherever it is (as `uv run` does)
+    script: tuple[Path, Mapping[str, Any]] | None = None
 
     @classmethod
     def from_args(cls, ns: Any, cwd: Path) -> Context:
@@ -40,10 +42,16 @@ class Context:
         the project around it). Only before anything was found."""
         return dataclasses.replace(self, search=starts)
 
+    def with_script(self, script: Path, metadata: Mapping[str, Any]) -> Context:
+        """The same context about a PEP 723 script. Only before anything was found."""
+        return dataclasses.replace(self, script=(script, metadata))
+
     @cached_property
     def project(self) -> Project | None:
         """The project, or None where there is none (NoProject when --project names a
         directory without one: the user asked for that directory)."""
+        if self.script is not None:
+            return script_project(self.script[0], dict(self.script[1]))
         if self.project_dir:
             return find_project(self.cwd / self.project_dir, explicit=True)
         starts = list(dict.fromkeys(self.search or (self.cwd,)))
@@ -67,7 +75,7 @@ class Context:
         p = self.project
         if p is None:
             return sources.load(None, self.cli)
-        return sources.load(p.tool_table, self.cli, pyproject=p.root / "pyproject.toml")
+        return sources.load(p.tool_table, self.cli, pyproject=p.script or p.root / "pyproject.toml")
 
     @cached_property
     def depot(self) -> Path:

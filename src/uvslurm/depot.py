@@ -82,7 +82,8 @@ def project_state(project: str) -> tuple[str, str]:
     gone only when it is missing from a parent directory that this user can read and that holds
     something: a missing or empty parent may be a mount point whose filesystem is not mounted
     here (gc must not take a project on an unmounted filesystem for a deleted one), and an
-    unreadable one tells nothing. A path that is no longer a directory is gone too."""
+    unreadable one tells nothing. A path that is no longer a directory (or a .py script) is gone
+    too."""
     try:
         st = os.stat(project)
     except FileNotFoundError:
@@ -91,7 +92,9 @@ def project_state(project: str) -> tuple[str, str]:
     except OSError as e:
         return "unseen", f"cannot look at it ({e.strerror or e})"
     else:
-        return ("present", "") if stat.S_ISDIR(st.st_mode) else ("gone", "")
+        # a .py file: a PEP 723 script, whose venvs the depot keeps under its path
+        script = stat.S_ISREG(st.st_mode) and project.endswith(".py")
+        return ("present", "") if stat.S_ISDIR(st.st_mode) or script else ("gone", "")
     parent = os.path.dirname(project.rstrip("/")) or "/"
     try:
         with os.scandir(parent) as entries:

@@ -11,6 +11,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from uvslurm import paths, proc, prolog, schema
 from uvslurm.config import Config, expand_path
@@ -41,6 +42,8 @@ class NodeSettings:
     lock_dir: str = ""  # the submitted pyproject.toml + uv.lock the node builds from (pipeline)
     record: str = ""  # where the job records its start and end for its manifest (manifest.py)
     snapshot: str = ""  # the copy of the project's git-tracked files the command runs in
+    script: str = ""  # a PEP 723 script whose environment this is ("": a project's)
+    platforms: tuple[str, ...] = ()  # the `platforms` setting: other nodes' platforms
 
     @property
     def project_id(self) -> str:
@@ -64,20 +67,42 @@ def project_id(project: str) -> str:
 
 
 def sync_args(
-    extras: Sequence[str], all_extras: bool, groups: Sequence[str], no_dev: bool
+    extras: Sequence[str] = (),
+    all_extras: bool = False,
+    groups: Sequence[str] = (),
+    no_dev: bool = False,
+    *,
+    packages: Sequence[str] = (),
+    only_groups: Sequence[str] = (),
+    no_groups: Sequence[str] = (),
+    all_packages: bool = False,
+    all_groups: bool = False,
+    no_default_groups: bool = False,
 ) -> tuple[str, ...]:
-    """uv's selection flags, validated so the prolog can word-split them safely."""
+    """uv's flags that select what a venv holds, validated so the prolog can word-split them
+    safely."""
     out: list[str] = []
-    for flag, names in (("--extra", extras), ("--group", groups)):
+    named = (("--package", packages), ("--extra", extras), ("--group", groups),
+             ("--only-group", only_groups), ("--no-group", no_groups))  # fmt: skip
+    for flag, names in named:
         for n in names:
             if not _NAME.fullmatch(n):
                 raise UsageError(f"{flag}: invalid name '{n}'")
             out += [flag, n]
-    if all_extras:
-        out.append("--all-extras")
-    if no_dev:
-        out.append("--no-dev")
-    return tuple(out)
+    flags = (("--all-packages", all_packages), ("--all-extras", all_extras),
+             ("--all-groups", all_groups), ("--no-dev", no_dev),
+             ("--no-default-groups", no_default_groups))  # fmt: skip
+    return (*out, *(flag for flag, on in flags if on))
+
+
+def selection(ns: Any) -> tuple[str, ...]:
+    """sync_args of a command line parsed with cli's uv selection group."""
+    return sync_args(
+        ns.extra, ns.all_extras, ns.group, ns.no_dev,
+        packages=ns.package, only_groups=ns.only_group, no_groups=ns.no_group,
+        all_packages=ns.all_packages, all_groups=ns.all_groups,
+        no_default_groups=ns.no_default_groups,
+    )  # fmt: skip
 
 
 def depot_root(config: Config) -> Path:
@@ -116,6 +141,16 @@ def squashfs_here() -> tuple[list[str], bool]:
     return missing, os.access("/dev/fuse", os.R_OK | os.W_OK)
 
 
+def platforms(config: Config) -> tuple[str, ...]:
+    names = tuple(config.get("platforms"))
+    for n in names:
+        if not _NAME.fullmatch(n):
+            raise UsageError(
+                f"platforms: '{n}' is not a platform name (e.g. aarch64-manylinux_2_28)"
+            )
+    return names
+
+
 def fingerprint_env(config: Config) -> tuple[str, ...]:
     names = tuple(config.get("fingerprint.env"))
     for n in names:
@@ -125,27 +160,34 @@ def fingerprint_env(config: Config) -> tuple[str, ...]:
 
 
 def settings_for(
-    project: Project | None, config: Config, sync: tuple[str, ...] = ()
+    project: Project | None,
+    config: Config,
+    sync: tuple[str, ...] = (),
+    python: str | None = None,
 ) -> NodeSettings:
-    """The prolog's inputs for `project` (None: outside any project) under `config`; where the
-    sources of `rebuild` packages are comes later (pipeline.effects), from the lock."""
+    """The prolog's inputs for `project` (None: outside any project) under `config`: `sync`
+    the selection flags given (a workspace member adds itself, as `uv run` selects it there),
+    `python` the interpreter asked for on the command line (else the project's request); where
+    the sources of `rebuild` packages are comes later (pipeline.effects), from the lock."""
     from uvslurm import rebuild, uvtool
 
     names = tuple(rebuild.normalize(n) for n in config.get("rebuild"))
     return NodeSettings(
-        project=str(project.root) if project else "",
+        project=project.ident if project else "",
         uv=uvtool.find_uv(config.get("uv")),
         depot=str(depot_root(config)),
         node_local=str(config.get("node-local")),
         offline=str(config.get("offline")),
-        python=project.python_request() if project else "",
-        sync_args=sync,
+        python=python or (project.python_request() if project else ""),
+        sync_args=project.selection(sync) if project else sync,
         fingerprint_env=fingerprint_env(config),
         fingerprint_commands=tuple(config.get("fingerprint.commands")),
         fingerprint_modules=bool(config.get("fingerprint.modules")),
         fingerprint_ignore_modules=tuple(config.get("fingerprint.ignore-modules")),
         rebuild=names,
         image=image_value(config),
+        script=str(project.script) if project and project.script else "",
+        platforms=platforms(config),
     )
 
 

@@ -39,7 +39,7 @@ from uvslurm import (
 from uvslurm.config import Config
 from uvslurm.context import Context
 from uvslurm.errors import ConfigError, UsageError, UvslurmError
-from uvslurm.project import Project
+from uvslurm.project import Project, script_metadata
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Request:
     sync_args: tuple[str, ...] = ()  # uv's selection flags (nodeenv.sync_args)
     snapshot: bool = False  # run from a content-addressed copy of the git-tracked files
     argv: Sequence[str] = ()  # the command line as given, for the script's header
+    python: str | None = None  # --python: the interpreter uv is asked for, over the project's
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Target:
     search_from: Path = Path()
     # the #SBATCH lines at the top of a .py file (a batch script's are in `script`)
     header: Mapping[str, str | bool] = field(default_factory=dict)
+    # a PEP 723 script's inline metadata: the script is its own project, as for `uv run`
+    inline: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,17 +125,19 @@ def resolve_target(req: Request, cwd: Path) -> Target:
         raise UvslurmError(
             f"{req.target}: no such file", "check the path, or use `-- CMD` for a command"
         )
+    try:
+        # a .py file need not be UTF-8 as a whole for its metadata block to be read
+        text = path.read_bytes().decode(errors="replace" if path.suffix == ".py" else "strict")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UvslurmError(f"{req.target}: cannot read it ({e})") from e
     if path.suffix == ".py":
         return Target(
             command=(str(path.resolve()), *req.args),
             name=path.stem,
             search_from=path.resolve().parent,
             header=_py_header(path, req.target),
+            inline=script_metadata(text, path),
         )
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UvslurmError(f"{req.target}: cannot read it ({e})") from e
     if not text.startswith("#!") and "#SBATCH" not in text:
         raise UsageError(
             f"{req.target}: not a .py file or a batch script (no #! line or #SBATCH header)",
@@ -164,6 +169,8 @@ def locate(ctx: Context, target: Target) -> Context:
     batch script or command runs in the current directory's project, wherever the script lives.
     Each falls back to the other place."""
     here = target.search_from
+    if target.inline is not None:
+        return ctx.with_script(Path(target.command[0]), target.inline)
     if target.command and here != ctx.cwd:
         return ctx.searching(here, ctx.cwd)
     return ctx.searching(ctx.cwd, here)
@@ -192,27 +199,26 @@ def effects(
     *,
     dry_run: bool = False,
     status: Status = output.Status,
+    partitions: Sequence[str] = (),
 ) -> nodeenv.NodeSettings:
     """Make the login node ready for the job (a lock that matches pyproject.toml, the shared uv
     cache filled for offline nodes, the sources of `rebuild` packages in the depot) and return
     the node settings completed with where those sources are. With `dry_run`, nothing is
-    written: the sources are named as the lock on disk gives them."""
+    written: the sources are named as the lock on disk gives them. `partitions`: where the job
+    may run (none: the default partition), for the platforms of its nodes."""
     depot = Path(node.depot)
     if not dry_run:
         prepare_depot(depot)
-        with status("checking uv.lock"):
-            if not req.frozen:
-                uvtool.ensure_lock(node.uv, project, req.locked)
-            elif not project.lock.is_file():
-                raise UvslurmError(
-                    f"no uv.lock in {project.root}", "run `uv lock`, or drop --frozen"
-                )
-    lock = project.lock.read_bytes() if project.lock.is_file() else None
+    # a dry run writes nothing, but --locked refuses there what the submission would refuse
+    lock = checked_lock(node, project, req, check=not dry_run or req.locked, status=status)
     if lock is None:  # only with dry_run: a real submission has locked by now
         return node
     if not dry_run:
         with status("fetching wheels and Python into the uv cache for offline nodes"):
-            uvtool.prefetch(node.uv, project, node.sync_args, depot, node.rebuild, lock)
+            uvtool.prefetch(
+                node.uv, project, node.sync_args, depot, node.rebuild, lock, python=node.python
+            )
+        node = prefetch_platforms(node, project, lock, partitions, status)
         node = keep_submitted(node, project, lock)
         if req.snapshot:
             with status("copying the project's git-tracked files for --snapshot"):
@@ -313,7 +319,10 @@ def keep_submitted(
     (the uv.lock read once, in effects) in the depot: a job queued for hours still runs the lock
     it was submitted with. The copy's other entries are links to the project's, for a packaged
     project's own build. Left as it was (the project's lock, checked on the node) where the
-    lock points out of the project, or the copy cannot be written."""
+    lock points out of the project, or the copy cannot be written, and for a PEP 723 script
+    (no pyproject.toml: the node keys on <script>.lock beside it)."""
+    if project.script is not None:
+        return node
     if project.lock.parent != project.root or leaves_project(lock.decode("utf-8", "replace")):
         return node
     try:
@@ -341,6 +350,61 @@ def keep_submitted(
         output.warn(f"the job will build from the project's uv.lock as it is then ({e})")
         return node
     return dataclasses.replace(node, lock_dir=str(dest))
+
+
+def prefetch_platforms(
+    node: nodeenv.NodeSettings,
+    project: Project,
+    lock: bytes,
+    partitions: Sequence[str],
+    status: Status = output.Status,
+) -> nodeenv.NodeSettings:
+    """Fill uv's cache for the platforms of the job's nodes unlike this one (the `platforms`
+    setting, else what the partition's nodes report), so that they too can sync offline; the
+    node settings then name those fetched (a node's log says them when its offline sync
+    fails). A platform uv cannot serve is a warning: the node can still fetch it online."""
+    import platform
+
+    from uvslurm import slurm
+
+    arches = () if node.platforms else slurm.node_arches(partitions)
+    fetched = []
+    for plat in uvtool.foreign_platforms(arches, platform.machine(), node.platforms):
+        with status(f"fetching wheels into the uv cache for {plat} nodes"):
+            try:
+                uvtool.prefetch_platform(
+                    node.uv, project, node.sync_args, Path(node.depot), node.rebuild, lock, plat,
+                    python=node.python,
+                )  # fmt: skip
+                fetched.append(plat)
+            except UvslurmError as e:
+                output.warn(f"{e.line()}; offline nodes of that platform may not build the venv")
+    return dataclasses.replace(node, platforms=tuple(fetched))
+
+
+def check_request(req: Request) -> None:
+    if req.locked and req.frozen:
+        raise UsageError(
+            "--locked and --frozen cannot be used together (as in uv)",
+            "--locked checks uv.lock, --frozen uses it unchecked: pass one",
+        )
+
+
+def checked_lock(
+    node: nodeenv.NodeSettings,
+    project: Project,
+    req: Request,
+    *,
+    check: bool = True,
+    status: Status = output.Status,
+) -> bytes | None:
+    """The lock's content once it is what `uv run` would run with: relocked when missing or
+    stale, refused then with --locked, taken as it is with --frozen (`check`: else as it is
+    on disk, None when there is none)."""
+    if check:
+        with status(f"checking {project.lock.name}"):
+            uvtool.ensure_lock(node.uv, project, locked=req.locked, frozen=req.frozen)
+    return project.lock.read_bytes() if project.lock.is_file() else None
 
 
 def with_lock(node: nodeenv.NodeSettings, lock: bytes | None) -> nodeenv.NodeSettings:
@@ -493,6 +557,22 @@ def _check_selection(project: Project, sync_args: Sequence[str]) -> None:
             )
 
 
+def _check_packages(project: Project, sync_args: Sequence[str]) -> None:
+    """`--package X` that is not the project's or a workspace member's: uv would stop on the
+    login node's prefetch with a line about the lock; said here, as uv's usage error."""
+    names = [name for flag, name in itertools.pairwise(sync_args) if flag == "--package"]
+    if not names:
+        return
+    known = {_norm(n) for n in project.packages()}
+    for name in names:
+        if _norm(name) not in known:
+            raise UsageError(
+                f"--package {name}: no such package in {project.root} "
+                f"(its packages: {', '.join(sorted(known)) or 'none'})",
+                "name a workspace member, or drop --package",
+            )
+
+
 def _warn_export(opts: Options) -> None:
     """--export without ALL: the job does not inherit this shell's loaded modules and
     UV_CACHE_DIR, which the venv's fingerprint and an offline node's install rely on."""
@@ -511,9 +591,15 @@ def _warn_export(opts: Options) -> None:
 def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     """The stages that write nothing. `target` overrides what `req` names (srun's command or
     shell). A mistake in the options stops here, before anything is written."""
+    check_request(req)
     target = target or resolve_target(req, ctx.cwd)
-    ctx = ctx if ctx.project_dir else locate(ctx, target)
+    ctx = ctx if ctx.project_dir and target.inline is None else locate(ctx, target)
     project = ctx.require_project()
+    if project.script is not None and req.sync_args:
+        raise UsageError(
+            f"{req.sync_args[0]}: a PEP 723 script has no extras, groups or workspace packages",
+            "drop the uv selection flags, or put the dependencies in the script's metadata",
+        )
     opts = layer_options(
         # a .py file's #SBATCH lines are not copied into the job script: rendered with the rest
         {**sbatch_defaults(ctx.config, req.profile), **target.header},
@@ -524,8 +610,9 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
     )
     _check_log_dirs(opts, ctx.cwd)
     _check_selection(project, req.sync_args)
+    _check_packages(project, req.sync_args)
     _warn_export(opts)
-    node = nodeenv.settings_for(project, ctx.config, req.sync_args)
+    node = nodeenv.settings_for(project, ctx.config, req.sync_args, req.python)
     argv = req.argv or [
         "uvslurm",
         "submit",
@@ -537,7 +624,9 @@ def plan(ctx: Context, req: Request, target: Target | None = None) -> Plan:
 
 def realize(p: Plan, req: Request, *, dry_run: bool = False, status: Status = output.Status) -> Job:
     """The login-node effects (none with `dry_run`), then the job script."""
-    node = effects(p.node, p.project, req, dry_run=dry_run, status=status)
+    partition = p.options.effective.get("partition")
+    partitions = partition.split(",") if isinstance(partition, str) else []
+    node = effects(p.node, p.project, req, dry_run=dry_run, partitions=partitions, status=status)
     text = render.render(
         render.JobScript(
             settings=node,

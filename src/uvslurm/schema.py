@@ -142,6 +142,12 @@ INPUTS = (
           "none", env=True, kind='`"none"`, `"squashfs"`, `"tar.zst"`, `"auto"`',
           meaning="also keep each depot venv as one file, which nodes mount or unpack instead "
           "of reading every file of the venv"),
+    Input("UVSLURM_SCRIPT", "script"),
+    Input("UVSLURM_PLATFORMS", "platforms", "platforms", _strings, [], encode=" ".join,
+          kind="list of platforms",
+          meaning="the platforms of compute nodes unlike the login node, as uv's "
+          "`--python-platform` names them (e.g. `aarch64-manylinux_2_28`): `submit` fills uv's "
+          "cache for each (default: one per other `Arch` that the partition's nodes report)"),
 )  # fmt: skip
 SETTINGS = {i.key: i for i in INPUTS if i.key}
 # tables of Slurm options, any key inside: `sbatch`, and `profiles.NAME` for each profile

@@ -379,3 +379,26 @@ def version() -> str:
         return proc.run([find_sbatch(), "--version"]).split()[-1]
     except (proc.CommandFailed, UvslurmError, IndexError):
         return ""
+
+
+def node_arches(partitions: Sequence[str]) -> set[str]:
+    """The CPU architectures (`Arch=` of `scontrol show node`) of the nodes in `partitions`
+    (none named: the default partition's), where a job may run. Empty when scontrol does not
+    answer or the nodes do not say (a node not yet registered reports `Arch=(null)`)."""
+    try:
+        nodes = proc.run(["scontrol", "--oneliner", "show", "node"])
+        wanted = set(partitions)
+        if not wanted:
+            parts = proc.run(["scontrol", "--oneliner", "show", "partition"])
+            wanted = {
+                m[1] for m in re.finditer(r"^PartitionName=(\S+).*\bDefault=YES\b", parts, re.M)
+            }
+    except (proc.CommandFailed, UvslurmError):
+        return set()
+    arches = set()
+    for line in nodes.splitlines():
+        arch = re.search(r"\bArch=(\S+)", line)
+        part = re.search(r"\bPartitions=(\S*)", line)
+        if arch and arch[1] != "(null)" and part and wanted & set(part[1].split(",")):
+            arches.add(arch[1])
+    return arches

@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from uvslurm import paths, proc
@@ -39,35 +39,41 @@ def _uv_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def ensure_lock(uv: str, project: Project, locked: bool) -> None:
-    """`uv lock` when uv.lock is missing or stale; with `locked`, refuse instead."""
-    root = str(project.root)
-    if locked:
+def ensure_lock(uv: str, project: Project, *, locked: bool, frozen: bool = False) -> None:
+    """The lock as `uv run` takes it: `uv lock` when it is missing or stale; with `locked`,
+    refuse instead; with `frozen`, as it is (it must exist)."""
+    where = f"beside {project.script}" if project.script else f"in {project.root}"
+    lock = project.lock.name
+    fix = "run `uv lock" + (f" --script {project.script.name}`" if project.script else "`")
+    if frozen or locked:
         if not project.lock.is_file():
-            raise UvslurmError(f"no uv.lock in {root}", "run `uv lock`, or drop --locked")
+            flag = "--frozen" if frozen else "--locked"
+            raise UvslurmError(f"no {lock} {where}", f"{fix}, or drop {flag}")
+        if frozen:
+            return
         try:
-            proc.run([uv, "lock", "--check", "-q", "--project", root], env=_uv_env())
+            proc.run([uv, "lock", "--check", "-q", *project.uv_args()], env=_uv_env())
         except proc.CommandFailed as e:
             raise UvslurmError(
-                f"uv.lock in {root} is out of date", "run `uv lock`, or drop --locked"
+                f"{lock} {where} is out of date ({e.last_line})", f"{fix}, or drop --locked"
             ) from e
         return
     try:
-        proc.run([uv, "lock", "-q", "--project", root], env=_uv_env())
+        proc.run([uv, "lock", "-q", *project.uv_args()], env=_uv_env())
     except proc.CommandFailed as e:
-        raise UvslurmError(f"`uv lock` failed in {root}: {e.last_line}") from e
+        raise UvslurmError(f"`uv lock` failed {where}: {e.last_line}") from e
 
 
 # the first field of a prefetch stamp; the cache files it records follow, each after a NUL
 STAMP_HEADER = "uvslurm prefetch stamp 1"
 
 
-def cache_files(venv: Path) -> list[str]:
+def cache_files(venv: Path, site: str = "lib/python*/site-packages") -> list[str]:
     """The files of uv's cache that a venv synced with `--link-mode symlink` links to, one per
     installed distribution (its METADATA): what `uv cache clean` (all, or a package) and
-    `uv cache prune --ci` remove."""
+    `uv cache prune --ci` remove. `site`: where the venv's packages are (a --target: ".")."""
     found = []
-    for meta in sorted(venv.glob("lib/python*/site-packages/*.dist-info/METADATA")):
+    for meta in sorted(venv.glob(f"{site}/*.dist-info/METADATA")):
         if meta.is_symlink():
             found.append(os.path.normpath(meta.parent / os.readlink(meta)))
     return found
@@ -88,6 +94,30 @@ def stamp_holds(stamp: Path) -> bool:
     return fields[0] == STAMP_HEADER and all(os.path.exists(f) for f in fields[1:])
 
 
+def _stamped(
+    depot: Path, key: Sequence[str], prefix: str, fill: Callable[[Path], list[str]]
+) -> None:
+    """`fill(tmp)` in a throwaway directory of the depot, unless the stamp of `key` says that
+    uv's cache still holds what it fetched last time (the cache files `fill` returns: `uv cache
+    clean` removes them, and a stamp trusted after that would send the nodes' offline syncs
+    into a gap)."""
+    text = "\0".join([*key, os.environ.get("UV_CACHE_DIR", "")])
+    stamps = depot / ".prefetch"
+    stamp = stamps / hashlib.sha256(text.encode()).hexdigest()[:24]
+    if stamp_holds(stamp):
+        return
+    paths.ensure_depot(depot)
+    stamps.mkdir(exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=stamps)
+    try:
+        files = fill(Path(tmp))
+        # written whole, then renamed into place: a stamp is either complete or absent
+        Path(tmp, "stamp").write_text(stamp_text(files), errors="surrogateescape")
+        os.replace(Path(tmp, "stamp"), stamp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def prefetch(
     uv: str,
     project: Project,
@@ -95,39 +125,93 @@ def prefetch(
     depot: Path,
     skip: Sequence[str],
     lock: bytes,
+    python: str = "",
 ) -> None:
     """Make the shared uv cache hold everything `uv sync --frozen` needs for this lock (wheels,
     builds, the interpreter), so that compute nodes can sync offline. A throwaway venv with
     symlinks into the cache does it at little cost; a stamp skips it next time, as long as the
-    cache still holds the files the venv linked to (`uv cache clean` removes them; a stamp
-    trusted after that would send the nodes' offline syncs into a gap). `lock` is uv.lock's
-    content."""
-    lock_hash = hashlib.sha256(lock).hexdigest()
-    cache_dir = os.environ.get("UV_CACHE_DIR", "")
+    cache still holds the files the venv linked to. `lock` is uv.lock's content; `python` the
+    interpreter request the nodes pass to uv."""
     # `skip`: rebuild packages, built on the node under its modules (the login node may lack them)
     skip_args = [a for name in skip for a in ("--no-install-package", name)]
-    stamp_key = "\0".join([str(project.root), lock_hash, *sync_args, *skip_args, uv, cache_dir])
-    stamps = depot / ".prefetch"
-    stamp = stamps / hashlib.sha256(stamp_key.encode()).hexdigest()[:24]
-    if stamp_holds(stamp):
-        return
-    paths.ensure_depot(depot)
-    stamps.mkdir(exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="sync-", dir=stamps)
-    try:
-        venv = Path(tmp, "venv")
+    py_args = ["--python", python] if python else []
+    lock_hash = hashlib.sha256(lock).hexdigest()
+
+    def fill(tmp: Path) -> list[str]:
+        venv = tmp / "venv"
+        # a script's environment is not the project environment: uv takes it as the active one
+        where = {"VIRTUAL_ENV" if project.script else "UV_PROJECT_ENVIRONMENT": str(venv)}
         proc.run(
-            [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", "--project",
-             str(project.root), *sync_args, *skip_args],
-            env=_uv_env(UV_PROJECT_ENVIRONMENT=str(venv)),
+            [uv, "sync", "--frozen", "-q", "--link-mode", "symlink", *project.uv_args(),
+             *(["--active"] if project.script else []), *sync_args, *skip_args, *py_args],
+            env=_uv_env(**where),
         )  # fmt: skip
-        # written whole, then renamed into place: a stamp is either complete or absent
-        Path(tmp, "stamp").write_text(stamp_text(cache_files(venv)), errors="surrogateescape")
-        os.replace(Path(tmp, "stamp"), stamp)
+        return cache_files(venv)
+
+    key = [project.ident, lock_hash, *sync_args, *skip_args, *py_args, uv]
+    try:
+        _stamped(depot, key, "sync-", fill)
     except proc.CommandFailed as e:
         raise UvslurmError(
             f"uv could not fetch what the job needs: {e.last_line}",
             "fix the project so that `uv sync --frozen` works here",
         ) from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# uv's --python-platform name of a Linux node's `uname -m` (scontrol's Arch=)
+_TRIPLE_ARCH = {"ppc64le": "powerpc64le", "i686": "i686", "x86_64": "x86_64",
+                "aarch64": "aarch64", "arm64": "aarch64", "s390x": "s390x"}  # fmt: skip
+
+
+def foreign_platforms(arches: Iterable[str], here: str, configured: Sequence[str]) -> list[str]:
+    """The platforms (uv's --python-platform names) that a job's nodes may have besides this
+    login node's (`here`, its machine): the `platforms` setting when it names any (the nodes'
+    glibc is not something Slurm reports), else one per other architecture the nodes report.
+    Pure."""
+    if configured:
+        return list(dict.fromkeys(configured))
+    others = {_TRIPLE_ARCH.get(a, a) for a in arches} - {_TRIPLE_ARCH.get(here, here)}
+    return [f"{a}-unknown-linux-gnu" for a in sorted(others)]
+
+
+def prefetch_platform(
+    uv: str,
+    project: Project,
+    sync_args: Sequence[str],
+    depot: Path,
+    skip: Sequence[str],
+    lock: bytes,
+    platform: str,
+    python: str = "",
+) -> None:
+    """Fill uv's cache with the lock's wheels for `platform`, so that nodes of that platform
+    can sync offline: the lock exported as requirements (the workspace's own packages and
+    local paths aside: those are built on the node), installed for that platform into a
+    throwaway target. uv's registry wheels are cached alike for `uv pip install` and
+    `uv sync`. A stamp skips it while the cache holds what it fetched, as for `prefetch`."""
+    py_args = ["--python", python] if python else []
+    no_emit = [a for name in skip for a in ("--no-emit-package", name)]
+
+    def fill(tmp: Path) -> list[str]:
+        reqs, target = tmp / "requirements.txt", tmp / "target"
+        proc.run(
+            [uv, "export", "--frozen", "-q", "--no-emit-workspace", "--no-emit-local",
+             *project.uv_args(), *sync_args, *no_emit, "-o", str(reqs)],
+            env=_uv_env(),
+        )  # fmt: skip
+        proc.run(
+            [uv, "pip", "install", "-q", "--link-mode", "symlink",
+             "--python-platform", platform, *py_args, "--target", str(target), "-r", str(reqs)],
+            env=_uv_env(),
+        )  # fmt: skip
+        return cache_files(target, ".")
+
+    key = [project.ident, hashlib.sha256(lock).hexdigest(), *sync_args, *no_emit, *py_args,
+           platform, uv]  # fmt: skip
+    try:
+        _stamped(depot, key, "sync-platform-", fill)
+    except proc.CommandFailed as e:
+        raise UvslurmError(
+            f"uv could not fetch the wheels for {platform} nodes: {e.last_line}",
+            "set `platforms` in the config to the nodes' platforms, or drop the ones it cannot serve",
+        ) from e

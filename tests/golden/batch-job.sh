@@ -32,6 +32,8 @@ UVSLURM_FP_IGNORE=''
 UVSLURM_REBUILD=''
 UVSLURM_REBUILD_SOURCES=''
 UVSLURM_IMAGE=none
+UVSLURM_SCRIPT=''
+UVSLURM_PLATFORMS=''
 UVSLURM_MODE=activate
 # --- end templated
 # <<< the prolog: its sections, joined by render.prolog_text() >>>

@@ -62,8 +62,13 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     if not Path(doc["cwd"]).is_dir():
         raise UvslurmError(f"job {job} cannot be reproduced: {doc['cwd']} is gone")
     project = Path(doc["project"])
-    git_now = manifest.git_of(project)
-    notes = differences(doc, git_now, _sha(project / "uv.lock"), _sha(project / "pyproject.toml"))
+    if project.is_file():  # a PEP 723 script: its lock beside it, its metadata in it
+        lock, pyproject, tree = project.with_name(project.name + ".lock"), project, project.parent
+    else:  # a workspace member's lock and pyproject.toml are its workspace root's
+        root = Path(doc.get("workspace") or project)
+        lock, pyproject, tree = root / "uv.lock", root / "pyproject.toml", project
+    git_now = manifest.git_of(tree)
+    notes = differences(doc, git_now, _sha(lock), _sha(pyproject))
     sbatch = slurm.find_sbatch()
     copy = manifest.save_script(script.read_text())
     try:

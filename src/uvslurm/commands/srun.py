@@ -51,7 +51,10 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     req = pipeline.Request(
         command=ns.command,
         profile=ns.profile,
-        sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+        locked=ns.locked,
+        frozen=ns.frozen,
+        sync_args=nodeenv.selection(ns),
+        python=ns.python,
         argv=getattr(ns, "argv", ()),
     )
     if ns.command:

@@ -32,7 +32,8 @@ def request(ns: argparse.Namespace) -> pipeline.Request:
         profile=ns.profile,
         locked=ns.locked,
         frozen=ns.frozen,
-        sync_args=nodeenv.sync_args(ns.extra, ns.all_extras, ns.group, ns.no_dev),
+        sync_args=nodeenv.selection(ns),
+        python=ns.python,
         snapshot=ns.snapshot,
         argv=getattr(ns, "argv", ()),
     )
@@ -121,7 +122,7 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
                 [
                     ("log", log),
                     ("script", str(final)),
-                    ("project", str(p.project.root)),
+                    ("project", p.project.ident),
                     ("depot venv", f"{venv} (for this login node's fingerprint)"),
                     ("fingerprint", fp),
                 ],

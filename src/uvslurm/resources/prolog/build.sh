@@ -34,6 +34,12 @@ _uvslurm_lockproj() {
 _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
   local venv=$1
   shift
+  # --python too: uv would replace a venv of another interpreter than the project's request
+  set -- "$@" ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"}
+  if [ -n "${UVSLURM_SCRIPT:-}" ]; then
+    VIRTUAL_ENV=$venv _uvslurm_uvb sync -q --frozen "$@" --script "$UVSLURM_SCRIPT" --active
+    return
+  fi
   # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
   UV_PROJECT_ENVIRONMENT=$venv VIRTUAL_ENV='' _uvslurm_uvb sync -q --frozen "$@" \
     --project "$(_uvslurm_lockproj)" ${UVSLURM_SYNC_ARGS:-}
@@ -46,7 +52,10 @@ _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
 # sync and its retry with the network.
 _uvslurm_fresh() {
   rm -rf "$1"
-  (cd "$(_uvslurm_lockproj)" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable \
+  local dir
+  dir=$(_uvslurm_lockproj)
+  [ -z "${UVSLURM_SCRIPT:-}" ] || dir=${UVSLURM_SCRIPT%/*}
+  (cd "$dir" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable \
     ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$1") || return 1
   _uvslurm_sync "$@"
 }
@@ -109,8 +118,8 @@ _uvslurm_uvnet() {
   if _uvslurm_offline; then
     "$@" --offline && return 0
     [ "${UVSLURM_OFFLINE:-auto}" = true ] && return 1
-    _uvslurm_log "warning: offline $what failed (a gap in the uv cache?);" \
-      "retrying with network access"
+    _uvslurm_log "warning: offline $what failed (a gap in the uv cache, filled for the login" \
+      "node's platform${UVSLURM_PLATFORMS:+ and $UVSLURM_PLATFORMS}?); retrying with network access"
   fi
   "$@"
 }

@@ -313,6 +313,9 @@ _uvslurm_python() {
   local cache=$_uvslurm_facts_file in line k v exe ino res="" d
   local pydir=${UV_PYTHON_INSTALL_DIR:-${XDG_DATA_HOME:-${HOME:-/}/.local/share}/uv/python}
   local -a dirs=() others=()
+  # where uv looks from: the project, or a PEP 723 script's directory
+  local here=${UVSLURM_PROJECT:-/}
+  [ -z "${UVSLURM_SCRIPT:-}" ] || here=${UVSLURM_SCRIPT%/*}
   in="${UVSLURM_PROJECT:-}|${UVSLURM_PYTHON:-}|${PATH:-}|${UV_PYTHON:-}|${UV_PYTHON_PREFERENCE:-}"
   in+="|${UV_MANAGED_PYTHON:-}|${UV_NO_MANAGED_PYTHON:-}|$pydir|${CONDA_PREFIX:-}"
   in=${in//[$'\n\x1e']/_}
@@ -321,8 +324,7 @@ _uvslurm_python() {
   local - IFS=:
   set -f
   # shellcheck disable=SC2206 # split on purpose
-  dirs=("$pydir" "${UVSLURM_PROJECT:-/}/pyproject.toml" "${UVSLURM_PROJECT:-/}/.python-version"
-    ${PATH:-})
+  dirs=("$pydir" "$here/pyproject.toml" "$here/.python-version" ${PATH:-})
   IFS=$' \t\n'
   set +f
   # the lines the facts file keeps: input \x1e answer \x1e interpreter \x1e its inode
@@ -346,7 +348,7 @@ _uvslurm_python() {
   done
   if [ -z "$res" ]; then
     # shellcheck disable=SC2016 # the interpreter's code
-    exe=$(cd "${UVSLURM_PROJECT:-/}" 2>/dev/null && VIRTUAL_ENV='' _uvslurm_uvb python find \
+    exe=$(cd "$here" 2>/dev/null && VIRTUAL_ENV='' _uvslurm_uvb python find \
       --system --no-cache --offline --no-python-downloads ${UVSLURM_PYTHON:+"$UVSLURM_PYTHON"} \
       2>/dev/null) && res=$("$exe" -I -c 'import sys, os
 p = os.path.realpath(sys.base_prefix)

@@ -19,6 +19,7 @@ _uvslurm_key() {
   # built from; without one (prepare, env, older scripts) the project's own
   lock="${UVSLURM_LOCK_DIR:-$UVSLURM_PROJECT}/uv.lock"
   [ -n "${UVSLURM_LOCK_DIR:-}" ] && [ -f "$lock" ] || lock="$UVSLURM_PROJECT/uv.lock"
+  [ -z "${UVSLURM_SCRIPT:-}" ] || lock="$UVSLURM_SCRIPT.lock"
   if [ -n "${UVSLURM_PROJECT_ID:-}" ]; then
     _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
     cache="$_uvslurm_pdir/.keys"

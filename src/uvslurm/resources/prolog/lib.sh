@@ -8,7 +8,8 @@
 # flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
 # variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run the same text with the
 # same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
-#   UVSLURM_PROJECT     absolute project directory (pyproject.toml, uv.lock)
+#   UVSLURM_PROJECT     absolute project (workspace root) directory, or UVSLURM_SCRIPT
+#   UVSLURM_SCRIPT      a PEP 723 script ("": none), locked in <script>.lock
 #   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
 #   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
 #                       uv.lock this node sees, with a warning when that one differs
@@ -20,12 +21,13 @@
 #   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
 #   UVSLURM_NODE_LOCAL  auto | never | a directory
 #   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
-#   UVSLURM_PYTHON      the Python request of the project ("" when it names none)
+#   UVSLURM_PYTHON      the Python request (--python, else the project's; "": none)
 #   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
 #   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
 #   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
 #   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
 #   UVSLURM_FP_IGNORE   loaded modules left out of the fingerprint: names or patterns, word-split
+#   UVSLURM_PLATFORMS   the platforms besides the login node's that submit fetched for
 #   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
 #                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
 #   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated

@@ -19,14 +19,17 @@ _uvslurm_main() {
     _uvslurm_report "$fingerprint"
     exit 0
   fi
-  [ -f "$UVSLURM_PROJECT/pyproject.toml" ] || _uvslurm_die "no pyproject.toml in $UVSLURM_PROJECT"
+  local lock=$UVSLURM_PROJECT/uv.lock fix="uv lock" s=${UVSLURM_SCRIPT:-}
+  [ -z "$s" ] || { lock=$s.lock; fix="uv lock --script ${s##*/}"; }
+  [ -f "${s:-$UVSLURM_PROJECT/pyproject.toml}" ] ||
+    _uvslurm_die "no ${s:-pyproject.toml in $UVSLURM_PROJECT}"
   # a depot (or project directory in it) that someone else made could hold a "ready" venv of
   # theirs: only directories of this user's are used
   _uvslurm_owned "$UVSLURM_DEPOT" ||
     _uvslurm_die "the depot $UVSLURM_DEPOT is not a directory of yours (another user's, or a" \
       "symlink); set UVSLURM_DEPOT (or \`depot\` in the config) to a directory you own"
   _uvslurm_key "$fingerprint" remember ||
-    _uvslurm_die "cannot read $UVSLURM_PROJECT/uv.lock (run 'uv lock' on a login node)"
+    _uvslurm_die "cannot read $lock (run '$fix' on a login node)"
   if [ -e "$_uvslurm_pdir" ] || [ -L "$_uvslurm_pdir" ]; then
     _uvslurm_owned "$_uvslurm_pdir" ||
       _uvslurm_die "$_uvslurm_pdir is not a directory of yours (another user's, or a symlink);" \
@@ -137,7 +140,9 @@ _uvslurm_exec() {
   # it sees the user's UV_CACHE_DIR as it was (docs/design.md, "uv's cache on compute nodes").
   # A script with inline metadata (PEP 723) runs in uv's environment for it, in the user's cache.
   # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-  if [[ ${UVSLURM_CMD[0]:-} == *.py ]] && [ -f "${UVSLURM_CMD[0]}" ] &&
+  # (a `-- ./x.py` command: a script target has UVSLURM_SCRIPT, and its venv in the depot)
+  if [ -z "${UVSLURM_SCRIPT:-}" ] && [[ ${UVSLURM_CMD[0]:-} == *.py ]] &&
+    [ -f "${UVSLURM_CMD[0]}" ] &&
     { read -r -d '' c <"${UVSLURM_CMD[0]}"; [[ $'\n'$c == *$'\n# /// script\n'* ]]; }; then
     :
   elif [ -n "${_uvslurm_mnt:-}" ]; then
@@ -146,7 +151,14 @@ _uvslurm_exec() {
     c=${_uvslurm_venv%/*}/.uv-cache
     if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
   fi
-  run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT" "${UVSLURM_CMD[@]}")
+  # with the selection (`--package M` runs in the member) and the interpreter the venv was made
+  # for (else uv warns that it is not the project's); a script's venv is the active one
+  # shellcheck disable=SC2206 # UVSLURM_SYNC_ARGS is a list of validated flags
+  run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT"
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-})
+  [ -z "${UVSLURM_SCRIPT:-}" ] || { export VIRTUAL_ENV=$_uvslurm_venv
+    run=("$_uvslurm_uv" run --active --frozen "${cache[@]}" --script); }
+  run+=("${UVSLURM_CMD[@]}")
   # this shell stays only to unmount a mounted image or to record how the job ended
   if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
   then
