@@ -232,45 +232,6 @@ out("BUILT", executor("mpi").submit(built).result())
     assert results["1.0"][1] != results["2.0"][1], "one venv per module set"
 
 
-def test_an_mpi_function_runs_with_mpi4py_built_for_the_loaded_mpi_on_two_nodes(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    """The real thing: Debian's MPICH as the Lmod module mpi/mpich, mpi4py rebuilt for it on
-    the node (~2.5 min), one rank per node through submitit's srun."""
-    if not shutil.which("mpicc.mpich"):
-        pytest.fail("Debian's MPICH is missing: run WITH_MPI=1 scripts/dev-cluster up")
-    project = make_project(tmp_path / "mpiproj", ("mpi4py", "submitit"))
-    with (project / "pyproject.toml").open("a") as f:
-        f.write('\n[tool.uvslurm]\nrebuild = ["mpi4py"]\n')
-    folder = tmp_path / "folder"
-    script = tmp_path / "mpi.py"
-    script.write_text(HEAD + """
-def rank():
-    import os, sys
-    from mpi4py import MPI
-    c = MPI.COMM_WORLD
-    return (c.Get_rank(), c.Get_size(), os.environ["SLURMD_NODENAME"],
-            MPI.Get_library_version().splitlines()[0], sys.prefix)
-
-ex = executor("mpi", nodes=2, tasks_per_node=1, timeout_min=20, slurm_srun_args=["--mpi=pmi2"])
-out("RANKS", ex.submit(rank).results())
-""")  # fmt: skip
-    r = subprocess.run(
-        ["bash", "-c", 'source /usr/share/lmod/lmod/init/bash && module load mpi/mpich && '
-         'exec "$0" "$@"', sys.executable, str(script), str(folder), str(project)],
-        cwd=project, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    text = logs(folder / "mpi")
-    assert r.returncode == 0, r.stdout + r.stderr[-3000:] + text[-3000:]
-    ranks = json.loads(r.stdout.split("@@RANKS ", 1)[1].splitlines()[0])
-    assert sorted(x[0] for x in ranks) == [0, 1]
-    assert {x[1] for x in ranks} == {2}
-    assert {x[2] for x in ranks} == {"n1", "n2"}, "one rank per node"
-    assert all(x[3].startswith("MPICH") for x in ranks), ranks
-    assert "built the mpi4py" in text, text[-3000:]
-    assert {x[4] for x in ranks} <= {str(r.venv) for r in ready_lines(text)}
-
-
 def test_the_submitit_example_runs(cluster: Cluster, tmp_path: Path) -> None:
     """examples/submitit as its docstring says to run it (uvslurm from this checkout)."""
     example = tmp_path / "submitit example"
