@@ -53,7 +53,7 @@ def test_script_arguments_that_are_not_uvslurms_pass_without_a_word(project: Pat
 @pytest.mark.parametrize(
     ("argv", "wanted", "never"),
     [
-        (["submit", "--json", "train.py"], "`uvslurm fingerprint` has", "'--json'?"),
+        (["jobs", "--wait"], "`uvslurm submit` has", "'--wait'?"),
         (["config", "--profile", "x"], "has no option '--profile'", "'--profile'?"),
         (["depot", "rm", "--dry-run"], "(`uvslurm depot gc` has)", "'--dry-run'?"),
         (["submit", "--wrap", "echo hi"], "use `uvslurm submit -- CMD ARGS...`", "--wait"),
