@@ -238,8 +238,11 @@ def test_the_setup_lines_activate_the_venv_and_are_bash(project: Path, tmp_path:
     assert "#SBATCH" not in text
     assert "UVSLURM_MODE=activate" in text
     assert f"UVSLURM_PROJECT={project}" in text
+    assert "_uvslurm_load;" not in text, "the prolog is whole: submitit's lines end the script"
     f = tmp_path / "setup.sh"
-    f.write_text(text)
+    # as in submitit's script, its own lines follow the setup lines (a cold build here needs
+    # every function of the prolog, none may be read back from the end of the file)
+    f.write_text(text + '\nexport SUBMITIT_EXECUTOR=slurm\necho "submitit runs here"\n')
     assert subprocess.run(["bash", "-n", str(f)]).returncode == 0
     env = {**os.environ, "UVSLURM_NODE_LOCAL": "never"}
     # run as a job would: the venv is ready and active afterwards

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from uvslurm import sbatch_options as so
@@ -272,3 +274,50 @@ def test_directive_line_without_a_space_after_sbatch() -> None:
 def test_directive_tokens_error_shows_the_body_without_a_line() -> None:
     e = _usage(so.directive_tokens, " -J 'x ")
     assert e.message == "cannot parse '-J 'x': unmatched '"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "slip"),
+    [("partitoin", "partition", True), ("parttion", "partition", True),
+     ("partitionn", "partition", True), ("partitiom", "partition", True),
+     ("partition", "partition", False), ("segment", "partition", False),
+     ("ptrainoit", "partition", False), ("tres-bind", "gres-flags", False)],
+)  # fmt: skip
+def test_one_slip(a: str, b: str, slip: bool) -> None:
+    assert so._one_slip(a, b) is slip
+
+
+@pytest.fixture
+def site_later() -> Iterator[list[int]]:
+    """A site whose sbatch knows one more option than simple-slurm; `calls` counts its runs."""
+    calls: list[int] = []
+
+    def loader() -> dict[str, so.Spec]:
+        calls.append(1)
+        return {**so.simple_slurm_specs(), "segment": so.Spec(None, "value")}
+
+    so.use_site(None)
+    so.use_site_later(loader)
+    yield calls
+    so.use_site(None)
+    so._loader = None
+
+
+def test_known_options_and_typos_never_run_the_sites_sbatch(site_later: list[int]) -> None:
+    assert so.canonical("--partition") == "partition"
+    with pytest.raises(UsageError, match="did you mean '--partition'"):
+        so.canonical("--partitoin")
+    assert site_later == [] and not so.from_site()
+
+
+def test_an_option_simple_slurm_lacks_asks_the_site_once(site_later: list[int]) -> None:
+    assert so.canonical("--segment") == "segment"
+    assert so.from_site() and site_later == [1]
+    with pytest.raises(UsageError, match="this site's sbatch does not know it"):
+        so.canonical("--no-such-thing")
+    assert site_later == [1]
+
+
+def test_help_asks_the_site(site_later: list[int]) -> None:
+    assert so.consult_site(force=True) is True
+    assert site_later == [1] and "segment" in so.specs()

@@ -34,6 +34,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         m = re.search(r"unrecognized arguments: (\S+)", message)
         if m:
+            from uvslurm.sbatch_options import consult_site
+
+            if consult_site(m.group(1).split("=", 1)[0]):
+                raise _SiteLoaded
             raise unknown_option(self, self.argv, m.group(1).split("=", 1)[0])
         m = re.search(r"argument (COMMAND|ACTION): invalid choice: '([^']*)'", message)
         if m:
@@ -50,6 +54,10 @@ class Parser(argparse.ArgumentParser):
             hint = f"did you mean '{match}'?" if match else f"choose one of: {', '.join(choices)}"
             raise UsageError(f"unknown {what} '{m.group(2)}'", hint)
         raise UsageError(message, f"see `{self.prog} --help`")
+
+
+class _SiteLoaded(Exception):
+    """The site's sbatch vocabulary was loaded while parsing: parse again with it."""
 
 
 def _command_path(
@@ -439,6 +447,10 @@ def _parser(argv: Sequence[str]) -> Parser:
         from uvslurm import slurm
 
         slurm.use_site_options()
+        if "-h" in argv or "--help" in argv:  # the help lists the site's options
+            from uvslurm.sbatch_options import consult_site
+
+            consult_site(force=True)
     parser = build_parser()
     parser.argv = argv
     return parser
@@ -510,6 +522,13 @@ def misplaced_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> l
 
 
 def dispatch(argv: list[str]) -> int:
+    try:
+        return _dispatch(argv)
+    except _SiteLoaded:
+        return _dispatch(argv)
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["submit"]:
         parser, ns, command = _parse_submit(argv)
         ns.command = command

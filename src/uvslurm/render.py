@@ -103,6 +103,9 @@ class JobScript:
     origin: str  # one line for the header comment: what produced this script
     command: Sequence[str] = ()
     user_script: UserScript | None = None
+    # the script becomes part of another's (submitit's setup lines), whose own lines follow:
+    # the prolog is whole, nothing is read back from the end of the file
+    embedded: bool = False
 
 
 def _comment_safe(text: str) -> str:
@@ -181,8 +184,9 @@ def render(job: JobScript) -> str:
         return "\n".join(out) + "\n"
     # the rest of the prolog, which a warm start does not read, must end the script: bash reads
     # a script as it runs it, and the job's body comes first (prolog.py)
-    out.append(prolog.warm_text().rstrip("\n"))
+    out.append(prolog.warm_text(lazy=not job.embedded).rstrip("\n"))
     out.append("# --- end of the uvslurm prolog; the job script follows, with the venv active")
     out.append(script.body.rstrip("\n"))
-    out.append(prolog.rest_text().rstrip("\n"))
+    if not job.embedded:
+        out.append(prolog.rest_text().rstrip("\n"))
     return "\n".join(out) + "\n"

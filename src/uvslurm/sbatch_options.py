@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
@@ -26,6 +26,8 @@ FLAGS = frozenset(
         "verbose", "wait-all-nodes", "no-kill", "get-user-env",
     }
 )  # fmt: skip
+# options whose value is optional, given only after '=' (sbatch 22.05's `--help`: `--nice[=value]`)
+OPTIONAL = frozenset({"exclusive", "export", "nice", "propagate"})
 # sbatch options uvslurm drives itself (or that would replace the script it renders)
 RESERVED = frozenset({"wait", "parsable", "test-only", "wrap", "batch", "help", "usage", "version"})
 # what to say instead of "unknown option" when one of RESERVED is given
@@ -54,6 +56,47 @@ def use_site(specs: Mapping[str, Spec] | None) -> None:
     """Make `specs` (the site's `sbatch --help`, parsed) the vocabulary; None: simple-slurm's."""
     global _site
     _site = dict(specs) if specs else None
+
+
+_loader: Callable[[], Mapping[str, Spec] | None] | None = None
+
+
+def use_site_later(loader: Callable[[], Mapping[str, Spec] | None]) -> None:
+    """Ask the site's sbatch (`loader` runs it) only when an option is not in the vocabulary
+    in use: a valid submission, or a typo of a known option, never runs sbatch before it is
+    submitted."""
+    global _loader
+    _loader = loader
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """`a` is `b` with one letter changed, added, dropped, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )  # fmt: skip
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def consult_site(word: str = "", *, force: bool = False) -> bool:
+    """Whether the site's vocabulary was loaded just now, for `word`, an option the vocabulary
+    in use does not know (or for --help: `force`). A slip of one known option is a typo, refused
+    without asking sbatch."""
+    global _loader
+    loader = _loader
+    if _site is not None or loader is None:
+        return False
+    bare = word.lstrip("-")
+    if not force and any(_one_slip(bare, n) for n in specs()):
+        return False
+    _loader = None
+    use_site(loader())
+    return _site is not None
 
 
 def specs() -> dict[str, Spec]:
@@ -119,7 +162,8 @@ def simple_slurm_specs() -> dict[str, Spec]:
         long, _, short = line.strip().partition(",")
         name = long.replace("_", "-")
         if name not in RESERVED:
-            vocab[name] = Spec(short or None, "flag" if name in FLAGS else "value")
+            arity = "optional" if name in OPTIONAL else "flag" if name in FLAGS else "value"
+            vocab[name] = Spec(short or None, arity)
     return vocab
 
 
@@ -217,6 +261,8 @@ def canonical(name: str) -> str:
             return long
     elif bare in vocabulary():
         return bare
+    if bare not in RESERVED and consult_site(bare):
+        return canonical(name)
     if bare in RESERVED:
         raise UsageError(
             f"sbatch option '{name}' cannot be used with uvslurm",

@@ -46,7 +46,7 @@ def _probe_unlisted(sbatch: str, listed: dict[str, sbatch_options.Spec]) -> dict
     return found
 
 
-def site_options() -> dict[str, sbatch_options.Spec] | None:
+def site_options(run: bool = True) -> dict[str, sbatch_options.Spec] | None:
     """The options this site's sbatch accepts (None without sbatch, or when its --help says
     nothing we can read): its --help and --usage parsed, and the options it accepts without
     listing them. Computed once per sbatch executable (path, size and time: a new version is
@@ -76,6 +76,8 @@ def site_options() -> dict[str, sbatch_options.Spec] | None:
         except (OSError, ValueError):
             raw = None
     if not isinstance(raw, dict) or raw.get("sbatch") != real:
+        if not run:
+            return None
         helped = proc.probe([sbatch, "--help"], timeout=10)
         usage = proc.probe([sbatch, "--usage"], timeout=10)
         text = (
@@ -139,7 +141,11 @@ def use_site_options() -> None:
     global _installed
     if not _installed:
         _installed = True
-        sbatch_options.use_site(site_options())
+        cached = site_options(run=False)
+        if cached is not None:
+            sbatch_options.use_site(cached)
+        else:
+            sbatch_options.use_site_later(site_options)
 
 
 def _job_id(line: str) -> str:

@@ -42,6 +42,7 @@ def activation(node: NodeSettings) -> str:
             options={},
             origin=origin,
             user_script=render.UserScript(render.BASH_SHEBANG, [], ""),
+            embedded=True,
         )
     )
     return script.split("\n", 1)[1].rstrip("\n")
