@@ -991,6 +991,31 @@ def test_a_job_script_whose_rest_is_gone_stops_with_one_line_when_it_needs_it(
     assert not list(depot.rglob(".*.lease"))
 
 
+def test_the_hold_ends_soon_after_the_job(project: Path, tmp_path: Path) -> None:
+    """Where Slurm does not kill what a job leaves behind, the hold's background loop must not
+    outlive the job by more than a step (5 s), let alone its one-minute beat."""
+    depot = tmp_path / "depot"
+    assert prolog(project, depot).returncode == 0
+    body = '. "$1" || exit\necho "DONE $VIRTUAL_ENV"'
+    p = subprocess.Popen(["bash", "-c", body, "_", str(PROLOG)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=prolog_env(project, depot, "activate"))  # fmt: skip
+    out, err = p.communicate(timeout=50)
+    assert p.returncode == 0 and out.startswith("DONE "), err
+    assert ready(err).venv.is_relative_to(depot), err
+
+    def left() -> list[str]:
+        ps = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(p.pid)], capture_output=True,
+                            text=True)  # fmt: skip
+        return ps.stdout.split("\n")[:-1]
+
+    assert left(), "the premise: the hold's loop runs in the job's session after its shell"
+    deadline = time.monotonic() + 9
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left(), left()
+
+
 @pytest.mark.parametrize("local", [False, True])
 def test_a_batch_scripts_wait_does_not_wait_for_the_hold(
     project: Path, tmp_path: Path, local: bool

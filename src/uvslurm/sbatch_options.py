@@ -269,9 +269,14 @@ def canonical(name: str) -> str:
             RESERVED_HINTS.get(bare, "uvslurm passes it to sbatch itself where it applies"),
         )
     hint = closest_option("--" + bare)
-    where = "this site's sbatch" if from_site() else "simple-slurm's list"
+    # a slip of a known option is refused without asking the site's sbatch (consult_site)
+    where = (
+        " (this site's sbatch does not know it)" if from_site()
+        else "" if _loader is not None
+        else " (simple-slurm's list does not know it)"
+    )  # fmt: skip
     raise UsageError(
-        f"unknown sbatch option '{name}' ({where} does not know it)",
+        f"unknown sbatch option '{name}'{where}",
         f"did you mean '{hint}'?" if hint else "see `sbatch --help`",
     )
 

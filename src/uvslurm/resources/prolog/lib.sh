@@ -244,7 +244,13 @@ _uvslurm_beat() {
     "${_uvslurm_claims[@]%%$'\x1f'*}"; do
     [ -n "$c" ] && exec {c}>&-
   done
-  while sleep 60 && kill -0 $$ && : >"$1/.uvslurm-used"; do :; done
+  local n=0
+  # a use a minute, in steps of 5 s: where Slurm does not kill what a job leaves behind (no
+  # cgroup process tracking), the loop ends within 5 s of the job, not a minute later
+  while sleep 5 && kill -0 $$; do
+    n=$((n + 1))
+    if [ $((n % 12)) = 0 ]; then : >"$1/.uvslurm-used" || return 0; fi
+  done
 }
 
 # _uvslurm_lock FILE WHAT: take an exclusive flock on FILE (fd in _uvslurm_lockfd), saying so
