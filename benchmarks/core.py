@@ -3,8 +3,10 @@
 No Slurm needed: the job script is run by bash as a compute node would run it (the prolog is the
 same there). Each part alternates uvslurm and uv run by run, so that drift hits both alike.
 
-  warm start       the rendered job script (prolog + `uv run --no-sync`) on a ready depot venv
-                   vs `uv run --no-sync` and vs `uv run --frozen` on the same venv
+  warm start       the rendered job script (prolog + `uv run --no-sync`) on a ready depot venv,
+                   in a job, vs the plain job script a user writes without uvslurm (export
+                   UV_PROJECT_ENVIRONMENT, cd, `uv run --no-sync`), `uv run --no-sync` and
+                   `uv run --frozen` on the same venv
   cold build       the prolog building the depot venv (without and with the image) vs
                    `uv sync --frozen` (copy mode) into a fresh directory on the depot's filesystem
   cold node start  the prolog placing a ready depot venv onto node-local disk, by copying the
@@ -16,6 +18,7 @@ same there). Each part alternates uvslurm and uv run by run, so that drift hits 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -25,17 +28,27 @@ from benchmarks.common import Bench, Sample, log, ms, run
 
 
 def warm_start(b: Bench, runs: int) -> dict[str, Sample]:
+    """In a job (SLURM_JOB_ID as Slurm sets it: a job's warm start is answered by the memo that
+    its first start wrote), against the plain job script of uv#7642 run the same way."""
     depot = b.work / "depot"
     venv = b.prolog(depot)
     script = b.work / "job.sh"
     script.write_text(
         b.uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", "pass")
     )
+    plain = b.work / "plain.sh"
+    plain.write_text(
+        f"#!/bin/bash\nexport UV_PROJECT_ENVIRONMENT={shlex.quote(str(venv))}\n"
+        f"cd {shlex.quote(str(b.proj))}\nuv run --no-sync python -c pass\n"
+    )
+    job = {**b.env, "SLURM_JOB_ID": "1", "SLURM_JOB_NUM_NODES": "1"}
     uenv = {**b.env, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    res = {"job script": Sample(), "uv run --no-sync": Sample(), "uv run --frozen": Sample()}
+    res = {"job script": Sample(), "plain job script": Sample(), "uv run --no-sync": Sample(),
+           "uv run --frozen": Sample()}  # fmt: skip
     for i in range(runs + 1):  # the first round warms the page cache and is dropped
         t = [
-            ms(lambda: run(["bash", str(script)], cwd=b.proj, env=b.env)),
+            ms(lambda: run(["bash", str(script)], cwd=b.proj, env=job)),
+            ms(lambda: run(["bash", str(plain)], cwd=b.proj, env=job)),
             ms(
                 lambda: run(
                     ["uv", "run", "--no-sync", "python", "-c", "pass"], cwd=b.proj, env=uenv

@@ -18,6 +18,7 @@ HEADER = ["measure", "uvslurm", "plain uv", "ratio", "target", "met?"]
 SHELLS = ("bash", "zsh", "fish")
 # (start of the measure, has a plain-uv counterpart) for every row of a --no-cluster run
 ROWS = [
+    ("warm job start: job script vs the plain job script", True),
     ("warm job start: job script vs `uv run --no-sync`", True),
     ("warm job start: job script vs `uv run --frozen`", True),
     ("cold build into the depot", True),

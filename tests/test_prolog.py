@@ -1016,6 +1016,30 @@ def test_the_hold_ends_soon_after_the_job(project: Path, tmp_path: Path) -> None
     assert not left(), left()
 
 
+def test_outside_a_job_the_hold_records_a_use_every_minute(project: Path, tmp_path: Path) -> None:
+    """Outside a Slurm job (no job id to name beside the venv) a run from the depot venv
+    records a use every 12 steps of the hold's loop, which `depot gc`/`rm` on another node see
+    on a depot whose flocks do not reach across nodes. A `sleep` that takes 0.02 s instead of 5
+    makes the minute 0.24 s."""
+    depot = tmp_path / "depot"
+    assert prolog(project, depot).returncode == 0
+    fake = tmp_path / "fastsleep"
+    fake.mkdir()
+    (fake / "sleep").write_text("#!/bin/sh\nexec /bin/sleep 0.02\n")
+    (fake / "sleep").chmod(0o755)
+    body = (
+        '. "$1" || exit\nused=$VIRTUAL_ENV/.uvslurm-used\ntouch -d "1 hour ago" "$used"\n'
+        '/bin/sleep 1.5\necho "AGE $(( $(date +%s) - $(stat -c %Y "$used") ))"'
+    )
+    env = prolog_env(project, depot, "activate", PATH=f"{fake}:{os.environ['PATH']}")
+    env.pop("SLURM_JOB_ID", None)
+    r = subprocess.run(["bash", "-c", body, "_", str(PROLOG)], capture_output=True, text=True,
+                       env=env, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    age = int(r.stdout.split("AGE ")[1])
+    assert age < 5, f"the use was not recorded again ({age} s old)"
+
+
 @pytest.mark.parametrize("local", [False, True])
 def test_a_batch_scripts_wait_does_not_wait_for_the_hold(
     project: Path, tmp_path: Path, local: bool

@@ -5,9 +5,11 @@ Layout (see docs/reference/job-script.md): <depot>/<project id>/<key>/ is a job 
 shell-<fp>/ is the interactive venv of `uvslurm env`; <depot>/.wheels/<pkg>-<version>/<fp>/ holds rebuilt wheels.
 
 Who holds what (docs/reliability.md, the gc rows): a builder or placer holds the key's
-exclusive lock; a job holds a shared flock on <venv>/.uvslurm-used for as long as its command
-runs (opening that file also records the last use). Removing a venv takes both exclusively,
-without waiting, renames the venv away, and gives it back if a job touched it meanwhile.
+exclusive lock; a Slurm job names itself beside the venv it runs from (<venv>/.uvslurm-job-*,
+believed while Slurm has the job); a run outside a job holds a shared flock on
+<venv>/.uvslurm-used for as long as its command runs. Opening that file records the last use.
+Removing a venv takes both locks exclusively, without waiting, asks Slurm about the jobs, renames
+the venv away, and gives it back if a job touched it meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,15 @@ FAILED_FOR = 60.0  # how long the prolog remembers a failed build
 # recent is a job that may still run on a node whose flocks this one cannot see (three beats:
 # one may be late)
 HOLD_FRESH = 180.0
+# <venv>/.uvslurm-job-<cluster>-<job id>: a job (an array: its array job) that runs from the
+# depot venv names itself there (lib.sh: _uvslurm_jobhold); it holds the venv while Slurm still
+# has the job. Where Slurm cannot be asked, or the job is another cluster's, a hold counts for
+# this long after it was taken (longer than the time limits sites allow).
+JOB_HOLD = ".uvslurm-job-"
+JOB_HOLD_MAX = 30 * DAY
+# (this cluster's name, the ids of this user's jobs that Slurm still has), or None when Slurm
+# cannot be asked: slurm.live_jobs, passed in by the commands (this module starts no process)
+LiveJobs = Callable[[], "tuple[str, set[str]] | None"]
 # <depot>/.uvslurm-locks: what is known of the depot's file locks when they do not exclude across
 # nodes: "per-node" or "failing", then why (written by `uvslurm doctor` and by the prolog)
 LOCKS = names.LOCKS
@@ -334,20 +345,84 @@ def _unseen_hold(venv: Venv, now: float | None = None) -> str | None:
     )
 
 
-def holder(venv: Venv) -> str | None:
-    """Why `venv` cannot be removed now, or None."""
+@dataclass(frozen=True)
+class JobHold:
+    path: Path
+    cluster: str  # "-": the job did not say
+    job: str
+    taken: float  # epoch seconds
+
+
+def job_holds(venv: Path) -> list[JobHold]:
+    """The jobs that named themselves as running from `venv` (JOB_HOLD files)."""
+    out = []
+    try:
+        entries = [e for e in os.scandir(venv) if e.name.startswith(JOB_HOLD)]
+    except OSError:
+        return []
+    for e in entries:
+        cluster, _, job = e.name[len(JOB_HOLD) :].rpartition("-")
+        try:
+            taken = e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if job.isdigit() and cluster:
+            out.append(JobHold(Path(e.path), cluster, job, taken))
+    return out
+
+
+def _job_hold(venv: Venv, live: LiveJobs | None, now: float | None = None) -> str | None:
+    """Why a job may still run from `venv` by its JOB_HOLD, or None. Slurm says which jobs are
+    still there; a hold it cannot tell about (no Slurm here, another cluster's) counts for
+    JOB_HOLD_MAX."""
+    holds = job_holds(venv.path)
+    if not holds:
+        return None
+    known = live() if live else None
+    now = time.time() if now is None else now
+    for h in holds:
+        if known is not None and h.cluster in ("-", known[0]):
+            if h.job in known[1]:
+                return f"job {h.job} runs from it (or waits to run again)"
+            continue
+        if now - h.taken < JOB_HOLD_MAX:
+            where = f"cluster {h.cluster}'s job" if h.cluster != "-" else "job"
+            return (
+                f"{where} {h.job} took it {(now - h.taken) / DAY:.1f} days ago and Slurm here"
+                " cannot say whether it still runs"
+            )
+    return None
+
+
+def prune_job_holds(venv: Venv, live: LiveJobs) -> int:
+    """Remove the JOB_HOLD files of this cluster's jobs that Slurm no longer has (a venv that
+    stays would otherwise gather one per job); none when Slurm cannot be asked. How many went."""
+    holds = job_holds(venv.path)
+    known = live() if holds else None
+    if known is None:
+        return 0
+    gone = 0
+    for h in holds:
+        if h.cluster in ("-", known[0]) and h.job not in known[1]:
+            h.path.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def holder(venv: Venv, live: LiveJobs | None = None) -> str | None:
+    """Why `venv` cannot be removed now, or None. `live` asks Slurm which jobs are still there."""
     if _locked(venv.lock):
         return "a job is building or placing it"
     if _locked(venv.path / USED):
         return "a running job uses it"
-    return _unseen_hold(venv)
+    return _job_hold(venv, live) or _unseen_hold(venv)
 
 
 def _trash_name(path: Path) -> Path:
     return path.parent / f".{path.name}.trash-gc-{os.getpid()}-{time.monotonic_ns()}"
 
 
-def remove(venv: Venv) -> None:
+def remove(venv: Venv, live: LiveJobs | None = None) -> None:
     """Remove `venv` (and its image and lock file) unless a job holds it (Busy). A job that
     starts using it while this runs either finds it gone and rebuilds it, or keeps it: the
     venv is renamed away first and given back when its .uvslurm-used changed since `venvs()`
@@ -362,7 +437,7 @@ def remove(venv: Venv) -> None:
             use_fd = _try_lock(venv.path / USED, create=False)
         except BlockingIOError:
             raise Busy(venv.path, "a running job uses it") from None
-        if why := _unseen_hold(venv):
+        if why := _job_hold(venv, live) or _unseen_hold(venv):
             raise Busy(venv.path, why)
         trash = _trash_name(venv.path)
         os.rename(venv.path, trash)

@@ -17,7 +17,8 @@ from importlib.resources import files
 # the sections, (file, what it is for), in the order they are joined: every function is defined
 # before the end of main.sh calls it
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("lib.sh", "inputs, state, helpers"),
+    ("fast.sh", "state, a warm start from the memo"),
+    ("lib.sh", "helpers of the full path"),
     ("fingerprint.sh", "which binaries fit"),
     ("key.sh", "the venv's depot location"),
     ("build.sh", "a new venv in the depot"),
@@ -40,6 +41,8 @@ WARM = (
     *("_uvslurm_local_for", "_uvslurm_localize", "_uvslurm_spread", "_uvslurm_main"),
     *("_uvslurm_exec", "_uvslurm_snapshot", "_uvslurm_ino", "_uvslurm_ldso", "_uvslurm_os"),
     *("_uvslurm_modules", "_uvslurm_python", "_uvslurm_uvlayout", "_uvslurm_watch_modules"),
+    *("_uvslurm_finduv", "_uvslurm_factsname", "_uvslurm_pyfresh", "_uvslurm_jobhold"),
+    *("_uvslurm_memo_in", "_uvslurm_fast", "_uvslurm_runargs"),
     *KEPT,
 )
 # the line of main.sh that becomes the `unset -f` of every other function

@@ -1,7 +1,8 @@
-"""The only place that runs sbatch, scontrol, sacct and scancel."""
+"""The only place that runs sbatch, squeue, scontrol, sacct and scancel."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -408,3 +409,21 @@ def node_arches(partitions: Sequence[str]) -> set[str]:
         if arch and arch[1] != "(null)" and part and wanted & set(part[1].split(",")):
             arches.add(arch[1])
     return arches
+
+
+def live_jobs() -> tuple[str, set[str]] | None:
+    """(this cluster's name, the ids of this user's jobs that Slurm still has: queued, running,
+    suspended or completing; an array job's own id and each task's), or None when Slurm cannot
+    be asked (no squeue here, or the controller does not answer). For `uvslurm depot gc/rm`:
+    a job holds its depot venv by naming itself beside it (lib.sh: _uvslurm_jobhold)."""
+    try:
+        text = proc.run(["squeue", "-h", "-u", str(os.getuid()), "-o", "%A %F"])
+        config = proc.run(["scontrol", "show", "config"])
+    except (proc.CommandFailed, UvslurmError):
+        return None
+    cluster = next(
+        (line.split("=", 1)[1].strip() for line in config.splitlines()
+         if line.split("=", 1)[0].strip() == "ClusterName" and "=" in line),
+        "",
+    )  # fmt: skip
+    return cluster, {word for word in text.split() if word.isdigit()}

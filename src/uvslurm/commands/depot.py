@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvslurm import depot, names, nodeenv, output, paths
+from uvslurm import depot, names, nodeenv, output, paths, slurm
 from uvslurm.context import Context
 from uvslurm.errors import UsageError, UvslurmError
 
@@ -70,6 +71,11 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
 
 
+# what Slurm says of this user's jobs, asked once per command and only when a venv names a job
+# that may hold it (depot.JOB_HOLD); run() forgets it
+_live_jobs = functools.cache(slurm.live_jobs)
+
+
 def rows(root: Path, problems: list[depot.Problem] | None = None) -> list[dict[str, Any]]:
     now = time.time()
     out: list[dict[str, Any]] = []
@@ -83,7 +89,7 @@ def rows(root: Path, problems: list[depot.Problem] | None = None) -> list[dict[s
             "summary": summary(v.components), "components": v.components, "built_on": v.built_on,
             "size_bytes": size, "size_kb_at_build": v.size_kb, "inodes": inodes,
             "last_used": v.last_used, "last_used_ago": _age(now - v.last_used),
-            "in_use": depot.holder(v) is not None,
+            "in_use": depot.holder(v, _live_jobs) is not None,
         })  # fmt: skip
     return out
 
@@ -200,7 +206,13 @@ def _remove(
 
 
 def _remove_venv(v: depot.Venv, why: str, report: _Report) -> None:
-    _remove(v.path, why, report, lambda: depot.holder(v), lambda: depot.remove(v))
+    _remove(
+        v.path,
+        why,
+        report,
+        lambda: depot.holder(v, _live_jobs),
+        lambda: depot.remove(v, _live_jobs),
+    )
 
 
 def _remove_leftover(item: depot.Leftover, report: _Report) -> None:
@@ -241,6 +253,9 @@ def gc_cmd(root: Path, older_than_days: float, dry_run: bool) -> int:
             _remove_venv(v, f"unused for {idle:.0f} days", report)
         elif v.kind == "incomplete":
             _remove_venv(v, "a venv directory without its ready marker", report)
+        if not dry_run and v.path.exists():
+            # a venv that stays: the holds of jobs that ended go (one file per job otherwise)
+            depot.prune_job_holds(v, _live_jobs)
     for w in list(depot.wheel_dirs(root, problems)):
         if now - w.last_used > limit:
             why = f"rebuilt wheel unused for {(now - w.last_used) / depot.DAY:.0f} days"
@@ -311,6 +326,7 @@ def rm_cmd(root: Path, project: str | None, ctx: Context) -> int:
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
+    _live_jobs.cache_clear()
     root = ctx.depot
     if ns.depot_cmd == "path":
         print(root)

@@ -323,7 +323,8 @@ fi
 _LEASE = (
     "builders of one key{} take turns by a lease file instead (a heartbeat every 2 s, taken "
     "over after 15 s of silence: a key may be built twice at worst), and `uvslurm depot gc`/`rm` "
-    "see jobs that run {} by the hold they refresh every minute only (written down in the depot)"
+    "see runs outside Slurm jobs {} by the use they record every minute only (written down in the "
+    "depot; jobs are asked of Slurm)"
 )
 _PER_NODE_FIX = (
     "ask for coherent locks on the depot's filesystem (Lustre -o flock, BeeGFS "

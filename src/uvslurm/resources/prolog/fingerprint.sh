@@ -3,36 +3,6 @@
 # uvslurm prolog, section fingerprint: everything that decides which binaries a venv may
 # contain (modules, CPU, OS, glibc, Python, uv...), as text; machine facts cached by identity.
 
-# _uvslurm_ino VAR FILE: FILE's inode number, from /proc/self/fdinfo of a descriptor open on it
-# (Linux >= 5.14; no process), or "" when that is not known
-_uvslurm_ino() {
-  # names unlike the caller's VAR: printf -v sets the innermost variable of that name
-  local _ino_fd _ino_t=""
-  if { exec {_ino_fd}<"$2"; } 2>/dev/null; then
-    # one read of the whole file: ~2x faster than a loop of reads here
-    IFS= read -r -d '' _ino_t </proc/self/fdinfo/"$_ino_fd"
-    exec {_ino_fd}<&-
-  fi 2>/dev/null
-  [[ $_ino_t == *$'\n'ino:* ]] || _ino_t=""
-  _ino_t=${_ino_t#*$'\n'ino:}
-  _ino_t=${_ino_t%%$'\n'*}
-  printf -v "$1" '%s' "${_ino_t//[!0-9]/}"
-}
-
-# _uvslurm_ldso VAR: the ELF interpreter every dynamic program of this architecture names (it is
-# glibc's, installed with the C library: its identity is the libc's), in this mount namespace
-_uvslurm_ldso() {
-  local p
-  case ${HOSTTYPE:-} in
-    x86_64) p=/lib64/ld-linux-x86-64.so.2 ;;
-    aarch64) p=/lib/ld-linux-aarch64.so.1 ;;
-    powerpc64le | ppc64le) p=/lib64/ld64.so.2 ;;
-    riscv64) p=/lib/ld-linux-riscv64-lp64d.so.1 ;;
-    *) p=/lib/ld-linux.so.2 ;;
-  esac
-  printf -v "$1" '%s' "$p"
-}
-
 # _uvslurm_uarch_data VAR: archspec's microarchitectures, as scripts/microarch_table.py writes
 # them (records ended by ';': name vendor eligible depth nfeatures generic-ancestors cpu-part
 # parent +added/-removed features; `=code vendor` maps ARM implementers). Read on a cold start.
@@ -207,18 +177,6 @@ _uvslurm_cpu() {
   printf -v "$1" 'microarch=%s flags=%s' "${best:-unknown}" "${fs[*]}"
 }
 
-# _uvslurm_os VAR: ID-VERSION_ID of /etc/os-release, read each time (a few lines, no process):
-# a container or mount namespace with another os-release gets its own key
-_uvslurm_os() {
-  local t="" id="" ver=""
-  IFS= read -r -d '' t 2>/dev/null </etc/os-release
-  t=$'\n'$t
-  [[ $t == *$'\n'ID=* ]] && id=${t#*$'\n'ID=} && id=${id%%$'\n'*}
-  [[ $t == *$'\n'VERSION_ID=* ]] && ver=${t#*$'\n'VERSION_ID=} && ver=${ver%%$'\n'*}
-  id=${id#[\"\']}; id=${id%[\"\']}; ver=${ver#[\"\']}; ver=${ver%[\"\']}
-  printf -v "$1" '%s' "$id-$ver"
-}
-
 # _uvslurm_gpus VAR [DIR]: the NVIDIA GPU models of this node, sorted, from the driver's
 # /proc files (no process): a package built for one GPU generation is not reused on another
 _uvslurm_gpus() {
@@ -241,14 +199,10 @@ _uvslurm_gpus() {
 # from, taken without a process: the boot (the CPU), the OS and glibc's loader (its inode: a
 # container's, or a new glibc; its time: one changed in place) and the uv binary (the same).
 _uvslurm_facts() {
-  local boot="" f k v c="" g="" u="" ld ldid uvid os t=""
-  read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
+  local f k v c="" g="" u="" ld os t=""
   _uvslurm_ldso ld
-  _uvslurm_ino ldid "$ld"
-  _uvslurm_ino uvid "$_uvslurm_uv"
   _uvslurm_os os
-  f="$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}"
-  f+="-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
+  _uvslurm_factsname f "$ld"
   _uvslurm_mkdepot
   if ! _uvslurm_owned "$UVSLURM_DEPOT"; then f=""; fi
   _uvslurm_pyseen=()
@@ -312,21 +266,13 @@ _uvslurm_uvlayout() {
 _uvslurm_python() {
   local cache=$_uvslurm_facts_file in line k v exe ino res="" d
   local pydir=${UV_PYTHON_INSTALL_DIR:-${XDG_DATA_HOME:-${HOME:-/}/.local/share}/uv/python}
-  local -a dirs=() others=()
+  local -a others=()
   # where uv looks from: the project, or a PEP 723 script's directory
   local here=${UVSLURM_PROJECT:-/}
   [ -z "${UVSLURM_SCRIPT:-}" ] || here=${UVSLURM_SCRIPT%/*}
   in="${UVSLURM_PROJECT:-}|${UVSLURM_PYTHON:-}|${PATH:-}|${UV_PYTHON:-}|${UV_PYTHON_PREFERENCE:-}"
   in+="|${UV_MANAGED_PYTHON:-}|${UV_NO_MANAGED_PYTHON:-}|$pydir|${CONDA_PREFIX:-}"
   in=${in//[$'\n\x1e']/_}
-  # PATH's directories: split by the shell's own word splitting (no globbing: `local -` keeps
-  # `set -f` to this function), 10x faster here than a here-string or a loop of expansions
-  local - IFS=:
-  set -f
-  # shellcheck disable=SC2206 # split on purpose
-  dirs=("$pydir" "$here/pyproject.toml" "$here/.python-version" ${PATH:-})
-  IFS=$' \t\n'
-  set +f
   # the lines the facts file keeps: input \x1e answer \x1e interpreter \x1e its inode
   for line in "${_uvslurm_pyseen[@]}"; do
     k=${line%%$'\x1e'*} v=${line#*$'\x1e'}
@@ -337,14 +283,8 @@ _uvslurm_python() {
       continue
     fi
     [ -n "$res" ] && continue
-    [ -n "$exe" ] && [ "$exe" -nt "$cache" ] && continue
-    for d in "${dirs[@]}"; do
-      [ -n "$d" ] && [ "$d" -nt "$cache" ] && continue 2
-      # uv takes the first fit along PATH: directories after the one it took cannot matter
-      [ "$d" = "${exe%/*}" ] && break
-    done
-    if [ -n "$exe" ]; then _uvslurm_ino d "$exe"; [ "$d" = "$ino" ] || continue; fi
-    res=$v
+    _uvslurm_pyfresh "$exe" "$ino" "$cache" || continue
+    res=$v _uvslurm_pyexe=$exe _uvslurm_pyino=$ino
   done
   if [ -z "$res" ]; then
     # shellcheck disable=SC2016 # the interpreter's code
@@ -362,6 +302,7 @@ print("%s-%d.%d.%d%s %s" % (sys.implementation.name, *sys.version_info[:3],
     res=${res//[$'\n\x1e']/ }
     ino=""
     [ -z "$exe" ] || _uvslurm_ino ino "$exe"
+    _uvslurm_pyexe=$exe _uvslurm_pyino=$ino
     _uvslurm_pyseen=("$in"$'\x1e'"$res"$'\x1e'"$exe"$'\x1e'"$ino" "${others[@]}")
     _uvslurm_facts_write
   fi

@@ -1,78 +1,7 @@
 # shellcheck shell=bash
-# uvslurm prolog, section lib: what the prolog does and takes, its state, and the helpers the
-# other sections use (log lines, timing, owner checks, the depot, locks, ready venvs).
-
-# uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
-#
-# It runs on compute nodes where uvslurm itself is not installed: it needs bash >= 5, coreutils,
-# flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
-# variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run the same text with the
-# same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
-#   UVSLURM_PROJECT     absolute project (workspace root) directory, or UVSLURM_SCRIPT
-#   UVSLURM_SCRIPT      a PEP 723 script ("": none), locked in <script>.lock
-#   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
-#   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
-#                       uv.lock this node sees, with a warning when that one differs
-#   UVSLURM_LOCK_DIR    the submitted copy of pyproject.toml and uv.lock that the venv is built
-#                       from ("": the project's own)
-#   UVSLURM_RECORD      directory where a job records its start and end ("": none)
-#   UVSLURM_SNAPSHOT    the copy of the project's git-tracked files the command runs in
-#   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
-#   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
-#   UVSLURM_NODE_LOCAL  auto | never | a directory
-#   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
-#   UVSLURM_PYTHON      the Python request (--python, else the project's; "": none)
-#   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
-#   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
-#   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
-#   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
-#   UVSLURM_FP_IGNORE   loaded modules left out of the fingerprint: names or patterns, word-split
-#   UVSLURM_PLATFORMS   the platforms besides the login node's that submit fetched for
-#   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
-#                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
-#   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
-#   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
-#   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
-#                       activate: return with the venv active (the job script body follows)
-#                       prepare: print the venv path    fingerprint: print components and key
-# Each step logs one "uvslurm: ..." line with its duration to stderr. When the environment
-# cannot be prepared the script exits 75 (EX_TEMPFAIL), a code users' programs rarely use.
-#
-# Venv lifecycle: a venv directory is published by renaming a private build directory that
-# already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
-# venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
-
-# The prolog's state, shared by its sections (every other variable is local to a function):
-_uvslurm_t0=${EPOCHREALTIME/[.,]/} # the prolog's start (us): the ready line counts from it
-_uvslurm_uv=""      # the uv executable: UVSLURM_UV, else uv on PATH (main)
-_uvslurm_fp=""      # the fingerprint's hash, 12 hex digits (key)
-_uvslurm_pdir=""    # <depot>/<project id>: the project's directory in the depot (key)
-_uvslurm_keyname="" # <fingerprint>-<lock hash>: the name of the venv in it (key)
-_uvslurm_lkey=""    # <project id>-<key>: the name of the venv's node-local copies (key)
-_uvslurm_venv=""    # the venv the command runs from (main, place, spread)
-_uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
-_uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
-_uvslurm_me=""      # <node>-<boot>-<pid>: this builder, in its lease and build directory names
-_uvslurm_claims=()  # the claims (_uvslurm_claim) held, innermost last
-_uvslurm_usefd=""   # the descriptor that holds the depot venv for as long as the job runs
-_uvslurm_copyfd=""  # the one that holds its node-local copy (place: _uvslurm_holdcopy)
-_uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
-_uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps, several nodes)
-_uvslurm_gone=""    # the venv that _uvslurm_intact found incomplete (said once, not per check)
-_uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
-_uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
-_uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
-_uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load finds them (a job
-[[ $_uvslurm_self == /* || -z $_uvslurm_self ]] || _uvslurm_self=$PWD/$_uvslurm_self # may cd)
-
-_uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
-_uvslurm_die() {
-  _uvslurm_log "error: $*"
-  while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done
-  exit 75
-}
-# _uvslurm_since VAR START_US: milliseconds since START_US, without forking
-_uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
+# shellcheck disable=SC2154 # set in other sections: the prolog's state (fast.sh)
+# uvslurm prolog, section lib: the helpers of the full path (loading the rest, the depot, locks,
+# leases, holds with flock).
 
 # _uvslurm_load: define the functions that a warm start does not run (building, leases, placing,
 # pruning, jobs of several nodes). bash parses a script as it runs it, and parsing them cost
@@ -107,9 +36,6 @@ _uvslurm_load() {
     "last lines hold the code that builds and places venvs); submit the job again with uvslurm"
 }
 
-# _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink. Builtins only (the
-# warm path forks nothing): only its owner can change who may write into it.
-_uvslurm_owned() { [ -d "$1" ] && ! [ -L "$1" ] && [ -O "$1" ]; }
 # _uvslurm_private DIR: ... and neither group nor others may write into it (one stat)
 _uvslurm_private() {
   local m
@@ -124,25 +50,6 @@ _uvslurm_mkdepot() {
     printf 'uvslurm depot\n' >"$UVSLURM_DEPOT/.uvslurm-depot"; } 2>/dev/null
 }
 
-# _uvslurm_privtmp: uv keeps lock files in $TMPDIR (uv-<hash>.lock, mode 0666); in a shared /tmp
-# another user can hold one and hang every uv call of this job. A TMPDIR that is this user's
-# alone (a per-job one) stays; a shared one is replaced by a private directory inside it, for
-# uv and for the command (files there age out as the rest of that directory does).
-_uvslurm_privtmp() {
-  local base=${TMPDIR:-/tmp} d
-  base=${base%/}
-  if _uvslurm_owned "$base" && ! [ -k "$base" ]; then return 0; fi
-  d="$base/uvslurm-$UID"
-  [ -e "$d" ] || [ -L "$d" ] || mkdir -m 700 "$d" 2>/dev/null
-  # nothing is created in a directory someone else planted there
-  if _uvslurm_owned "$d" && { [ -e "$d/tmp" ] || [ -L "$d/tmp" ] ||
-    mkdir -m 700 "$d/tmp" 2>/dev/null; } && _uvslurm_owned "$d/tmp"; then
-    export TMPDIR="$d/tmp"
-  else
-    _uvslurm_log "warning: $d is not a private directory of this user;" \
-      "uv keeps its lock files in the shared $base"
-  fi
-}
 
 # _uvslurm_sorted VAR LIST: the ':'-separated LIST sorted bytewise, so that module load order
 # and the user's locale do not change the fingerprint
@@ -160,58 +67,29 @@ _uvslurm_sorted() {
   printf -v "$1" '%s' "${out[*]}"
 }
 
-# _uvslurm_ready VENV: VENV has its marker and python, is this user's, and is still whole
-_uvslurm_ready() {
-  [ -f "$1/.uvslurm-ready" ] && [ -x "$1/bin/python" ] && _uvslurm_owned "$1" &&
-    _uvslurm_intact "$1"
-}
 
-# _uvslurm_intact VENV: are the files that VENV's marker samples (its check= line, written at
-# build time: per package its RECORD and one other file) still there, and not empty? A purge of
-# old files on scratch, a node-local cleaner, or a cache clean under a venv of links fails it;
-# the venv is then not ready (rebuilt, or copied again), and the log says why, once. Builtins
-# only, no fork: ~1 ms for the 54 files of a 27-package venv on this VM. A marker that samples
-# nothing (written before markers did) passes, and so does a depot venv with an image while jobs
-# place venvs: placing it reads the image (one file), not the directory's files.
-_uvslurm_intact() {
-  local p
-  local -a f
-  if [ "${UVSLURM_NODE_LOCAL:-auto}" != never ] &&
-    { [ -f "$1.squashfs" ] || [ -f "$1.tar.zst" ]; }; then
-    return 0
-  fi
-  while IFS=$'\x1f' read -r -a f; do
-    case ${f[0]:-} in
-      check=*) ;;
-      modules=*) return 0 ;; # the fingerprint: the marker samples nothing
-      *) continue ;;
-    esac
-    f[0]=${f[0]#check=}
-    for p in "${f[@]}"; do
-      [ -s "$1/$p" ] && continue
-      [ "$_uvslurm_gone" = "$1" ] || _uvslurm_log "warning: $1 is incomplete ($p is missing" \
-        "or empty: a purge of old files?); not using it"
-      _uvslurm_gone=$1
-      return 1
-    done
-    return 0
-  done <"$1/.uvslurm-ready"
-  return 0
-}
 
-# _uvslurm_hold VENV [BEAT]: is the depot VENV ready? If so, record its last use and hold it for
-# as long as this job runs, so that `uvslurm depot gc/rm` leave it alone: opening .uvslurm-used
-# with truncation sets its mtime without a process, and a shared flock on that fd, inherited by
-# the command, lasts until the job ends. flock runs in the background: +0.2 ms instead of +1.3 ms
-# on the warm path (gc also spots a use that started while it looked, by the mtime). With BEAT
-# (a job whose command runs on), the same background process then records a use every minute
-# while the job lives: where flock does not reach across nodes (per node, or failing), that is
-# the hold gc and rm on another node can see (docs/design.md, "Holds that other nodes cannot
-# see"). False when the venv is not ready, or vanished after the open (gc removed it: rebuild
-# under the lock).
+
+
+
+
+
+
+
+# _uvslurm_hold VENV [BEAT [job]]: is the depot VENV ready? If so, record its last use and hold
+# it for as long as this job runs, so that `uvslurm depot gc/rm` leave it alone. With "job", in
+# a Slurm job: the job's id beside it (_uvslurm_jobhold, no process). Otherwise: opening
+# .uvslurm-used with truncation sets its mtime without a process, and a shared flock on that fd,
+# inherited by the command, lasts until it ends; flock runs in the background (+0.2 ms instead
+# of +1.3 ms; gc also spots a use that started while it looked, by the mtime). With BEAT (a run
+# whose command goes on), the same background process then records a use every minute: where
+# flock does not reach across nodes (per node, or failing), that is the hold gc and rm on
+# another node can see (docs/design.md, "A job's hold"). False when the venv is not ready, or
+# vanished after the open (gc removed it: rebuild under the lock).
 _uvslurm_hold() {
   local w
   _uvslurm_ready "$1" || return 1
+  [ "${3:-}" = job ] && _uvslurm_jobhold "$1" && return 0
   # the hold's descriptor is read-write: the Linux NFSv4 client refuses a shared flock on a
   # write-only one (EBADF), and gc would then remove a venv in use
   if { : >"$1/.uvslurm-used" && exec {_uvslurm_usefd}<>"$1/.uvslurm-used"; } 2>/dev/null; then

@@ -6,11 +6,8 @@
 _uvslurm_main() {
   local t base fingerprint beat=""
   local -a bases
-  _uvslurm_uv=${UVSLURM_UV:-}
-  if [ -z "$_uvslurm_uv" ] || ! [ -x "$_uvslurm_uv" ]; then
-    _uvslurm_uv=$(command -v uv) || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}');" \
-      "put uv on PATH or set UVSLURM_UV"
-  fi
+  _uvslurm_finduv || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}');" \
+    "put uv on PATH or set UVSLURM_UV"
   [[ ${UVSLURM_DEPOT:-} == /* ]] ||
     _uvslurm_die "UVSLURM_DEPOT is not an absolute path: '${UVSLURM_DEPOT:-}'"
   _uvslurm_privtmp
@@ -60,7 +57,7 @@ _uvslurm_main() {
   case ${UVSLURM_MODE:-run} in run | activate) beat=later ;; esac
   [ -n "$beat" ] && [ -z "${bases[*]}" ] && beat=now
   if [ -z "$_uvslurm_venv" ]; then
-    if ! _uvslurm_hold "$depot_venv" "${beat#later}"; then
+    if ! _uvslurm_hold "$depot_venv" "${beat#later}" job; then
       # building: the depot must also be closed to others (only its owner can open it again)
       _uvslurm_private "$UVSLURM_DEPOT" ||
         _uvslurm_die "the depot $UVSLURM_DEPOT is writable by other users; run chmod go-w on" \
@@ -71,7 +68,7 @@ _uvslurm_main() {
       _uvslurm_claim "$_uvslurm_pdir" "$_uvslurm_keyname" "$depot_venv"
       # another job may have finished it while this one waited
       _uvslurm_ready "$depot_venv" || _uvslurm_build "$fingerprint"
-      _uvslurm_hold "$depot_venv" "${beat#later}" ||
+      _uvslurm_hold "$depot_venv" "${beat#later}" job ||
         _uvslurm_die "$depot_venv is not usable after building it"
       _uvslurm_unclaim
     fi
@@ -89,34 +86,41 @@ _uvslurm_main() {
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "ready ($_uvslurm_state) in $t ms: $_uvslurm_venv"
   [ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_record start "$t" "$fingerprint"
+  # the next start with these inputs runs from this venv without the steps above (fast.sh):
+  # when it ran from the depot under a job's hold, and not because a copy failed this time
+  if [ "${UVSLURM_MODE:-run}" = run ] && [ "$_uvslurm_venv" = "$depot_venv" ] &&
+    [ -z "${_uvslurm_usefd:-}${_uvslurm_nltried:-}${_uvslurm_lockmoved:-}" ] &&
+    [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ]; then
+    _uvslurm_memo_write "$fingerprint"
+  fi
 }
 
 # _uvslurm_record start MS FINGERPRINT | end EXIT_CODE: what this job found on its node, or
 # how it ended, for its manifest (`uvslurm show`, `uvslurm jobs`): key=value lines in
 # $UVSLURM_RECORD/<job id>[_<task>].start|.end (the fingerprint's components after a
-# `components:` line), written under a temporary name and renamed. Only in a job with a record
-# directory of this user's; never fails the job.
+# `components:` line), written with one write (no rename: no process; a reader that comes
+# between the open and the write sees an empty record, as if none yet). Only in a job with a
+# record directory of this user's; never fails the job.
 _uvslurm_record() {
-  local id=${SLURM_JOB_ID:-} f v
+  local id=${SLURM_JOB_ID:-} f v t
   [ -n "${UVSLURM_RECORD:-}" ] && [ -n "$id" ] || return 0
   [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && id="${SLURM_ARRAY_JOB_ID:-}_$SLURM_ARRAY_TASK_ID"
-  [[ $id =~ ^[0-9]+(_[0-9]+)?$ ]] && [ -d "$UVSLURM_RECORD" ] && ! [ -L "$UVSLURM_RECORD" ] &&
+  [[ -n $id && $id != *[!0-9_]* && $id != _* && $id != *_ && $id != *_*_* ]] &&
+    [ -d "$UVSLURM_RECORD" ] && ! [ -L "$UVSLURM_RECORD" ] &&
     [ -O "$UVSLURM_RECORD" ] || return 0
   f="$UVSLURM_RECORD/$id.$1"
-  {
-    printf 'time=%s\nnode=%s\n' "${EPOCHREALTIME/,/.}" "${SLURMD_NODENAME:-${HOSTNAME:-}}"
-    if [ "$1" = start ]; then
-      v=${_uvslurm_venv//$'\n'/\\n}
-      printf 'nodes=%s\nready=%s\nready_ms=%s\nvenv=%s\nfingerprint=%s\nlock_sha256=%s\n' \
-        "${SLURM_JOB_NODELIST:-}" "$_uvslurm_state" "$2" "$v" "$_uvslurm_fp" "$_uvslurm_lockhash"
-      printf 'lock_moved=%s\ncomponents:\n%s\n' "${_uvslurm_lockmoved:-0}" "$3"
-    else
-      printf 'exit_code=%s\n' "$2"
-    fi
-  } >"$f.tmp-$$" 2>/dev/null && mv -f "$f.tmp-$$" "$f" 2>/dev/null
-  rm -f "$f.tmp-$$" 2>/dev/null
-  # a requeued job starts again: its earlier end is not this run's
-  [ "$1" = start ] && rm -f "$UVSLURM_RECORD/$id.end" 2>/dev/null
+  printf -v t 'time=%s\nnode=%s\n' "${EPOCHREALTIME/,/.}" "${SLURMD_NODENAME:-${HOSTNAME:-}}"
+  if [ "$1" = start ]; then
+    v=${_uvslurm_venv//$'\n'/\\n}
+    printf -v t '%snodes=%s\nready=%s\nready_ms=%s\nvenv=%s\nfingerprint=%s\nlock_sha256=%s\n' \
+      "$t" "${SLURM_JOB_NODELIST:-}" "$_uvslurm_state" "$2" "$v" "$_uvslurm_fp" "$_uvslurm_lockhash"
+    printf -v t '%slock_moved=%s\ncomponents:\n%s\n' "$t" "${_uvslurm_lockmoved:-0}" "$3"
+    # a requeued job starts again: its earlier end is not this run's
+    if [ -e "$UVSLURM_RECORD/$id.end" ]; then rm -f "$UVSLURM_RECORD/$id.end" 2>/dev/null; fi
+  else
+    printf -v t '%sexit_code=%s\n' "$t" "$2"
+  fi
+  { [ ! -L "$f" ] && printf '%s' "$t" >"$f"; } 2>/dev/null
   return 0
 }
 
@@ -151,14 +155,7 @@ _uvslurm_exec() {
     c=${_uvslurm_venv%/*}/.uv-cache
     if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
   fi
-  # with the selection (`--package M` runs in the member) and the interpreter the venv was made
-  # for (else uv warns that it is not the project's); a script's venv is the active one
-  # shellcheck disable=SC2206 # UVSLURM_SYNC_ARGS is a list of validated flags
-  run=("$_uvslurm_uv" run --no-sync "${cache[@]}" --project "$UVSLURM_PROJECT"
-    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-})
-  [ -z "${UVSLURM_SCRIPT:-}" ] || { export VIRTUAL_ENV=$_uvslurm_venv
-    run=("$_uvslurm_uv" run --active --frozen "${cache[@]}" --script); }
-  run+=("${UVSLURM_CMD[@]}")
+  _uvslurm_runargs run "${cache[@]}"
   # this shell stays only to unmount a mounted image or to record how the job ended
   if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
   then
@@ -166,7 +163,7 @@ _uvslurm_exec() {
   fi
   if [ -t 0 ]; then
     # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
-    trap '_uvslurm_umount; exit 143' TERM
+    trap '[ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount; exit 143' TERM
     "${run[@]}"
     rc=$?
   else
@@ -186,7 +183,8 @@ _uvslurm_exec() {
     wait "$child"
     rc=$?
   fi
-  _uvslurm_umount
+  # (only a start that mounted an image, on the full path, has read the place section)
+  [ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount
   _uvslurm_record end "$rc"
   exit "$rc"
 }
@@ -215,7 +213,12 @@ _uvslurm_snapshot() {
 
 # a mount made by `uvslurm prepare` would outlive it
 [ "${UVSLURM_MODE:-run}" = prepare ] && _uvslurm_nomount=1
-_uvslurm_main
+# the memo answered (fast.sh): only the job's record of its start is left of the steps
+if [ -n "$_uvslurm_hit" ]; then
+  _uvslurm_record start "$_uvslurm_hitms" "$_uvslurm_hit"
+else
+  _uvslurm_main
+fi
 export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
 [ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_snapshot
 case ${UVSLURM_MODE:-run} in

@@ -277,12 +277,14 @@ _uvslurm_localize() {
     seen+="$base:"
     [ -d "$base" ] && [ -w "$base" ] || continue
     if ! _uvslurm_local_for "$base" "$_uvslurm_pdir" why; then fallback_note=$why; continue; fi
+    _uvslurm_nltried=1
     if _uvslurm_place "$1" "$base"; then
       [ "$_uvslurm_state" = warm ] && _uvslurm_state=placed
     fi
     break
   done
   if [ -n "$fallback_note" ] && [ "$_uvslurm_venv" = "$1" ]; then
-    _uvslurm_log "note: $fallback_note; running from the depot"
+    _uvslurm_nlnote="$fallback_note; running from the depot"
+    _uvslurm_log "note: $_uvslurm_nlnote"
   fi
 }

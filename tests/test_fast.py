@@ -1,0 +1,261 @@
+"""The warm start's memo (prolog section fast.sh): a start in a job whose inputs are those of an
+earlier one runs from the venv that one found, without the full path; anything that could change
+the venv takes the full path again. And the job's hold that needs no process: gc and rm ask
+Slurm whether the job that named itself beside a venv still runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Cluster, log_text, ready, uvslurm, wait_for
+from uvslurm import depot, prolog
+
+REMEMBERED = re.compile(r"^uvslurm: fingerprint [0-9a-f]{12} in \d+ ms \(remembered\)$", re.M)
+CODE = "import sys; print('prefix=' + sys.prefix)"
+
+
+def _script(project: Path, root: Path, tmp: Path, *extra: str) -> Path:
+    """The job script `uvslurm submit` would send (depot `root`, no node-local copy)."""
+    r = uvslurm("submit", "--dry-run", "--no-node-local", *extra, "--", "python", "-c", CODE,
+                cwd=project, env={"UVSLURM_DEPOT": str(root)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    path = tmp / "job.sh"
+    path.write_text(r.stdout)
+    return path
+
+
+def _start(script: Path, project: Path, job: str = "41", **env: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """The job script run by bash as a node runs it, in job `job` (SLURM_* as Slurm sets them)."""
+    full = {**os.environ, "SLURM_JOB_ID": job, "SLURM_JOB_NUM_NODES": "1", **env}
+    full.pop("SLURM_CLUSTER_NAME", None)
+    r = subprocess.run(["bash", str(script)], cwd=project, env=full, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _remembered(r: subprocess.CompletedProcess[str]) -> bool:
+    return bool(REMEMBERED.search(r.stderr))
+
+
+@pytest.fixture
+def warm(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(job script, depot, venv): built by a first job, which wrote the memo."""
+    root = tmp_path / "depot"
+    script = _script(project, root, tmp_path)
+    first = _start(script, project)
+    assert ready(first.stderr).state == "cold" and not _remembered(first)
+    assert (ready(first.stderr).venv.parent / ".memo").is_file()
+    return script, root, ready(first.stderr).venv
+
+
+def test_a_warm_start_in_a_job_is_remembered_and_runs_no_program_but_the_command(
+    warm: tuple[Path, Path, Path], project: Path, tmp_path: Path
+) -> None:
+    script, _, venv = warm
+    trace = tmp_path / "trace"
+    full = {**os.environ, "SLURM_JOB_ID": "42", "SLURM_JOB_NUM_NODES": "1"}
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "bash",
+                        str(script)], cwd=project, env=full, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _remembered(r), r.stderr
+    assert ready(r.stderr).state == "warm" and ready(r.stderr).venv == venv
+    assert f"prefix={venv}" in r.stdout
+    programs = [m.group(1) for m in re.finditer(r'execve\("([^"]+)"', trace.read_text())]
+    # bash, then uv, which starts the command's Python: nothing of the prolog's own
+    assert Path(programs[0]).name == "bash" and Path(programs[1]).name == "uv", programs
+    assert all(Path(p).name.startswith("python") for p in programs[2:]), programs
+    # the job named itself beside the venv: that is its hold (no process, no flock)
+    assert (venv / ".uvslurm-job---42").is_file()
+    assert sorted((h.cluster, h.job) for h in depot.job_holds(venv)) == [("-", "41"), ("-", "42")]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["modules", "a uv setting", "a PATH directory changed", "uv",
+     "lock copied with an old time", "a purged file", "memo a symlink"],
+)  # fmt: skip
+def test_the_memo_is_not_believed_when_anything_it_stands_for_changed(
+    warm: tuple[Path, Path, Path], project: Path, tmp_path: Path, change: str
+) -> None:
+    script, _, venv = warm
+    env: dict[str, str] = {}
+    if change == "modules":
+        env = {"LOADEDMODULES": "mpich/1.0", "_LMFILES_": "/m/mpich/1.0"}
+    elif change == "a uv setting":
+        env = {"UV_PYTHON_PREFERENCE": "only-system"}
+    elif change == "a PATH directory changed":
+        # a directory that was on PATH when the memo was written gets a new entry (a new
+        # interpreter could be there now): the interpreter is looked for again
+        d = tmp_path / "bin-new"
+        d.mkdir()
+        env = {"PATH": f"{d}:{os.environ['PATH']}"}
+        _start(script, project, **env)  # remembered for this PATH
+        time.sleep(0.05)
+        (d / "python3.11").write_text("")
+    elif change == "uv":
+        # the same path, another file (an update in place keeps the package's old time)
+        uv = shutil.which("uv")
+        assert uv
+        copy = tmp_path / "uvbin" / "uv"
+        copy.parent.mkdir()
+        shutil.copy2(uv, copy)
+        text = script.read_text()
+        script.write_text(re.sub(r"^UVSLURM_UV=.*$", f"UVSLURM_UV={copy}", text, flags=re.M))
+        _start(script, project)
+        assert _remembered(_start(script, project))
+        shutil.copy2(uv, tmp_path / "uvbin" / "uv.new")
+        os.replace(tmp_path / "uvbin" / "uv.new", copy)
+    elif change == "lock copied with an old time":
+        lock = project / "uv.lock"
+        old = lock.stat().st_mtime - 86400
+        lock.write_text(lock.read_text() + "\n")
+        os.utime(lock, (old, old))
+    elif change == "a purged file":
+        check = next(ln for ln in (venv / ".uvslurm-ready").read_text().splitlines()
+                     if ln.startswith("check="))  # fmt: skip
+        (venv / check.removeprefix("check=").split("\x1f")[0]).unlink()
+    elif change == "memo a symlink":
+        memo = venv.parent / ".memo"
+        shutil.copy(memo, tmp_path / "memo")
+        memo.unlink()
+        memo.symlink_to(tmp_path / "memo")
+    r = _start(script, project, **env)
+    assert not _remembered(r), r.stderr
+    if change == "modules":
+        assert ready(r.stderr).venv != venv and ready(r.stderr).state == "cold"
+    elif change == "lock copied with an old time":
+        assert "changed after submission" in r.stderr
+    elif change == "a purged file":
+        assert "is incomplete" in r.stderr and ready(r.stderr).state in ("cold", "repaired")
+    else:
+        assert ready(r.stderr).venv == venv
+    if change not in ("memo a symlink", "lock copied with an old time"):
+        # the full path remembers the new inputs: the next start with them is answered again
+        assert _remembered(_start(script, project, **env))
+
+
+def test_a_job_that_records_its_run_is_remembered_and_recorded(
+    warm: tuple[Path, Path, Path], project: Path, tmp_path: Path
+) -> None:
+    script, _, venv = warm
+    records = tmp_path / "records"
+    records.mkdir(mode=0o700)
+    text = re.sub(
+        r"^UVSLURM_RECORD=.*$", f"UVSLURM_RECORD={records}", script.read_text(), flags=re.M
+    )
+    script.write_text(text)
+    r = _start(script, project, job="43")
+    assert _remembered(r) and f"prefix={venv}" in r.stdout
+    start = (records / "43.start").read_text()
+    assert "ready=warm" in start and f"venv={venv}" in start and "components:\nmodules=" in start
+    assert (records / "43.end").read_text().endswith("exit_code=0\n")
+
+
+def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
+    """Every variable that the fingerprint, key and choice of the venv read is among the memo's
+    inputs, or named below with why it cannot change which venv a job gets."""
+    text = prolog.section_text("fast.sh")
+    body = text[
+        text.index("_uvslurm_memo_in() {") : text.index("\n}\n", text.index("_uvslurm_memo_in() {"))
+    ]
+    inputs = set(re.findall(r"\$\{?!?([A-Z_]*[A-Z][A-Z0-9_]*)\b", body)) | {
+        "TMPDIR",
+        "SLURM_TMPDIR",
+    }
+    harmless = {
+        "UVSLURM_CMD",
+        "UVSLURM_MODE",
+        "UVSLURM_RECORD",
+        "UVSLURM_SNAPSHOT",  # the command's own
+        "SLURM_JOB_ID",
+        "SLURM_ARRAY_JOB_ID",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_CLUSTER_NAME",
+        "SLURM_JOB_NODELIST",
+        "SLURMD_NODENAME",
+        "SLURM_JOB_NUM_NODES",  # records, holds; 1 node
+        "EPOCHREALTIME",
+        "UID",
+        "BASH_SOURCE",
+        "PWD",
+        "BASH_REMATCH",
+        "BASH_EXECUTION_STRING",
+        "VIRTUAL_ENV",  # unset before uv runs
+        "PYTHONPATH",  # snapshot only (never remembered)
+        "UV_PROJECT_ENVIRONMENT",  # set by the prolog itself
+    }
+    read = set()
+    for name in ("fast.sh", "fingerprint.sh", "key.sh"):
+        read |= set(re.findall(r"\$\{?!?([A-Z_]*[A-Z][A-Z0-9_]*)\b", prolog.section_text(name)))
+    # every UV_* variable is an input ("${!UV_@}")
+    assert {n for n in read - inputs - harmless if not n.startswith("UV_")} == set()
+
+
+def test_job_holds_count_while_slurm_has_the_job(tmp_path: Path) -> None:
+    venv = tmp_path / "v"
+    venv.mkdir()
+    v = depot.Venv(venv, "job", "", {})
+    assert depot._job_hold(v, lambda: ("c", set())) is None
+    (venv / ".uvslurm-job-c-7").touch()
+    (venv / ".uvslurm-job-other-8").touch()
+    assert "job 7 runs from it" in (depot._job_hold(v, lambda: ("c", {"7"})) or "")
+    # job 7 ended; cluster other's job 8 cannot be asked about here: held for a while
+    assert "cluster other's job 8" in (depot._job_hold(v, lambda: ("c", {"9"})) or "")
+    later = time.time() + depot.JOB_HOLD_MAX + 60
+    assert depot._job_hold(v, lambda: ("c", {"9"}), now=later) is None
+    # no Slurm here: every hold counts for JOB_HOLD_MAX
+    assert depot._job_hold(v, lambda: None) is not None
+    assert depot._job_hold(v, None, now=later) is None
+    # gc removes the holds of this cluster's jobs that ended, never another cluster's
+    assert depot.prune_job_holds(v, lambda: None) == 0
+    assert depot.prune_job_holds(v, lambda: ("c", {"9"})) == 1
+    assert sorted(p.name for p in venv.iterdir()) == [".uvslurm-job-other-8"]
+
+
+@pytest.mark.slurm
+def test_real_jobs_remember_and_hold_their_venv_until_slurm_says_they_ended(
+    cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    args = ["--no-node-local", "-w", "n1"]
+    for n in ("1", "2"):
+        log = tmp_path / f"{n}.log"
+        r = uvslurm("submit", "--wait", "-o", str(log), "-e", str(log), *args, "--", "python",
+                    "-c", "pass", cwd=project)  # fmt: skip
+        assert r.returncode == 0, r.stderr + log_text(log)
+    assert not REMEMBERED.search(log_text(tmp_path / "1.log"))
+    assert REMEMBERED.search(log_text(tmp_path / "2.log")), log_text(tmp_path / "2.log")
+    venv = ready(log_text(tmp_path / "2.log")).venv
+    # a long job holds it: gc of venvs unused for 30 days keeps it while Slurm has the job
+    started, stop, log = tmp_path / "started", tmp_path / "stop", tmp_path / "3.log"
+    code = ("import os, sys, time; open(sys.argv[1], 'w').close()\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.1)")  # fmt: skip
+    r = uvslurm("submit", "--parsable", "-o", str(log), "-e", str(log), *args, "--", "python",
+                "-c", code, str(started), str(stop), cwd=project)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+    try:
+        wait_for(started.exists, 120, "the long job's command")
+        assert REMEMBERED.search(log_text(log))
+        old = time.time() - 90 * 86400
+        os.utime(venv / depot.USED, (old, old))
+        gc = uvslurm("depot", "gc", cwd=project, check=True)
+        assert venv.exists() and f"job {job} runs from it" in gc.stderr.replace("\n", " ")
+        # the holds of the two jobs that ended went with that gc
+        assert [h.job for h in depot.job_holds(venv)] == [job]
+        rows = json.loads(uvslurm("depot", "list", "--json", cwd=project, check=True).stdout)
+        assert [row["in_use"] for row in rows if row["path"] == str(venv)] == [True]
+    finally:
+        stop.touch()
+    wait_for(lambda: not subprocess.run(["squeue", "-h", "-j", job], capture_output=True,
+                                        text=True).stdout.strip(), 120, "the long job's end")  # fmt: skip
+    os.utime(venv / depot.USED, (old, old))
+    uvslurm("depot", "gc", cwd=project, check=True)
+    assert not venv.exists()
