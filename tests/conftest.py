@@ -363,6 +363,20 @@ def dev_depot(cluster: Cluster) -> Iterator[Callable[[str], Path]]:
 _SKIPPED_IN_CI: list[str] = []
 
 
+# the files whose tests take minutes (real builds of compiled packages), scheduled first: with
+# `--dist loadfile` a worker takes a whole file, and one that started last would run on alone
+# for its minutes after the other worker finished everything else
+LONG_FIRST = ("test_rebuild.py", "test_api_submitit.py", "test_locks.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest stays
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -72,6 +72,16 @@ def test_broken_pyproject(tmp_path: Path, fake_sbatch: Path) -> None:
     assert sorted(p.name for p in d.iterdir()) == ["pyproject.toml", "t.py"]
 
 
+def test_a_python_version_file_that_is_not_text(
+    project: Path, fake_sbatch: Path, tmp_path: Path
+) -> None:
+    (project / ".python-version").write_bytes(b"\xff\xfe3\x00.\x001\x001\x00\n")
+    rc, lines = _submit(project, fake_sbatch, "train.py")
+    assert rc == 1 and len(lines) == 1, lines
+    assert ".python-version (not UTF-8 text); write the Python version in it" in lines[0]
+    assert not (tmp_path / "sbatch-calls").exists(), "sbatch was called"
+
+
 def test_stale_lock_with_locked(project: Path, fake_sbatch: Path, tmp_path: Path) -> None:
     pp = project / "pyproject.toml"
     pp.write_text(pp.read_text().replace('"six', '"idna", "six'))

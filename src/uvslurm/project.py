@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from uvslurm import safety, trust
-from uvslurm.errors import NoProject, TrustError, UvslurmError
+from uvslurm.errors import NoProject, ProjectError, TrustError, UvslurmError
 from uvslurm.sources import parse_toml, read_toml
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -94,7 +94,15 @@ class Project:
             dirs = [d, *[p for p in d.parents if p.is_relative_to(self.root)]]
         for pv in (d / ".python-version" for d in dirs):
             if pv.is_file():
-                for line in pv.read_text().splitlines():
+                try:
+                    text = pv.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as e:
+                    why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else e.strerror
+                    raise ProjectError(
+                        f"cannot read {pv} ({why})",
+                        "write the Python version in it as plain text (e.g. 3.11), or remove it",
+                    ) from None
+                for line in text.splitlines():
                     line = line.strip()
                     if line and not line.startswith("#"):
                         return line
