@@ -97,6 +97,8 @@ BAD = [
     (["--gpus=one"], "--gpus: invalid value 'one'; use a count, or TYPE:COUNT, e.g. 2 or a100:2"),
     (["--extra", "gpu"], "--extra gpu: {pyproject} defines no such extra (its optional-dependencies: none)"),
     (["--group", "lint"], "--group lint: {pyproject} defines no such group (its dependency-groups: none)"),
+    (["--only-group", "lint"], "--only-group lint: {pyproject} defines no such group (its dependency-groups: none)"),
+    (["--no-group", "lint"], "--no-group lint: {pyproject} defines no such group (its dependency-groups: none)"),
 ]  # fmt: skip
 
 

@@ -535,7 +535,8 @@ def _norm(name: str) -> str:
 
 
 def _check_selection(project: Project, sync_args: Sequence[str]) -> None:
-    """`--extra X` / `--group Y` that the project does not define: uv would stop on the node,
+    """`--extra X` / `--group Y` (`--only-group`, `--no-group`) that the project does not
+    define: uv would stop on the node ("Group `Y` is not defined"),
     after the job waited in the queue. Workspaces are left to uv (their members add more)."""
     data = project.pyproject
     if "workspace" in data.get("tool", {}).get("uv", {}):
@@ -545,15 +546,17 @@ def _check_selection(project: Project, sync_args: Sequence[str]) -> None:
     groups = {_norm(n) for n in data.get("dependency-groups", {})}
     if data.get("tool", {}).get("uv", {}).get("dev-dependencies") is not None:
         groups.add("dev")
-    defined = {"--extra": extras, "--group": groups}
+    defined = {"--extra": extras, "--group": groups, "--only-group": groups, "--no-group": groups}
     for flag, name in itertools.pairwise(sync_args):
         if flag in defined and _norm(name) not in defined[flag]:
             kind = "optional-dependencies" if flag == "--extra" else "dependency-groups"
             known = ", ".join(sorted(defined[flag])) or "none"
             raise UsageError(
-                f"{flag} {name}: {project.root / 'pyproject.toml'} defines no such {flag[2:]} "
+                f"{flag} {name}: {project.root / 'pyproject.toml'} defines no such "
+                f"{'extra' if flag == '--extra' else 'group'} "
                 f"(its {kind}: {known})",
-                f"add it to [{'project.' if flag == '--extra' else ''}{kind}], or drop {flag} {name}",
+                f"add it to [{'project.' if flag == '--extra' else ''}{kind}], or drop "
+                f"{flag} {name}",
             )
 
 
