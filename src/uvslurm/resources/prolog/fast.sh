@@ -122,19 +122,28 @@ _uvslurm_ready() {
 # nothing (written before markers did) passes, and so does a depot venv with an image while jobs
 # place venvs: placing it reads the image (one file), not the directory's files.
 _uvslurm_intact() {
-  local p
+  local p l
   local -a f
   if [ "${UVSLURM_NODE_LOCAL:-auto}" != never ] &&
     { [ -f "$1.squashfs" ] || [ -f "$1.tar.zst" ]; }; then
     return 0
   fi
-  while IFS=$'\x1f' read -r -a f; do
-    case ${f[0]:-} in
+  local -a lines=()
+  mapfile -t lines 2>/dev/null <"$1/.uvslurm-ready"
+  for l in "${lines[@]}"; do
+    case $l in
       check=*) ;;
       modules=*) return 0 ;; # the fingerprint: the marker samples nothing
       *) continue ;;
     esac
-    f[0]=${f[0]#check=}
+    # split by the shell's own word splitting (a here-string is read a byte at a time)
+    local - IFS
+    set -f
+    IFS=$'\x1f'
+    # shellcheck disable=SC2206 # split on purpose
+    f=(${l#check=})
+    IFS=$' \t\n'
+    set +f
     for p in "${f[@]}"; do
       [ -s "$1/$p" ] && continue
       [ "$_uvslurm_gone" = "$1" ] || _uvslurm_log "warning: $1 is incomplete ($p is missing" \
@@ -143,7 +152,7 @@ _uvslurm_intact() {
       return 1
     done
     return 0
-  done <"$1/.uvslurm-ready"
+  done
   return 0
 }
 
@@ -152,14 +161,15 @@ _uvslurm_intact() {
 _uvslurm_ino() {
   # names unlike the caller's VAR: printf -v sets the innermost variable of that name
   local _ino_fd _ino_t=""
+  local -a _ino_a=()
   if { exec {_ino_fd}<"$2"; } 2>/dev/null; then
-    # one read of the whole file: ~2x faster than a loop of reads here
-    IFS= read -r -d '' _ino_t </proc/self/fdinfo/"$_ino_fd"
+    # (mapfile: several times faster than read, which handles a character at a time)
+    mapfile -t _ino_a </proc/self/fdinfo/"$_ino_fd"
     exec {_ino_fd}<&-
   fi 2>/dev/null
-  [[ $_ino_t == *$'\n'ino:* ]] || _ino_t=""
-  _ino_t=${_ino_t#*$'\n'ino:}
-  _ino_t=${_ino_t%%$'\n'*}
+  for _ino_t in "${_ino_a[@]:1}"; do [[ $_ino_t == ino:* ]] && break; done
+  [[ $_ino_t == ino:* ]] || _ino_t=""
+  _ino_t=${_ino_t#ino:}
   printf -v "$1" '%s' "${_ino_t//[!0-9]/}"
 }
 
@@ -180,11 +190,17 @@ _uvslurm_ldso() {
 # _uvslurm_os VAR: ID-VERSION_ID of /etc/os-release, read each time (a few lines, no process):
 # a container or mount namespace with another os-release gets its own key
 _uvslurm_os() {
-  local t="" id="" ver=""
-  IFS= read -r -d '' t 2>/dev/null </etc/os-release
-  t=$'\n'$t
-  [[ $t == *$'\n'ID=* ]] && id=${t#*$'\n'ID=} && id=${id%%$'\n'*}
-  [[ $t == *$'\n'VERSION_ID=* ]] && ver=${t#*$'\n'VERSION_ID=} && ver=${ver%%$'\n'*}
+  local t id ver
+  local -a lines=()
+  mapfile -t lines 2>/dev/null </etc/os-release
+  # the first of each, as the os-release(5) parsers take them
+  for t in "${lines[@]}"; do
+    case $t in
+      ID=*) [ -n "${id+1}" ] || id=${t#ID=} ;;
+      VERSION_ID=*) [ -n "${ver+1}" ] || ver=${t#VERSION_ID=} ;;
+    esac
+  done
+  id=${id-} ver=${ver-}
   id=${id#[\"\']}; id=${id%[\"\']}; ver=${ver#[\"\']}; ver=${ver%[\"\']}
   printf -v "$1" '%s' "$id-$ver"
 }
@@ -289,7 +305,7 @@ _uvslurm_memo_in() {
 # (Glob patterns, not =~: a regular expression costs ~0.1 ms to compile, every time.)
 _uvslurm_fast() {
   local in memo k key="" lh exe ino text note ld t IFS
-  local -a run
+  local -a run lines
   local -a lnow lold lcur
   [ "${UVSLURM_MODE:-run}" = run ] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
     [ ${#UVSLURM_LOCK_HASH} = 64 ] && [[ $UVSLURM_LOCK_HASH != *[!0-9a-f]* ]] &&
@@ -303,10 +319,20 @@ _uvslurm_fast() {
   _uvslurm_owned "$UVSLURM_DEPOT" && _uvslurm_owned "${memo%/*}" && [ -f "$memo" ] &&
     ! [ -L "$memo" ] && [ -O "$memo" ] || return 0
   _uvslurm_memo_in in
-  while IFS=$'\x1e' read -r k key lh exe ino text note; do
-    [ "$k" = "$in" ] && break
-    key=""
-  done 2>/dev/null <"$memo"
+  mapfile -t lines 2>/dev/null <"$memo"
+  for k in "${lines[@]}"; do
+    [ "${k%%$'\x1e'*}" = "$in" ] || continue
+    # the fields, split by the shell (a here-string would be read a byte at a time)
+    set -f
+    IFS=$'\x1e'
+    # shellcheck disable=SC2206 # split on purpose
+    lines=($k)
+    unset IFS
+    set +f
+    key=${lines[1]:-} lh=${lines[2]:-} exe=${lines[3]:-} ino=${lines[4]:-}
+    text=${lines[5]:-} note=${lines[6]:-}
+    break
+  done
   # what is read back names no path but the interpreter's, which is only compared
   [ ${#key} = 21 ] && [ "${key:12:1}" = - ] && [[ ${key/-/} != *[!0-9a-f]* ]] &&
     [ "$lh" = "$UVSLURM_LOCK_HASH" ] && [ "${lh:0:8}" = "${key#*-}" ] || return 0
