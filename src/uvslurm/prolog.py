@@ -167,3 +167,21 @@ def rest_text() -> str:
 def text() -> str:
     """The whole prolog: the warm part, then the rest."""
     return warm_text() + rest_text()
+
+
+_CALL = re.compile(r"\b_uvslurm_[A-Za-z0-9_]+\b")
+
+
+def functions_text(roots: tuple[str, ...]) -> str:
+    """The definitions of `roots` and of every prolog function they call (transitively), in
+    the sections' order, with their comments: what another bash program (the shell hook's)
+    takes from the prolog so that it computes what the prolog computes, with the same code."""
+    defined = {fn: chunk for name, _ in SECTIONS for fn, chunk in chunks(section_text(name)) if fn}
+    wanted: set[str] = set()
+    todo = [r for r in roots if r in defined]
+    while todo:
+        fn = todo.pop()
+        if fn not in wanted:
+            wanted.add(fn)
+            todo += [c for c in _CALL.findall(defined[fn]) if c in defined and c not in wanted]
+    return "\n\n".join(chunk for fn, chunk in defined.items() if fn in wanted) + "\n"
