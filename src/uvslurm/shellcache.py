@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 
-from uvslurm import paths, prolog, safety, trust
+from uvslurm import nodeenv, paths, prolog, safety, trust
 from uvslurm.config import _VAR, ENV_VARS, Config
+from uvslurm.context import Context
+from uvslurm.errors import UvslurmError
 from uvslurm.nodeenv import NodeSettings
 from uvslurm.project import Project, _members
 
@@ -32,7 +34,6 @@ ENV = ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "SCRATCH",
        "UVSLURM_SITE_CONFIG", *ENV_VARS.values())  # fmt: skip
 # (hook.sh checks the same bound: a file name holds at most 255 bytes)
 _NAME_MAX = 238
-_FRESH_NS = 1_000_000_000
 
 Entry = tuple[str, ...]
 
@@ -94,19 +95,17 @@ def ensure_program() -> Path | None:
         return None
 
 
-def _file(out: list[Entry], path: Path, since_ns: int) -> bool:
-    """A file read or looked for: its identity, or its absence. False: changed too recently to
-    be told apart from a change right after it was read."""
+def _file(out: list[Entry], path: Path) -> None:
+    """A file read or looked for: its identity, or its absence."""
     try:
         st = os.stat(path)
     except OSError:
         st = None
     if st is None or not stat.S_ISREG(st.st_mode):
         out.append(("a", str(path)))
-        return True
+        return
     ns = st.st_mtime_ns
     out.append(("f", str(path), f"{st.st_ino} {ns // 10**9}.{ns % 10**9:09d} {st.st_size}"))
-    return ns < since_ns
 
 
 def _mode(out: list[Entry], path: Path) -> bool:
@@ -117,38 +116,35 @@ def _mode(out: list[Entry], path: Path) -> bool:
 
 
 def entries(
-    project: Project, config: Config, settings: NodeSettings, environ: Mapping[str, str], t0_ns: int
-) -> list[Entry] | None:
+    project: Project, config: Config, settings: NodeSettings, environ: Mapping[str, str]
+) -> list[Entry]:
     """What `uvslurm env` consulted for `project` (found from a directory by the search, not
     named with --project), as the checks the program repeats; the settings it found. A
-    superset of Python's checks is harmless (a record that holds less often); None when a
-    file changed within a second of `t0_ns`, when it was read."""
-    since = t0_ns - _FRESH_NS
+    superset of Python's checks is harmless (a record that holds less often)."""
     top = project.member_dir or project.root
     out: list[Entry] = [("v", VERSION), ("k", str(top))]
-    ok = True
     # project.checked: the directory, its pyproject.toml (followed), or a trust record
     roots = [top] if project.member_dir is None else [top, project.root]
     for d in roots:
         _mode(out, d)
         _mode(out, Path(os.path.realpath(d / "pyproject.toml")))
-        ok &= _file(out, d / "pyproject.toml", since)
-        ok &= _file(out, trust._record(d), since)
+        _file(out, d / "pyproject.toml")
+        _file(out, trust._record(d))
     # project.in_workspace: the directories above, up to one that others could write to
     if project.member_dir is not None or _members(project.pyproject) is None:
         for d in top.parents:
             if not _mode(out, d):
                 break
-            ok &= _file(out, d / "pyproject.toml", since)
+            _file(out, d / "pyproject.toml")
     # Project.python_request
     dirs = [project.root] if project.member_dir is None else [top, *top.parents]
     for d in dirs:
-        ok &= _file(out, d / ".python-version", since)
+        _file(out, d / ".python-version")
         if d == project.root:
             break
     # the configuration files (sources.load)
-    ok &= _file(out, paths.site_config_file(dict(environ)), since)
-    ok &= _file(out, paths.user_config_file(), since)
+    _file(out, paths.site_config_file(dict(environ)))
+    _file(out, paths.user_config_file())
     names = list(ENV)
     depot = config.settings.get("depot")
     if depot is not None and depot.source not in ("environment", "command line"):
@@ -157,23 +153,37 @@ def entries(
         out.append(("e", name, environ[name]) if name in environ else ("u", name))
     out += [("s", k, v) for k, v in settings.environ("fingerprint").items() if k != "UVSLURM_UV"]
     out.append(("c", str(config.get("uv") or "")))
-    return out if ok else None
+    return out
 
 
-def remember(project: Project, config: Config, settings: NodeSettings, t0_ns: int) -> None:
-    """Leave the record of `uvslurm env`'s answer for the program (best effort: without one,
-    the hook asks Python again)."""
+def _answer(ctx: Context) -> tuple[object, ...]:
+    """What a record stands for: the project as found and the prolog's inputs."""
+    p, config = ctx.project, ctx.config
+    if p is None:
+        return ()
+    settings = nodeenv.settings_for(p, config)
+    return p.root, p.member_dir, settings.environ("fingerprint"), config.get("uv")
+
+
+def remember(ctx: Context) -> None:
+    """Leave the record of `uvslurm env`'s answer in `ctx` for the program (best effort:
+    without one, the hook asks Python again). The identities are taken after the answer, then
+    the answer is found again from scratch: a file changed meanwhile either gives another
+    answer (no record) or an identity the record does not hold (the program asks Python)."""
+    project = ctx.project
+    if project is None:
+        return
     try:
         where = store()
         name = record_name(str(project.member_dir or project.root))
         if name is None or not _private_dir(where) or ensure_program() is None:
             return
-        found = entries(project, config, settings, os.environ, t0_ns)
-        text = record_text(found) if found is not None else None
-        if text is None:
+        settings = nodeenv.settings_for(project, ctx.config)
+        text = record_text(entries(project, ctx.config, settings, os.environ))
+        if text is None or _answer(Context(cwd=ctx.cwd)) != _answer(ctx):
             (where / name).unlink(missing_ok=True)
             return
         _write(where / name, text)
-    except OSError:
+    except (OSError, UvslurmError):
         return
 

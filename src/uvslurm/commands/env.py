@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import time
 from pathlib import Path
 
 from uvslurm import nodeenv, shellcache
@@ -42,14 +41,13 @@ def render(shell: str, values: dict[str, str] | None) -> str:
 def values_for(ctx: Context, remember: bool = False) -> dict[str, str] | None:
     """The variables for the context's project (None outside any project); with `remember`,
     leave the record that lets the shell hook answer without Python next time."""
-    t0 = time.time_ns()
     project = ctx.project
     if project is None:
         return None
     settings = nodeenv.settings_for(project, ctx.config)
     fp, _, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
     if remember:
-        shellcache.remember(project, ctx.config, settings, t0)
+        shellcache.remember(ctx)
     venv = Path(settings.depot) / settings.project_id / f"shell-{fp}"
     return {"UV_PROJECT_ENVIRONMENT": str(venv), "UVSLURM_ENV_PROJECT": str(project.root)}
 
