@@ -139,6 +139,18 @@ def test_a_change_of_what_env_read_is_left_to_uvslurm_env(project: Path, tmp_pat
     assert fast(project, MY_DEPOT=str(tmp_path / "d2"))[0] == 3
 
 
+def test_machine_facts_not_cached_are_left_to_uvslurm_env(project: Path,
+                                                           isolated_user: Path) -> None:  # fmt: skip
+    """What only a cold start computes (the CPU, uv's version, the interpreter: processes, and
+    a Python) the program does not: it exits 3, and `uvslurm env` runs the prolog, which
+    caches them."""
+    want = python_env(project)
+    shutil.rmtree(isolated_user / "scratch" / "uvslurm" / ".facts")
+    assert fast(project)[0] == 3
+    assert python_env(project) == want
+    assert fast_env(project) == want
+
+
 @pytest.mark.parametrize("sh", ["bash", "zsh", "fish"])
 def test_hostile_project_path_round_trips_in_each_shell(sh: str, tmp_path: Path,
                                                         project: Path) -> None:  # fmt: skip
@@ -149,7 +161,9 @@ def test_hostile_project_path_round_trips_in_each_shell(sh: str, tmp_path: Path,
     want = python_env(weird)
     rc, code = fast(weird, sh)
     assert rc == 0
-    show = {"fish": 'printf "%s\\0%s" "$UV_PROJECT_ENVIRONMENT" "$UVSLURM_ENV_PROJECT"'}.get(sh, SHOW)
+    show = {"fish": 'printf "%s\\0%s" "$UV_PROJECT_ENVIRONMENT" "$UVSLURM_ENV_PROJECT"'}.get(
+        sh, SHOW
+    )
     argv = {"bash": ["bash", "--norc", "-c"], "zsh": ["zsh", "-f", "-c"],
             "fish": ["fish", "--no-config", "-c"]}[sh]  # fmt: skip
     r = subprocess.run([*argv, code + "\n" + show], capture_output=True, text=True, check=True,
@@ -213,3 +227,12 @@ def test_hook_after_cd_starts_no_python(project: Path, tmp_path: Path) -> None:
     execs = [line for line in trace.read_text().splitlines() if "execve(" in line]
     assert any(str(program()) in line for line in execs), "the program ran"
     assert not [line for line in execs if "python" in line.split("execve(")[1].split(",")[0]]
+
+
+def test_the_program_and_the_hooks_are_shellcheck_clean(tmp_path: Path) -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed")
+    subprocess.run(["shellcheck", "-S", "warning", str(program())], check=True)
+    hook = tmp_path / "hook.bash"
+    hook.write_text(shell_hook.text("bash"))
+    subprocess.run(["shellcheck", "-S", "warning", str(hook)], check=True)

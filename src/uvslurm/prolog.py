@@ -172,16 +172,27 @@ def text() -> str:
 _CALL = re.compile(r"\b_uvslurm_[A-Za-z0-9_]+\b")
 
 
-def functions_text(roots: tuple[str, ...]) -> str:
+def functions_text(roots: tuple[str, ...], cold: str = "") -> str:
     """The definitions of `roots` and of every prolog function they call (transitively), in
     the sections' order, with their comments: what another bash program (the shell hook's)
-    takes from the prolog so that it computes what the prolog computes, with the same code."""
+    takes from the prolog so that it computes what the prolog computes, with the same code.
+    With `cold`, a function that a warm start does not run (not in WARM) is a one-line stub
+    that runs `cold` instead (and what only it calls is left out)."""
     defined = {fn: chunk for name, _ in SECTIONS for fn, chunk in chunks(section_text(name)) if fn}
     wanted: set[str] = set()
     todo = [r for r in roots if r in defined]
     while todo:
         fn = todo.pop()
-        if fn not in wanted:
-            wanted.add(fn)
+        if fn in wanted:
+            continue
+        wanted.add(fn)
+        if not cold or fn in WARM:
             todo += [c for c in _CALL.findall(defined[fn]) if c in defined and c not in wanted]
-    return "\n\n".join(chunk for fn, chunk in defined.items() if fn in wanted) + "\n"
+    return (
+        "\n\n".join(
+            chunk if not cold or fn in WARM else f"{fn}() {{ {cold}; }}"
+            for fn, chunk in defined.items()
+            if fn in wanted
+        )
+        + "\n"
+    )

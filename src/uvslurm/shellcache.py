@@ -26,9 +26,11 @@ from uvslurm.nodeenv import NodeSettings
 from uvslurm.project import Project, _members
 
 VERSION = "1"
-# what the program calls of the prolog: the fingerprint, its hash and the depot's creation, as
-# the prolog's main runs them before its fingerprint mode
-ROOTS = ("_uvslurm_fingerprint", "_uvslurm_key", "_uvslurm_mkdepot", "_uvslurm_privtmp")
+# what the program calls of the prolog: the fingerprint and the depot's creation, as the
+# prolog's main runs them before its fingerprint mode. What only a cold start runs (machine
+# facts not yet cached, an interpreter not yet asked) is not decided here: exit 3, and
+# `uvslurm env` runs the whole prolog, which caches them for the next time.
+ROOTS = ("_uvslurm_fingerprint", "_uvslurm_mkdepot", "_uvslurm_privtmp")
 # what decides the configuration files, the depot and the trust records besides the files
 ENV = ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "SCRATCH",
        "UVSLURM_SITE_CONFIG", *ENV_VARS.values())  # fmt: skip
@@ -41,7 +43,8 @@ Entry = tuple[str, ...]
 def program_text() -> str:
     """The hook's bash program: the prolog functions it calls, then resources/hook.sh."""
     main = files("uvslurm.resources").joinpath("hook.sh").read_text()
-    return prolog.functions_text(ROOTS) + "\n" + main
+    head = "# shellcheck shell=bash\n# shellcheck disable=SC2154 # the prolog's state, its own\n"
+    return head + prolog.functions_text(ROOTS, cold="exit 3") + "\n" + main
 
 
 def program_name(text: str) -> str:
@@ -186,4 +189,3 @@ def remember(ctx: Context) -> None:
         _write(where / name, text)
     except (OSError, UvslurmError):
         return
-

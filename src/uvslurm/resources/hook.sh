@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # set by the prolog's functions above: _uvslurm_fp
 # uvslurm shell hook, after a directory or module change: what `uvslurm env --shell SHELL`
 # prints, without Python (docs/design.md, "The shell hook without Python"). `uvslurm shell-hook`
 # writes this file, after the prolog functions that compute the fingerprint and key, into a
@@ -58,7 +57,7 @@ _uvslurm_hook_which() {
 _uvslurm_hook_main() {
   local hook_shell=$1 store=${BASH_SOURCE[0]%/*} d top="" rec tag a b name out n id u m
   # (names unlike the prolog functions' locals: printf -v sets the innermost variable)
-  local LC_ALL=C hook_fp uv="" hook_depot ok=""
+  local LC_ALL=C hook_fp hook_hash uv="" hook_depot ok=""
   local -a walk=() stats=()
   local -A want=() priv=() seen=() mine=()
   case $hook_shell in bash | zsh | fish) ;; *) return 2 ;; esac
@@ -139,12 +138,37 @@ _uvslurm_hook_main() {
   _uvslurm_mkdepot
   _uvslurm_privtmp
   _uvslurm_fingerprint hook_fp
-  if ! _uvslurm_key "$hook_fp"; then
-    read -r _uvslurm_fp _ < <(sha256sum <<<"$hook_fp")
-  fi
-  [[ ${_uvslurm_fp:0:12} =~ ^[0-9a-f]{12}$ ]] || return 3
-  _uvslurm_hook_emit "$hook_shell" "$hook_depot/$UVSLURM_PROJECT_ID/shell-${_uvslurm_fp:0:12}" \
+  _uvslurm_hook_hash hook_hash "$hook_fp" "$store/hashes" || return 3
+  _uvslurm_hook_emit "$hook_shell" "$hook_depot/$UVSLURM_PROJECT_ID/shell-$hook_hash" \
     "$UVSLURM_PROJECT"
+}
+
+# _uvslurm_hook_hash VAR TEXT MEMO: the fingerprint's hash, as the prolog's fingerprint mode
+# gives it (key.sh, _uvslurm_report: 12 hex digits of the sha256 of TEXT and a newline),
+# remembered in MEMO per text (newlines as \x1f, as in a depot's .keys): a change of directory
+# or modules back to one seen before forks nothing here
+_uvslurm_hook_hash() {
+  local enc=${2//$'\n'/$'\x1f'} k v h="" n=0 memo=$3
+  if [[ $2 == *[$'\x1e\x1f']* ]]; then
+    memo=""
+  elif [ -f "$memo" ] && [ -O "$memo" ] && ! [ -L "$memo" ]; then
+    while IFS=$'\x1e' read -r k v; do
+      n=$((n + 1))
+      if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}$ ]]; then
+        printf -v "$1" '%s' "$k"
+        return 0
+      fi
+    done <"$memo"
+  fi
+  read -r h _ < <(sha256sum <<<"$2")
+  h=${h:0:12}
+  [[ $h =~ ^[0-9a-f]{12}$ ]] || return 1
+  if [ -n "$memo" ] && { ! [ -e "$memo" ] || { [ -O "$memo" ] && ! [ -L "$memo" ]; }; }; then
+    # one line per fingerprint seen; a memo of many starts again
+    if ((n >= 64)); then : >"$memo"; fi
+    printf '%s\x1e%s\n' "$h" "$enc" >>"$memo"
+  fi 2>/dev/null
+  printf -v "$1" '%s' "$h"
 }
 
 _uvslurm_hook_main "$@"
