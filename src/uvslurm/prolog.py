@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 
 # the sections, (file, what it is for), in the order they are joined: every function is defined
 # before the end of main.sh calls it
@@ -57,7 +57,18 @@ _WIDTH = 100
 @cache
 def section_text(name: str) -> str:
     """One section as its file holds it."""
-    return files("uvslurm.resources").joinpath("prolog", name).read_text()
+    return resource("prolog", name)
+
+
+def resource(*parts: str) -> str:
+    """A file of uvslurm.resources: read where it is on disk (importlib.resources and the
+    zipfile it imports cost every `submit --dry-run` ~2 ms), through it otherwise."""
+    path = Path(__file__).parent.joinpath("resources", *parts)
+    if path.is_file():
+        return path.read_text()
+    from importlib.resources import files
+
+    return files("uvslurm.resources").joinpath(*parts).read_text()
 
 
 def function_names() -> list[str]:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Mapping
-from importlib.resources import files
 from pathlib import Path
 
 from uvslurm import nodeenv, paths, prolog, safety, trust
@@ -42,7 +41,7 @@ Entry = tuple[str, ...]
 
 def program_text() -> str:
     """The hook's bash program: the prolog functions it calls, then resources/hook.sh."""
-    main = files("uvslurm.resources").joinpath("hook.sh").read_text()
+    main = prolog.resource("hook.sh")
     head = "# shellcheck shell=bash\n# shellcheck disable=SC2154 # the prolog's state, its own\n"
     return head + prolog.functions_text(ROOTS, cold="exit 3") + "\n" + main
 

@@ -11,9 +11,8 @@ import argparse
 import shlex
 import shutil
 import sys
-from importlib.resources import files
 
-from uvslurm import shellcache
+from uvslurm import prolog, shellcache
 from uvslurm.context import Context
 
 
@@ -24,7 +23,7 @@ def quote(shell: str, value: str) -> str:
 
 
 def text(shell: str) -> str:
-    hook = files("uvslurm.resources").joinpath(f"hook.{shell}").read_text()
+    hook = prolog.resource(f"hook.{shell}")
     # the same installation of uvslurm that printed the hook, wherever PATH points later
     command = f"{quote(shell, sys.executable)} -m uvslurm"
     # no program (no private state directory): every change asks `uvslurm env`
