@@ -128,6 +128,10 @@ def test_a_change_of_what_env_read_is_left_to_uvslurm_env(project: Path, tmp_pat
     python_env(project)
     assert fast(project, UVSLURM_DEPOT=str(tmp_path / "other-depot"))[0] == 3
     assert fast(project)[0] == 0
+    # another uvslurm's program (another fingerprint code, maybe) does not believe this record
+    other = program().with_name("hook-000000000000.sh")
+    shutil.copy(program(), other)
+    assert subprocess.run(["bash", str(other), "bash"], cwd=project).returncode == 3
     # a depot named with a variable in the user's config file
     cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "uvslurm" / "config.toml"
     cfg.parent.mkdir(parents=True)

@@ -178,10 +178,13 @@ def remember(ctx: Context) -> None:
     try:
         where = store()
         name = record_name(str(project.member_dir or project.root))
-        if name is None or not _private_dir(where) or ensure_program() is None:
+        program = ensure_program() if _private_dir(where) else None
+        if name is None or program is None:
             return
         settings = nodeenv.settings_for(project, ctx.config)
-        text = record_text(entries(project, ctx.config, settings, os.environ))
+        # only this uvslurm's program believes it: another one may compute another fingerprint
+        found = [("h", program.name), *entries(project, ctx.config, settings, os.environ)]
+        text = record_text(found)
         if text is None or _answer(Context(cwd=ctx.cwd)) != _answer(ctx):
             (where / name).unlink(missing_ok=True)
             return

@@ -88,6 +88,7 @@ _uvslurm_hook_main() {
     case $tag in
       v) [ "$a" = 1 ] && ok=1 ;;
       k) [ "$a" = "$top" ] || return 3 ;;
+      h) [ "$a" = "${BASH_SOURCE[0]##*/}" ] || return 3 ;;
       e) [[ $a =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] && [ -n "${!a+x}" ] && [ "${!a}" = "$b" ] ||
         return 3 ;;
       u) [[ $a =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] && [ -z "${!a+x}" ] || return 3 ;;
