@@ -132,6 +132,7 @@ def _stub(name: str) -> str:
     return f'{name}() {{ _uvslurm_load; {name} "$@"; }}'
 
 
+@cache  # warm_text and rest_text both need it: one cut of the sections per process
 def _parts(lazy: bool = True) -> tuple[list[str], list[str]]:
     """(the warm part's sections, the rest's sections), each after its banner; not lazy: every
     function in the warm part, as bash has them once _uvslurm_load ran, and no rest."""
