@@ -155,6 +155,23 @@ def test_machine_facts_not_cached_are_left_to_uvslurm_env(project: Path,
     assert fast_env(project) == want
 
 
+def test_without_stat_the_program_decides_nothing_it_cannot_check(
+    project: Path, tmp_path: Path
+) -> None:
+    """The modes come from one `stat`: where none runs, a directory on the way up is not taken
+    for one that others can write (which would say "no project"): exit 3, Python decides."""
+    python_env(project)
+    sub = project / "sub"
+    sub.mkdir()
+    bash = shutil.which("bash")
+    assert bash is not None
+    r = subprocess.run([bash, str(program()), "bash"], cwd=sub, capture_output=True, text=True,
+                       env={**os.environ, "PATH": str(tmp_path / "nothing")})  # fmt: skip
+    assert r.returncode == 3, r.stdout
+    rc, out = fast(tmp_path)  # outside any project nothing needs checking
+    assert rc == 0 and evaluated(out) == UNSET
+
+
 @pytest.mark.parametrize("sh", ["bash", "zsh", "fish"])
 def test_hostile_project_path_round_trips_in_each_shell(sh: str, tmp_path: Path,
                                                         project: Path) -> None:  # fmt: skip

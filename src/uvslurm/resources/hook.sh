@@ -116,8 +116,10 @@ _uvslurm_hook_main() {
       if [ "$u" = "$EUID" ] && ! (((8#$m) & 8#022)) && ! [ -L "$n" ]; then mine[$n]=1; fi
     done <<<"$out"
   fi
-  # a directory on the way up that others can write to ends the search, as in Python
+  # a directory on the way up that others can write to ends the search, as in Python (one
+  # that stat did not answer for, gone meanwhile or no stat here, is not decided here)
   for d in "${walk[@]}"; do
+    [ -n "${seen[$d]:-}" ] || return 3
     if [ -z "${mine[$d]:-}" ]; then
       _uvslurm_hook_emit "$hook_shell"
       return 0
