@@ -42,7 +42,8 @@ _uvslurm_hook_which() {
   if [[ $2 == */* ]]; then
     [ -f "$2" ] && [ -x "$2" ] && found=$2
   else
-    [ -n "${PATH+x}" ] || return 1
+    # (PATH not from the environment: bash's own default, unlike Python's)
+    [[ ${PATH@a} == *x* ]] || return 1
     read -r -a dirs <<<"$PATH"
     for d in "${dirs[@]}"; do
       [ -n "$d" ] || return 1
