@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from uvslurm import names, safety
+from uvslurm import safety
 from uvslurm.errors import UvslurmError
 
 APP = "uvslurm"
@@ -80,6 +80,10 @@ def ensure_depot(path: Path) -> None:
 def depot_problem(path: Path) -> UvslurmError | None:
     """Why the existing directory `path` cannot be a depot: it is not this user's, others can
     write into it, or it holds files uvslurm did not make and has no depot marker."""
+    # (the depot's grammar, ~20 patterns, compiled only where a depot is looked at: not on
+    # `submit --dry-run`'s path)
+    from uvslurm import names
+
     why = safety.why_not_private(path)
     if why:
         return UvslurmError(
@@ -103,6 +107,8 @@ def check_depot(path: Path, adopt: bool = True) -> None:
     """UvslurmError unless `path` is a usable depot (see depot_problem). A directory without the
     marker that holds only names of the depot's grammar (empty, or a depot of an earlier
     uvslurm) gets it."""
+    from uvslurm import names
+
     problem = depot_problem(path)
     if problem:
         raise problem
