@@ -172,6 +172,19 @@ def test_without_stat_the_program_decides_nothing_it_cannot_check(
     assert rc == 0 and evaluated(out) == UNSET
 
 
+@pytest.mark.parametrize("name", ["a[$(touch pwned)]", "1x", "", "UVSLURM_X;touch pwned"])
+@pytest.mark.parametrize("tag", ["e", "u", "s"])
+def test_a_record_naming_no_variable_runs_nothing(project: Path, name: str, tag: str) -> None:
+    """A record is the user's own file, but what it names is still only compared or exported
+    as a variable name: `${!name}` of `a[$(cmd)]` would run cmd."""
+    python_env(project)
+    record = shellcache.store() / str(shellcache.record_name(str(project)))
+    with record.open("a") as f:
+        f.write(f"{tag}\x1f{name}\x1fv\x1e")
+    assert fast(project)[0] == 3
+    assert not (project / "pwned").exists()
+
+
 @pytest.mark.parametrize("sh", ["bash", "zsh", "fish"])
 def test_hostile_project_path_round_trips_in_each_shell(sh: str, tmp_path: Path,
                                                         project: Path) -> None:  # fmt: skip

@@ -55,6 +55,10 @@ _uvslurm_hook_which() {
   printf -v "$1" '%s' "$found"
 }
 
+# _uvslurm_hook_name NAME: a variable name (what ${!NAME} may expand without running anything);
+# patterns, not =~: bash compiles a regular expression at each use
+_uvslurm_hook_name() { [[ -n $1 && $1 != [0-9]* && $1 != *[!A-Za-z0-9_]* ]]; }
+
 _uvslurm_hook_main() {
   local hook_shell=$1 store=${BASH_SOURCE[0]%/*} d top="" rec tag a b name out n id u m
   # (names unlike the prolog functions' locals: printf -v sets the innermost variable)
@@ -90,13 +94,12 @@ _uvslurm_hook_main() {
       v) [ "$a" = 1 ] && ok=1 ;;
       k) [ "$a" = "$top" ] || return 3 ;;
       h) [ "$a" = "${BASH_SOURCE[0]##*/}" ] || return 3 ;;
-      e) [[ $a =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] && [ -n "${!a+x}" ] && [ "${!a}" = "$b" ] ||
-        return 3 ;;
-      u) [[ $a =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] && [ -z "${!a+x}" ] || return 3 ;;
+      e) _uvslurm_hook_name "$a" && [ -n "${!a+x}" ] && [ "${!a}" = "$b" ] || return 3 ;;
+      u) _uvslurm_hook_name "$a" && [ -z "${!a+x}" ] || return 3 ;;
       f) want[$a]=$b && stats+=("$a") ;;
       a) ! [ -f "$a" ] || return 3 ;;
       p | n) priv[$a]=$tag && stats+=("$a") ;;
-      s) [[ $a =~ ^UVSLURM_[A-Z_]+$ ]] && export "$a=$b" || return 3 ;;
+      s) [[ $a == UVSLURM_?* && $a != *[!A-Z_]* ]] && export "$a=$b" || return 3 ;;
       c) uv=$a ;;
       *) return 3 ;;
     esac
@@ -158,7 +161,7 @@ _uvslurm_hook_hash() {
   elif [ -f "$memo" ] && [ -O "$memo" ] && ! [ -L "$memo" ]; then
     while IFS=$'\x1e' read -r k v; do
       n=$((n + 1))
-      if [ "$v" = "$enc" ] && [[ $k =~ ^[0-9a-f]{12}$ ]]; then
+      if [ "$v" = "$enc" ] && [ ${#k} -eq 12 ] && [[ $k != *[!0-9a-f]* ]]; then
         printf -v "$1" '%s' "$k"
         return 0
       fi
@@ -166,7 +169,7 @@ _uvslurm_hook_hash() {
   fi
   read -r h _ < <(sha256sum <<<"$2")
   h=${h:0:12}
-  [[ $h =~ ^[0-9a-f]{12}$ ]] || return 1
+  [ ${#h} -eq 12 ] && [[ $h != *[!0-9a-f]* ]] || return 1
   if [ -n "$memo" ] && { ! [ -e "$memo" ] || { [ -O "$memo" ] && ! [ -L "$memo" ]; }; }; then
     # one line per fingerprint seen; a memo of many starts again
     if ((n >= 64)); then : >"$memo"; fi
