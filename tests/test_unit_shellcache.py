@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,33 @@ def test_cold_functions_become_stubs_and_what_only_they_call_is_left_out() -> No
     assert "# _uvslurm_os VAR:" in text and "_uvslurm_os() {\n" in text
 
 
+def test_the_program_without_comments_defines_the_same_functions() -> None:
+    """Comment lines are dropped from the program: bash must define the very same functions
+    from it as from the full text (`declare -f` prints them without comments)."""
+    full = (
+        prolog.functions_text(shellcache.ROOTS, cold="exit 3")
+        + "\n"
+        + prolog.resource("hook.sh").replace('_uvslurm_hook_main "$@"', "")
+    )
+    short = shellcache.program_text().replace('_uvslurm_hook_main "$@"', "")
+    assert len(short) < 0.8 * len(full)
+
+    def defined(text: str) -> str:
+        r = subprocess.run(["bash", "-c", text + "\ndeclare -f"], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+        return r.stdout
+
+    assert defined(short) == defined(full)
+    assert "_uvslurm_hook_main ()" in defined(short)
+
+
 def test_program_text_holds_the_fingerprint_code_and_the_main() -> None:
     text = shellcache.program_text()
     assert text.startswith("# shellcheck shell=bash\n")
     assert "\n_uvslurm_fingerprint() {\n" in text and "\n_uvslurm_privtmp() {\n" in text
     assert "_uvslurm_cpu() { exit 3; }" in text
+    comments = [ln for ln in text.split("\n") if ln.lstrip().startswith("#")]
+    assert comments and all("# shellcheck " in ln for ln in comments), "only shellcheck's"
     assert text.rstrip().endswith('_uvslurm_hook_main "$@"')
     name = shellcache.program_name(text)
     assert name == f"hook-{hashlib.sha256(text.encode()).hexdigest()[:12]}.sh"
