@@ -23,6 +23,26 @@ def test_user_config_and_state_follow_xdg(isolated_user: Path) -> None:
     assert paths.state_dir() == isolated_user / "state" / "uvslurm"
 
 
+@pytest.mark.parametrize("kind", ["config", "cache", "state"])
+@pytest.mark.parametrize(
+    "xdg", [None, "", "relative/dir", "/abs/xdg", "/abs/trailing/", "//double//slash"]
+)
+@pytest.mark.parametrize("home", [None, "", "rel", "/", "/home/u", "/home/u/"])
+def test_user_dirs_are_platformdirs_own(
+    kind: str, xdg: str | None, home: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paths.user_dir applies platformdirs' rule without importing it: the same directory for
+    every shape of XDG_*_HOME and HOME (unset, empty, relative, absolute, odd slashes)."""
+    var = {"config": "XDG_CONFIG_HOME", "cache": "XDG_CACHE_HOME", "state": "XDG_STATE_HOME"}
+    for name, value in ((var[kind], xdg), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    theirs = Path(getattr(platformdirs, f"user_{kind}_dir")("uvslurm"))
+    assert paths.user_dir(kind) == theirs
+
+
 def test_default_depot() -> None:
     assert paths.default_depot({"SCRATCH": "/scratch/me"}) == Path("/scratch/me/uvslurm")
     assert paths.default_depot({}) == Path(platformdirs.user_cache_dir("uvslurm"))

@@ -152,11 +152,13 @@ def test_a_section_without_the_unset_line_is_refused(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(prolog, "section_text", without)
     prolog.warm_text.cache_clear()
+    prolog._parts.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="unset -f _uvslurm_FUNCTIONS"):
             prolog.text()
     finally:
         prolog.warm_text.cache_clear()
+        prolog._parts.cache_clear()
 
 
 def test_py_job_is_the_golden_file() -> None:

@@ -30,6 +30,7 @@ class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, closest valid option) instead of exiting."""
 
     argv: Sequence[str] = ()  # the command line being parsed, for the error's suggestion
+    partial = False  # built for one command only (build_parser's `only`)
 
     def error(self, message: str) -> NoReturn:
         m = re.search(r"unrecognized arguments: (\S+)", message)
@@ -38,7 +39,12 @@ class Parser(argparse.ArgumentParser):
 
             if consult_site(m.group(1).split("=", 1)[0]):
                 raise _SiteLoaded
-            raise unknown_option(self, self.argv, m.group(1).split("=", 1)[0])
+            # the suggestion looks through every command's options
+            parser = self
+            if self.partial:
+                parser = build_parser()
+                parser.argv = self.argv
+            raise unknown_option(parser, self.argv, m.group(1).split("=", 1)[0])
         m = re.search(r"argument (COMMAND|ACTION): invalid choice: '([^']*)'", message)
         if m:
             choices = [
@@ -242,7 +248,10 @@ def _age_days(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def build_parser() -> Parser:
+def build_parser(only: str = "") -> Parser:
+    """The parser of every command; with `only` ("submit"), of that one alone: the other 19
+    cost `submit --dry-run` ~20 % of its start (argparse and gettext per option and parser);
+    an error's suggestion builds them all (Parser.error)."""
     common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = Parser(
@@ -285,6 +294,9 @@ def build_parser() -> Parser:
     s.add_argument("target", nargs="?", metavar="TARGET", help="a .py file or a batch script")
     s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for TARGET")
     s.set_defaults(module="submit")
+    if only == "submit":
+        parser.partial = True
+        return parser
 
     pr = sub.add_parser("prepare", parents=[common], help="materialize or revalidate the venv now")
     pr.add_argument("--project", metavar="DIR", help=PROJECT_HELP)
@@ -451,7 +463,7 @@ def _parser(argv: Sequence[str]) -> Parser:
             from uvslurm.sbatch_options import consult_site
 
             consult_site(force=True)
-    parser = build_parser()
+    parser = build_parser(only="submit" if argv[:1] == ["submit"] else "")
     parser.argv = argv
     return parser
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from uvslurm import names, safety
+from uvslurm import safety
 from uvslurm.errors import UvslurmError
 
 APP = "uvslurm"
@@ -18,10 +19,34 @@ def site_config_file(environ: os._Environ[str] | dict[str, str]) -> Path:
     return Path(environ.get("UVSLURM_SITE_CONFIG") or SITE_CONFIG)
 
 
-def user_config_file() -> Path:
+# platformdirs' rule on Linux: $XDG_*_HOME when it is absolute, else under an absolute $HOME;
+# applied here without importing it (~6 ms of every command's start, `submit --dry-run`'s too).
+# tests/test_unit_paths.py checks that both agree.
+_XDG = {
+    "config": ("XDG_CONFIG_HOME", ".config"),
+    "cache": ("XDG_CACHE_HOME", ".cache"),
+    "state": ("XDG_STATE_HOME", ".local/state"),
+}
+
+
+def user_dir(kind: str) -> Path:
+    """The user's `kind` ("config", "cache" or "state") directory of uvslurm."""
+    var, rel = _XDG[kind]
+    if sys.platform.startswith("linux"):
+        xdg = os.environ.get(var, "")
+        if xdg.startswith("/"):
+            return Path(xdg) / APP
+        home = os.environ.get("HOME", "")
+        if home.startswith("/"):
+            return Path(home) / rel / APP
     import platformdirs
 
-    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+    found: str = getattr(platformdirs, f"user_{kind}_dir")(APP)
+    return Path(found)
+
+
+def user_config_file() -> Path:
+    return user_dir("config") / "config.toml"
 
 
 def default_depot(environ: os._Environ[str] | dict[str, str]) -> Path:
@@ -34,9 +59,7 @@ def default_depot(environ: os._Environ[str] | dict[str, str]) -> Path:
                 "set SCRATCH to an absolute path, or set `depot`",
             )
         return Path(scratch) / APP
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP))
+    return user_dir("cache")
 
 
 def ensure_depot(path: Path) -> None:
@@ -57,6 +80,10 @@ def ensure_depot(path: Path) -> None:
 def depot_problem(path: Path) -> UvslurmError | None:
     """Why the existing directory `path` cannot be a depot: it is not this user's, others can
     write into it, or it holds files uvslurm did not make and has no depot marker."""
+    # (the depot's grammar, ~20 patterns, compiled only where a depot is looked at: not on
+    # `submit --dry-run`'s path)
+    from uvslurm import names
+
     why = safety.why_not_private(path)
     if why:
         return UvslurmError(
@@ -80,6 +107,8 @@ def check_depot(path: Path, adopt: bool = True) -> None:
     """UvslurmError unless `path` is a usable depot (see depot_problem). A directory without the
     marker that holds only names of the depot's grammar (empty, or a depot of an earlier
     uvslurm) gets it."""
+    from uvslurm import names
+
     problem = depot_problem(path)
     if problem:
         raise problem
@@ -117,6 +146,4 @@ def private_tmpdir(environ: Mapping[str, str]) -> str | None:
 
 def state_dir() -> Path:
     """Per-user state: copies of submitted scripts and default job logs."""
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP))
+    return user_dir("state")

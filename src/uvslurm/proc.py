@@ -4,13 +4,15 @@ and turns their failures into one-line errors. Never through a shell."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from uvslurm.errors import UvslurmError
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class CommandFailed(UvslurmError):
@@ -44,6 +46,9 @@ def _cannot_run(argv: Sequence[str], e: OSError) -> UvslurmError:
 def _run(
     argv: Sequence[str], env: Mapping[str, str] | None, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
+    # imported here: `submit --dry-run` and the shell hook start no process (~7 ms of imports)
+    import subprocess
+
     try:
         return subprocess.run(list(argv), env=env, text=True, check=False, **kw)
     except OSError as e:
@@ -66,6 +71,8 @@ def run(
 
 def call(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run argv with its stderr on ours (the user reads its log lines): (exit code, stdout)."""
+    import subprocess
+
     p = _run(argv, env, stdout=subprocess.PIPE)
     return p.returncode, p.stdout
 
@@ -74,6 +81,8 @@ def probe(
     argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
 ) -> Probe | None:
     """What argv answers, or None when it cannot start or takes longer than `timeout` seconds."""
+    import subprocess
+
     try:
         p = _run(argv, env, capture_output=True, timeout=timeout)
     except (UvslurmError, subprocess.TimeoutExpired):
@@ -85,6 +94,8 @@ class Stream:
     """A process whose stdout and stderr we read while it runs (`sbatch --wait`)."""
 
     def __init__(self, argv: Sequence[str]) -> None:
+        import subprocess
+
         try:
             self._p = subprocess.Popen(
                 list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 
 # the sections, (file, what it is for), in the order they are joined: every function is defined
 # before the end of main.sh calls it
@@ -57,7 +57,18 @@ _WIDTH = 100
 @cache
 def section_text(name: str) -> str:
     """One section as its file holds it."""
-    return files("uvslurm.resources").joinpath("prolog", name).read_text()
+    return resource("prolog", name)
+
+
+def resource(*parts: str) -> str:
+    """A file of uvslurm.resources: read where it is on disk (importlib.resources and the
+    zipfile it imports cost every `submit --dry-run` ~2 ms), through it otherwise."""
+    path = Path(__file__).parent.joinpath("resources", *parts)
+    if path.is_file():
+        return path.read_text()
+    from importlib.resources import files
+
+    return files("uvslurm.resources").joinpath(*parts).read_text()
 
 
 def function_names() -> list[str]:
@@ -121,6 +132,7 @@ def _stub(name: str) -> str:
     return f'{name}() {{ _uvslurm_load; {name} "$@"; }}'
 
 
+@cache  # warm_text and rest_text both need it: one cut of the sections per process
 def _parts(lazy: bool = True) -> tuple[list[str], list[str]]:
     """(the warm part's sections, the rest's sections), each after its banner; not lazy: every
     function in the warm part, as bash has them once _uvslurm_load ran, and no rest."""
@@ -167,3 +179,32 @@ def rest_text() -> str:
 def text() -> str:
     """The whole prolog: the warm part, then the rest."""
     return warm_text() + rest_text()
+
+
+_CALL = re.compile(r"\b_uvslurm_[A-Za-z0-9_]+\b")
+
+
+def functions_text(roots: tuple[str, ...], cold: str = "") -> str:
+    """The definitions of `roots` and of every prolog function they call (transitively), in
+    the sections' order, with their comments: what another bash program (the shell hook's)
+    takes from the prolog so that it computes what the prolog computes, with the same code.
+    With `cold`, a function that a warm start does not run (not in WARM) is a one-line stub
+    that runs `cold` instead (and what only it calls is left out)."""
+    defined = {fn: chunk for name, _ in SECTIONS for fn, chunk in chunks(section_text(name)) if fn}
+    wanted: set[str] = set()
+    todo = [r for r in roots if r in defined]
+    while todo:
+        fn = todo.pop()
+        if fn in wanted:
+            continue
+        wanted.add(fn)
+        if not cold or fn in WARM:
+            todo += [c for c in _CALL.findall(defined[fn]) if c in defined and c not in wanted]
+    return (
+        "\n\n".join(
+            chunk if not cold or fn in WARM else f"{fn}() {{ {cold}; }}"
+            for fn, chunk in defined.items()
+            if fn in wanted
+        )
+        + "\n"
+    )

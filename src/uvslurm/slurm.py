@@ -59,7 +59,7 @@ def site_options(run: bool = True) -> dict[str, sbatch_options.Spec] | None:
     import json
     import os
 
-    import platformdirs
+    from uvslurm import paths
 
     real = os.path.realpath(sbatch)
     try:
@@ -68,7 +68,7 @@ def site_options(run: bool = True) -> dict[str, sbatch_options.Spec] | None:
         return None
     ident = f"{_OPTIONS_CACHE_FORMAT}\0{real}\0{st.st_size}\0{st.st_mtime_ns}"
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
-    cache = Path(platformdirs.user_cache_dir("uvslurm")) / "sbatch-options" / f"{key}.json"
+    cache = paths.user_dir("cache") / "sbatch-options" / f"{key}.json"
     raw = None
     # what another user could have put there is not read (it decides what is refused)
     if not safety.why_not_private(cache.parent) and not safety.why_not_private(cache):

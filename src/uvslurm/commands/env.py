@@ -12,7 +12,7 @@ import json
 import shlex
 from pathlib import Path
 
-from uvslurm import nodeenv
+from uvslurm import nodeenv, shellcache
 from uvslurm.context import Context
 from uvslurm.errors import UvslurmError
 
@@ -38,20 +38,24 @@ def render(shell: str, values: dict[str, str] | None) -> str:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
-def values_for(ctx: Context) -> dict[str, str] | None:
-    """The variables for the context's project (None outside any project)."""
+def values_for(ctx: Context, remember: bool = False) -> dict[str, str] | None:
+    """The variables for the context's project (None outside any project); with `remember`,
+    leave the record that lets the shell hook answer without Python next time."""
     project = ctx.project
     if project is None:
         return None
     settings = nodeenv.settings_for(project, ctx.config)
     fp, _, _ = nodeenv.parse_fingerprint(nodeenv.run_prolog(settings, "fingerprint"))
+    if remember:
+        shellcache.remember(ctx)
     venv = Path(settings.depot) / settings.project_id / f"shell-{fp}"
     return {"UV_PROJECT_ENVIRONMENT": str(venv), "UVSLURM_ENV_PROJECT": str(project.root)}
 
 
 def run(ctx: Context, ns: argparse.Namespace) -> int:
     try:
-        values = values_for(ctx)
+        # (a project named with --project is not what the hook's search finds)
+        values = values_for(ctx, remember=ns.project is None and ns.shell != "json")
     except UvslurmError:
         # an untrusted or broken project: what pointed uv elsewhere before must not stay
         print(render(ns.shell, None), end="")

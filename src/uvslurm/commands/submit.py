@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from uvslurm import api, manifest, nodeenv, output, paths, pipeline, sbatch_options, slurm
+from uvslurm import nodeenv, output, paths, pipeline, sbatch_options, slurm
 from uvslurm.context import Context
 from uvslurm.errors import UsageError, UvslurmError
 
@@ -43,6 +43,8 @@ def _log_of(job: str, pattern: str, name: str, is_array: bool) -> str:
     """A log's path with the job's id and name in it (an array's per-task %a stays)."""
     import getpass
 
+    from uvslurm import manifest
+
     return manifest.expand_log(pattern, job, "%a" if is_array else "", name, getpass.getuser())
 
 
@@ -64,6 +66,9 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.dry_run:
         print(pipeline.realize(plan, req, dry_run=True).text, end="")
         return 0
+    # what only a submission needs (a dry run's budget is 100 ms, docs/performance.md)
+    from uvslurm import api, manifest
+
     sbatch = slurm.find_sbatch()
     # the job records its start and end beside its manifest
     node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
