@@ -97,7 +97,9 @@ static int stats_text(char *buf, size_t size)
 
 static void *lfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
+	/* else every read asks for the file's attributes first (they are never cached): reads
+	 * would count, and pay, as metadata operations, which on Lustre they are not */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	cfg->use_ino = 1;
 	cfg->nullpath_ok = 1;
 	cfg->hard_remove = 1; /* no .fuse_hidden files: every call on an open file uses its fd */
