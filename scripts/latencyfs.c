@@ -6,9 +6,11 @@
  *   latencyfs [--latency-us N] [--cache S] SOURCE MOUNTPOINT [fuse options, e.g. -f]
  *
  * --latency-us  delay added to each metadata operation (default 500)
- * --cache       seconds the kernel may cache names and attributes (default 0: every lookup and
- *               stat reaches the "server", as with one client cache for all nodes it would
- *               otherwise hide what each node asks)
+ * --cache       seconds the kernel may cache names and attributes, found or not (default 1, as
+ *               a Lustre client caches them under its locks; 0: every lookup and stat reaches
+ *               the "server"). Opens, creates, renames, unlinks, closes and locks always do.
+ *               Every process on this host shares the one mount's cache: several emulated
+ *               nodes on one mount ask the "server" less than real nodes would
  *
  * flock passes through to SOURCE (the lock is taken there, by this process, on an open file of
  * its own per opener), so it excludes across every process that uses the mount, and across
@@ -55,7 +57,7 @@ static const char *op_names[NOPS] = {
 static _Atomic unsigned long counts[NOPS];
 static _Atomic unsigned long data_reads, data_writes;
 static long latency_us = 500;
-static double cache_s = 0;
+static double cache_s = 1;
 static int root_fd = -1;
 
 /* one metadata round trip: counted, delayed, and done as the caller */
@@ -86,7 +88,8 @@ static int stats_text(char *buf, size_t size)
 	size_t n = 0;
 	for (int i = 0; i < NOPS; i++)
 		total += atomic_load(&counts[i]);
-	n += snprintf(buf + n, size - n, "latency_us %ld\nops %lu\n", latency_us, total);
+	n += snprintf(buf + n, size - n, "latency_us %ld\ncache_ms %ld\nops %lu\n", latency_us,
+		      (long)(cache_s * 1000), total);
 	for (int i = 0; i < NOPS && n < size; i++)
 		n += snprintf(buf + n, size - n, "%s %lu\n", op_names[i], atomic_load(&counts[i]));
 	if (n < size)
