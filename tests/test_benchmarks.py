@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, latencyfs_stats
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 HEADER = ["measure", "uvslurm", "plain uv", "ratio", "target", "met?"]
@@ -172,3 +173,66 @@ def test_a_figure_whose_premise_failed_is_not_reported(tmp_path: Path) -> None:
     (row,) = [r for r in summary_rows(p.stdout) if "squashfs image mounted" in r["measure"]]
     assert row["uvslurm"].startswith("n/a: the image was not mounted"), row
     assert row["met?"] == "**no**"
+
+
+def _benchmarks(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout,
+    )  # fmt: skip
+
+
+SHARED_BEGIN = "<!-- benchmarks-shared-latency:begin -->"
+
+
+def test_shared_latency_without_the_layer_measures_nothing(tmp_path: Path) -> None:
+    """--shared-latency where no latency layer is mounted: every row says why, none has a
+    figure, and only the doc's shared-latency section is written."""
+    original = (REPO / "docs" / "performance.md").read_text()
+    doc = tmp_path / "performance.md"
+    doc.write_text(original)
+    p = _benchmarks("--quick", "--no-cluster", "--shared-latency", "0.5", "--shared-root",
+                    str(tmp_path / "nothing-here"), "--output", str(doc))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = summary_rows(p.stdout)
+    assert len(rows) >= 6
+    for row in rows:
+        assert row["uvslurm"].startswith("n/a: the latency layer is not mounted on "), row
+        assert row["met?"] == "—"
+    text = doc.read_text()
+    assert text.split(SHARED_BEGIN)[0] == original.split(SHARED_BEGIN)[0]
+    assert summary_rows(text.split(SHARED_BEGIN)[1]) == rows
+
+
+def test_scale_with_fewer_nodes_than_asked_measures_nothing() -> None:
+    """benchmarks/run --scale where the cluster has fewer nodes than asked (none, or the
+    shared dev cluster's 2): n/a rows, no job submitted."""
+    p = _benchmarks("--scale", "--quick", "--nodes", "99", "--output", "-")
+    assert p.returncode == 0, p.stderr
+    rows = summary_rows(p.stdout)
+    assert rows and all(re.match(r"n/a: \d+ nodes up, 99 asked", r["uvslurm"]) for r in rows), rows
+
+
+@pytest.mark.slow
+def test_quick_run_on_a_latency_layer_adds_its_rows(
+    tmp_path: Path, latencyfs: Callable[[Path, float], Path]
+) -> None:
+    """--shared-latency on a layer of the test's own (a tiny latency, a one-package project):
+    every row of the suite has its figure, and so have the layer's own rows."""
+    if not shutil.which("strace") or not shutil.which("zstd"):
+        pytest.skip("needs strace and zstd")
+    src = tmp_path / "shared"
+    src.mkdir()
+    mnt = latencyfs(src, 0.05)
+    p = _benchmarks("--quick", "--no-cluster", "--deps", "six", "--runs", "1", "--shared-latency",
+                    "0.05", "--shared-root", str(mnt), "--output", "-", timeout=600)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = summary_rows(p.stdout)
+    measures = [r["measure"] for r in rows]
+    assert measures[0].startswith("metadata latency of the shared filesystem"), measures
+    assert float(rows[0]["uvslurm"]) >= 0.05 and rows[0]["met?"] == "yes"
+    ours = [r for r in rows if "processes importing six at once" in r["measure"]]
+    assert len(ours) == 2, measures
+    for row in [*ours, *(r for r in rows if r["measure"].startswith("whole cold node start"))]:
+        assert NUMBER.match(row["uvslurm"]) and NUMBER.match(row["plain uv"]), row
+    assert latencyfs_stats(mnt)["ops"] > 1000, "the run did not go through the layer"
