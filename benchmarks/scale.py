@@ -29,6 +29,7 @@ import argparse
 import collections
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from benchmarks.report import Row, summary, table, update_doc
 JOB_NAME = "uvslurm-scale"
 MARKERS = {"begin": "<!-- benchmarks-scale:begin -->", "end": "<!-- benchmarks-scale:end -->"}
 END = re.compile(r"^UVSLURM_SCALE (\S+) ([\d.]+)$", re.M)
-READY = re.compile(r"uvslurm: ready \((\w+)\)")
+READY = re.compile(r"uvslurm: ready \((\w+)\) in (\d+) ms")
 CMD = "import os, time; print('UVSLURM_SCALE', os.environ['SLURMD_NODENAME'], time.time())"
 
 
@@ -58,6 +59,7 @@ class Run:
     mounts: collections.Counter[str] = field(default_factory=collections.Counter)  # per node
     nodes: set[str] = field(default_factory=set)
     ops: int | None = None  # metadata operations on the latency layer
+    ready_ms: list[int] = field(default_factory=list)  # each task's prolog, start to ready
 
 
 def nodes_up() -> list[str]:
@@ -106,6 +108,7 @@ def submit(s: Setup, run: Run, depot: str, logs: str, args: list[str], image: st
         ends.append(float(m.group(2)))
         run.nodes.add(node)
         run.states[state.group(1)] += 1
+        run.ready_ms.append(int(state.group(2)))
         run.placements[node] += text.count("uvslurm: placed on node-local")
         run.mounts[node] += text.count("uvslurm: mounted the image")
     run.tasks = len(ends)
@@ -176,12 +179,14 @@ def na_rows(why: str) -> list[Row]:
 
 def details(runs: list[Run]) -> str:
     return table(
-        ["run", "tasks", "nodes", "makespan ms", "ready states", "placements", "mounts", "metadata ops"],
+        ["run", "tasks", "nodes", "makespan ms", "prolog ms: median, max", "ready states",
+         "placements", "mounts", "metadata ops"],
         [[r.label, str(r.tasks), str(len(r.nodes)), f"{r.makespan_ms:.0f}",
+          f"{statistics.median(r.ready_ms):.0f}, {max(r.ready_ms)}",
           ", ".join(f"{k} {v}" for k, v in sorted(r.states.items())),
           str(sum(r.placements.values())), str(sum(r.mounts.values())),
           "n/a" if r.ops is None else str(r.ops)] for r in runs],
-        {1, 2, 3, 5, 6, 7},
+        {1, 2, 3, 4, 6, 7, 8},
     )  # fmt: skip
 
 
