@@ -11,6 +11,8 @@ operation really costs at least what was asked. If not, every row reads "n/a: wh
 Rows of its own, besides the suite's:
 
   metadata latency   per operation, measured (negative lookups, timed against the layer's count)
+  warm start ops     the metadata operations of one warm start (the layer's count), the job
+                     script vs `uv run --no-sync`: what a loaded metadata server multiplies
   whole cold start   the job script (place the venv from its image, then the first `uv run`)
                      vs `uv sync --frozen` (copy) into node-local disk + its first `uv run`
   16 imports         16 processes started at once, each `uv run --no-sync python -c "import M"`:
@@ -39,6 +41,7 @@ PROCS = 16
 # every row of a --shared-latency run whose premise failed: the suite's own parts and ours
 PARTS = (
     "metadata latency of the shared filesystem (ms per operation)",
+    "metadata operations of a warm start",
     "warm job start",
     "cold build into the depot",
     "cold node start (directory, image, squashfs)",
@@ -202,6 +205,26 @@ def whole_start(b: Bench, runs: int, image: str) -> dict[str, Sample]:
     return res
 
 
+def warm_ops(b: Bench, root: Path, runs: int) -> dict[str, Sample]:
+    """Metadata operations the layer serves for one warm start: the job script (prolog + `uv
+    run --no-sync`, from the depot) vs `uv run --no-sync` alone on the same venv. Each run
+    waits out the layer's name cache first, so that both start as cold as a new job does."""
+    venv = b.prolog(b.work / "depot")
+    script = b.work / "job-ops.sh"
+    script.write_text(b.uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", "pass"))  # fmt: skip
+    uenv = {**b.env, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    res = {"job script": Sample(), "uv run --no-sync": Sample()}
+    cache_s = stats(root).get("cache_ms", 0) / 1000
+    for _ in range(runs):
+        for what, argv, env in (("job script", ["bash", str(script)], b.env),
+                                ("uv run --no-sync", ["uv", "run", "--no-sync", "python", "-c", "pass"], uenv)):  # fmt: skip
+            time.sleep(cache_s + 0.1)
+            before = ops(root)
+            run(argv, cwd=b.proj, env=env)
+            res[what].values.append(ops(root) - before)
+    return res
+
+
 def cache_dir(root: Path) -> Path:
     """uv's cache on the shared filesystem, kept between runs as a site's shared cache is (the
     first run fills it from the index)."""
@@ -210,21 +233,34 @@ def cache_dir(root: Path) -> Path:
     return d
 
 
-def measure(b: Bench, runs: int, image: str) -> tuple[Imports, dict[str, Sample]]:
+@dataclass
+class Results:
+    imports: Imports
+    whole: dict[str, Sample]
+    warm_ops: dict[str, Sample]
+
+
+def measure(b: Bench, root: Path, runs: int, image: str) -> Results:
     n = max(3, runs // 4)
+    log(f"metadata operations of a warm start ({n} runs)")
+    ops_ = warm_ops(b, root, n)
     log(f"{PROCS} processes importing {module_of(b.deps)} at once ({n} runs)")
     imp = imports(b, n)
     log(f"whole cold node start, timed ({n} runs)")
-    return imp, whole_start(b, n, image)
+    return Results(imp, whole_start(b, n, image), ops_)
 
 
 def na_rows(why: str) -> list[Row]:
     return [Row(part, None, why=why) for part in PARTS]
 
 
-def rows(p: Premise, imp: Imports, whole: dict[str, Sample], image: str) -> list[Row]:
-    """The rows of ours, after the suite's: the premise's figure first."""
+def rows(p: Premise, r: Results, image: str) -> list[Row]:
+    """The rows of ours, before the suite's: the premise's figure first."""
+    imp, whole = r.imports, r.whole
     out = [Row(PARTS[0], p.measured_ms, None, f"≥ {p.asked_ms:g} ms", True)]
+    job, uv = r.warm_ops["job script"], r.warm_ops["uv run --no-sync"]
+    out.append(Row("metadata operations of a warm start: job script vs `uv run --no-sync`",
+                   job.median, uv.median, unit="ops"))  # fmt: skip
     u, v = whole["uvslurm"], whole["uv"]
     label = f"whole cold node start, image = {image}: job script (placement + first `uv run`) vs `uv sync --frozen` (copy) + first `uv run` (ms)"  # fmt: skip
     out.append(Row(label, u.median if u.values else None, v.median if v.values else None, why=u.why))  # fmt: skip
@@ -237,7 +273,8 @@ def rows(p: Premise, imp: Imports, whole: dict[str, Sample], image: str) -> list
     return out
 
 
-def table(imp: Imports, whole: dict[str, Sample]) -> str:
+def table(r: Results) -> str:
+    imp, whole = r.imports, r.whole
     lines = [
         ("whole cold node start: uvslurm's job script", whole["uvslurm"]),
         ("whole cold node start: `uv sync --frozen` (copy) + first `uv run`", whole["uv"]),
