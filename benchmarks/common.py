@@ -109,9 +109,13 @@ class Bench:
         shutil.rmtree(self.local, ignore_errors=True)
 
 
-def make_bench(deps: str, node_local: str, name: str = "bench") -> Bench:
-    """A fresh `uv init --app` project with `deps`, locked (its packages land in uv's cache)."""
-    work = Path(tempfile.mkdtemp(prefix="uvslurm-bench-", dir="/var/tmp"))
+def make_bench(
+    deps: str, node_local: str, name: str = "bench", root: str = "/var/tmp", cache: str = ""
+) -> Bench:
+    """A fresh `uv init --app` project with `deps`, locked (its packages land in uv's cache),
+    in a work directory under `root` (the shared filesystem: project, depots), with uv's cache
+    in `cache` when given."""
+    work = Path(tempfile.mkdtemp(prefix="uvslurm-bench-", dir=root))
     local = Path(tempfile.mkdtemp(prefix="uvslurm-bench-", dir=node_local))
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update({
@@ -126,6 +130,8 @@ def make_bench(deps: str, node_local: str, name: str = "bench") -> Bench:
     })  # fmt: skip
     for var in ("UVSLURM_UV", "UVSLURM_NODE_LOCAL", "UVSLURM_IMAGE", "UV_PROJECT_ENVIRONMENT"):
         env.pop(var, None)
+    if cache:
+        env["UV_CACHE_DIR"] = cache
     proj = work / "proj"
     proj.mkdir()
     run(["uv", "init", "-q", "--app", "--no-package", "--name", name, "--python", "3.11",

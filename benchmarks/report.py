@@ -56,14 +56,14 @@ def summary(rows: list[Row]) -> str:
     return table(HEADER, [r.cells() for r in rows], {1, 2, 3})
 
 
-def update_doc(path: Path, section: str) -> None:
+def update_doc(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace what lies between the markers in `path` (the text around them is kept); a file
     without them gets the section appended."""
-    body = f"{BEGIN}\n{section.strip()}\n{END}"
+    body = f"{begin}\n{section.strip()}\n{end}"
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + body + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + body + rest.split(end, 1)[1]
     else:
         text = f"{text.rstrip()}\n\n{body}\n" if text.strip() else f"{body}\n"
     path.write_text(text)

@@ -414,3 +414,41 @@ def lossy_uv(tmp_path: Path, damage: str) -> Path:
     )
     uv.chmod(0o755)
     return uv
+
+
+# the dev cluster's "parallel filesystem" (scripts/latencyfs.c), built and mounted by tests
+@pytest.fixture(scope="session")
+def latencyfs_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True,
+                           text=True) if shutil.which("pkg-config") else None  # fmt: skip
+    if not cc or flags is None or flags.returncode != 0 or not os.access("/dev/fuse", os.W_OK):
+        pytest.skip("needs gcc, pkg-config, libfuse3-dev and /dev/fuse (scripts/dev-cluster up)")
+    out = tmp_path_factory.mktemp("latencyfs") / "latencyfs"
+    subprocess.run([cc, "-O2", "-Wall", "-Werror", "-o", str(out), str(REPO / "scripts" / "latencyfs.c"), *flags.stdout.split()],
+                   check=True)  # fmt: skip
+    return out
+
+
+def latencyfs_stats(mnt: Path) -> dict[str, int]:
+    text = (mnt / ".latencyfs-stats").read_text()
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
+
+
+@pytest.fixture
+def latencyfs(latencyfs_bin: Path) -> Iterator[Callable[[Path, float], Path]]:
+    """`latencyfs(source, ms)`: a new mount of `source` (next to it) that adds `ms` to each
+    metadata operation."""
+    mounts: list[Path] = []
+
+    def mount(source: Path, ms: float) -> Path:
+        mnt = source.parent / f"mnt-{len(mounts)}"
+        mnt.mkdir()
+        subprocess.run([str(latencyfs_bin), "--latency-us", str(int(ms * 1000)), str(source),
+                        str(mnt)], check=True)  # fmt: skip
+        mounts.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounts:
+        _unmount(mnt)

@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, latencyfs_stats
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 HEADER = ["measure", "uvslurm", "plain uv", "ratio", "target", "met?"]
@@ -172,3 +173,119 @@ def test_a_figure_whose_premise_failed_is_not_reported(tmp_path: Path) -> None:
     (row,) = [r for r in summary_rows(p.stdout) if "squashfs image mounted" in r["measure"]]
     assert row["uvslurm"].startswith("n/a: the image was not mounted"), row
     assert row["met?"] == "**no**"
+
+
+def _benchmarks(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout,
+    )  # fmt: skip
+
+
+SHARED_BEGIN = "<!-- benchmarks-shared-latency:begin -->"
+
+
+def test_shared_latency_without_the_layer_measures_nothing(tmp_path: Path) -> None:
+    """--shared-latency where no latency layer is mounted: every row says why, none has a
+    figure, and only the doc's shared-latency section is written."""
+    original = (REPO / "docs" / "performance.md").read_text()
+    doc = tmp_path / "performance.md"
+    doc.write_text(original)
+    p = _benchmarks("--quick", "--no-cluster", "--shared-latency", "0.5", "--shared-root",
+                    str(tmp_path / "nothing-here"), "--output", str(doc))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = summary_rows(p.stdout)
+    assert len(rows) >= 6
+    for row in rows:
+        assert row["uvslurm"].startswith("n/a: the latency layer is not mounted on "), row
+        assert row["met?"] == "—"
+    text = doc.read_text()
+    assert text.split(SHARED_BEGIN)[0] == original.split(SHARED_BEGIN)[0]
+    assert summary_rows(text.split(SHARED_BEGIN)[1]) == rows
+
+
+def test_scale_with_fewer_nodes_than_asked_measures_nothing() -> None:
+    """benchmarks/run --scale where the cluster has fewer nodes than asked (none, or the
+    shared dev cluster's 2): n/a rows, no job submitted."""
+    p = _benchmarks("--scale", "--quick", "--nodes", "99", "--output", "-")
+    assert p.returncode == 0, p.stderr
+    rows = summary_rows(p.stdout)
+    assert rows and all(re.match(r"n/a: \d+ nodes up, 99 asked", r["uvslurm"]) for r in rows), rows
+
+
+def test_the_latency_premise_is_measured_on_the_layer(
+    tmp_path: Path, latencyfs: Callable[[Path, float], Path]
+) -> None:
+    """--shared-latency checks its premise on the layer itself: the latency the layer adds is
+    the one asked for, and an operation really costs that (timed against the layer's count)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks import latency
+
+    src = tmp_path / "shared"
+    src.mkdir()
+    mnt = latencyfs(src, 2)
+    before = latencyfs_stats(mnt)["ops"]
+    ok = latency.check(mnt, 2, probes=50)
+    assert ok.why == "" and ok.measured_ms is not None and ok.measured_ms >= 2, ok
+    assert latencyfs_stats(mnt)["ops"] - before >= 50
+    other = latency.check(mnt, 0.5, probes=50)
+    assert other.measured_ms is None
+    assert other.why == f"the layer on {mnt} adds 2 ms per operation, not 0.5 ms"
+    assert latency.check(src, 2).why.startswith(f"the latency layer is not mounted on {src}")
+
+
+def test_the_latency_rows_say_why_a_figure_is_missing() -> None:
+    """The layer's own rows: numbers where measured, "n/a: why" where the premise of one failed
+    (an image that was not mounted), the ratio against plain uv's venv on the shared FS."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks import latency
+    from benchmarks.common import Sample
+    from benchmarks.report import summary
+
+    imp = latency.Imports("numpy", {"placed": Sample([120.0]), "plain": Sample([240.0]),
+                                    "squashfs": Sample(why="the image was not mounted (no fuse)")})  # fmt: skip
+    res = latency.Results(imp, {"uvslurm": Sample([80.0]), "uv": Sample([400.0])},
+                          {"job script": Sample([118]), "uv run --no-sync": Sample([86])})  # fmt: skip
+    premise = latency.Premise(Path("/x"), 0.5, measured_ms=0.61)
+    table = summary_rows(summary(latency.rows(premise, res, "squashfs")))
+    rows = {r["measure"].split(":")[0].split(",")[0]: r for r in table}
+    assert (
+        rows["metadata latency of the shared filesystem (ms per operation)"]["uvslurm"] == "0.610"
+    )
+    warm = rows["metadata operations of a warm start"]
+    assert (warm["uvslurm"], warm["plain uv"]) == ("118", "86")
+    assert rows["whole cold node start"]["ratio"] == "0.20"
+    placed, mounted = [r for r in table if r["measure"].startswith("16 processes importing numpy")]
+    assert (placed["uvslurm"], placed["ratio"]) == ("120.0", "0.50")
+    assert mounted["uvslurm"] == "n/a: the image was not mounted (no fuse)"
+
+
+def test_scale_solves_operations_per_node_and_per_task() -> None:
+    """benchmarks.scale's model, on the 8-node runs of docs/performance.md: one per node costs
+    nodes*(n + t), the built array nodes*n + tasks*t, the build the cold array's surplus; and
+    the placements per node row reports the busiest node against the target of one."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from collections import Counter
+
+    from benchmarks import scale
+    from benchmarks.report import summary
+
+    def run(ops: int | None, placements: dict[str, int] | None = None) -> scale.Run:
+        per = Counter(placements or {})
+        return scale.Run("r", tasks=256, makespan_ms=1000, builds=1, placements=per,
+                         nodes=set(per) or {f"n{i}" for i in range(1, 9)}, ops=ops)  # fmt: skip
+
+    spread = {f"n{i}": 32 for i in range(1, 9)}
+    runs = [run(24358), run(858846, spread), run(26710), run(798388), run(57096)]
+    m = scale.model(runs, 8, 256)
+    assert m is not None
+    assert (round(m.per_task), round(m.per_node), round(m.build)) == (3112, 227, 60458)
+    assert scale.model([*runs[:3], run(None), runs[4]], 8, 256) is None
+    rows = summary_rows(summary(scale.rows(runs, 8, 256, "")))
+    (placed,) = [r for r in rows if "placements per node" in r["measure"]]
+    assert (placed["uvslurm"], placed["met?"]) == ("32", "**no**")
+    counted = summary_rows(summary(scale.rows([*runs[:3], run(None), runs[4]], 8, 256, "no layer")))
+    assert [r["uvslurm"] for r in counted if "solved" in r["measure"]] == ["n/a: no layer"] * 3
