@@ -224,7 +224,8 @@ _uvslurm_publish() {
 # its marker holding FINGERPRINT (the text). Sets _uvslurm_state.
 _uvslurm_build() {
   local text=$1 pd=$_uvslurm_pdir key=$_uvslurm_keyname t size name version kind src whl off="" rc
-  local sample
+  # shellcheck disable=SC2034 # nl: where _uvslurm_nl_base would place it, not needed here
+  local sample nl
   local tmp="$pd/.$key.build-$_uvslurm_me"
   local -a skip=() rebuild=() wheels=()
   t=${EPOCHREALTIME/[.,]/}
@@ -271,6 +272,22 @@ _uvslurm_build() {
   [ "$rc" = 2 ] && return 0 # another process published first: the images are its own
   rm -f "$pd/.$key.failed" "$pd/$key.tar.zst" "$pd/$key.squashfs"
   if [ "${UVSLURM_IMAGE:-none}" != none ]; then _uvslurm_pack "$pd/$key"; fi
+  # (a job that runs from a node-local copy asks there, in a cache of its own: _uvslurm_exec)
+  _uvslurm_nl_base nl nl "$pd/$key" || _uvslurm_probe "$pd/$key"
+}
+
+# _uvslurm_probe VENV: the run step's `uv run --no-sync` asks the interpreter of a venv path it
+# has not seen yet (~100 ms of CPU here) and keeps the answer in uv's cache. For a depot venv
+# that jobs run from, it is asked once here, while the jobs waiting for this build still wait
+# (16 array tasks all asking at once cost ~0.8 s on 2 cores); this job's command then finds the
+# answer too, so it costs it nothing.
+_uvslurm_probe() {
+  [ -z "${UVSLURM_SCRIPT:-}" ] || return 0 # a script runs in uv's environment for it
+  # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
+  UV_PROJECT_ENVIRONMENT=$1 VIRTUAL_ENV='' "$_uvslurm_uv" run --no-sync --project \
+    "$UVSLURM_PROJECT" ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-} \
+    true >/dev/null 2>&1 </dev/null
+  return 0
 }
 
 # With an image the depot keeps, next to each venv directory, one file of it (bytecode compiled
