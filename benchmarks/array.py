@@ -46,7 +46,7 @@ def measure(b: Bench, tasks: int, rounds: int) -> list[Run]:
     arr = ["-a", f"0-{tasks - 1}"]
     configs = [
         (Run("one job"), []),
-        (Run(f"{tasks}-task array (each task places onto its per-job TMPDIR)"), arr),
+        (Run(f"{tasks}-task array, default settings (one-task jobs run from the depot)"), arr),
         (Run(f"{tasks}-task array, --no-node-local (all run from the depot)"), [*arr, "--no-node-local"]),
         (Run("one job, image = squashfs (build + bytecode + packing)"), ["IMAGE=squashfs"]),
         (Run(f"{tasks}-task array, image = squashfs (each task mounts it)"), [*arr, "IMAGE=squashfs"]),
