@@ -53,7 +53,8 @@ _uvslurm_local_for() {
 _uvslurm_perjob() {
   local id=${SLURM_JOB_ID:-} n=${SLURM_TASKS_PER_NODE:-1} arr=x
   [[ $id =~ ^[0-9]+$ ]] && [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && [ "${n%%[(,]*}" = 1 ] || return 1
-  [[ ${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-} =~ ^[0-9]+_[0-9]+$ ]] && arr=${BASH_REMATCH[0]}
+  [[ ${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-} =~ ^[0-9]+_[0-9]+$ ]] &&
+    arr=${BASH_REMATCH[0]}
   [[ /$1/ =~ [^0-9]($id|$arr)[^0-9] ]]
 }
 
