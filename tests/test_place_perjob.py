@@ -105,6 +105,7 @@ def test_an_array_task_whose_dir_names_the_array_and_task_runs_from_the_depot(
         (f"job_{JOB}", {"SLURM_TASKS_PER_NODE": "4(x2)"}, "several tasks on this node"),
         (f"job_{JOB}0", {}, "another job's number: not this job's own"),
         ("scratch", {}, "a directory that does not name the job may outlive it"),
+        ("x-y_z", {}, "no number in it at all"),
     ],
 )
 def test_the_copy_is_still_made_where_it_can_pay(

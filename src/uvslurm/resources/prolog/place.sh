@@ -51,11 +51,11 @@ _uvslurm_local_for() {
 # (4.2-4.4x one job's start on this 2-core VM), and one process importing from the depot reads
 # fewer of its files than a copy does. Where many tasks of the job import, the copy pays.
 _uvslurm_perjob() {
-  local id=${SLURM_JOB_ID:-} n=${SLURM_TASKS_PER_NODE:-1} arr=x
+  local id=${SLURM_JOB_ID:-} n=${SLURM_TASKS_PER_NODE:-1}
   [[ $id =~ ^[0-9]+$ ]] && [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && [ "${n%%[(,]*}" = 1 ] || return 1
   [[ ${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-} =~ ^[0-9]+_[0-9]+$ ]] &&
-    arr=${BASH_REMATCH[0]}
-  [[ /$1/ =~ [^0-9]($id|$arr)[^0-9] ]]
+    id+="|${BASH_REMATCH[0]}"
+  [[ /$1/ =~ [^0-9]($id)[^0-9] ]]
 }
 
 # _uvslurm_copy SRC DST: copy a venv, site-packages entries in parallel: a venv is thousands of
