@@ -27,13 +27,14 @@ def _slurm_free_env() -> dict[str, str]:
 
 
 def run_prolog(
-    project: Path, depot: Path, mode: str = "prepare", **env: str
+    project: Path, depot: Path, mode: str = "prepare", wrap: tuple[str, ...] = (), **env: str
 ) -> subprocess.CompletedProcess[str]:
     """The prolog as a job on a node runs it (no SLURM_* of this process's own), node-local auto
-    unless `env` says otherwise."""
+    unless `env` says otherwise; `wrap`: the command that runs `bash PROLOG`."""
     full = {**prolog_env(project, depot, mode, UVSLURM_NODE_LOCAL="auto"), **env}
     full = {k: v for k, v in full.items() if not k.startswith("SLURM_") or k in env}
-    return subprocess.run(["bash", str(PROLOG)], env=full, capture_output=True, text=True)
+    argv = [*wrap, "bash", str(PROLOG)]
+    return subprocess.run(argv, env=full, capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -96,6 +97,27 @@ def test_an_array_task_whose_dir_names_the_array_and_task_runs_from_the_depot(
     r = run_prolog(project, depot, **env)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()) == venv, r.stderr
+
+
+@pytest.mark.parametrize(("base", "own"), [(JOB, True), ("9999", False)])
+def test_a_per_job_tmp_of_job_container_tmpfs_is_told_by_the_root_of_its_mount(
+    project: Path, built: tuple[Path, Path], node_tmp: Path, base: str, own: bool
+) -> None:
+    """Slurm's job_container/tmpfs bind-mounts <BasePath>/<job id>/.<job id>/_tmp on /tmp in the
+    job's mount namespace: the path does not name the job, the mount's root does."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -m (root)")
+    depot, venv = built
+    src = node_tmp / "base" / base / f".{base}" / "_tmp"
+    src.mkdir(parents=True)
+    src.chmod(0o700)
+    tmp = job_dir(node_tmp, "tmp")
+    wrap = ("unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"', "_", str(src), str(tmp))  # fmt: skip
+    r = run_prolog(project, depot, wrap=wrap, **job_env(tmp))
+    assert r.returncode == 0, r.stderr
+    assert (Path(r.stdout.strip()) == venv) is own, r.stderr
+    assert ready(r.stderr).state == ("warm" if own else "placed"), r.stderr
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,9 @@ _uvslurm_local_for() {
   fi
 }
 
-# _uvslurm_perjob DIR: is DIR this job's own node-local directory (its path names the job, as a
-# per-job TMPDIR that the site's prolog makes does) in a job of one task on one node? A copy
+# _uvslurm_perjob DIR: is DIR this job's own node-local directory (its path, or the root of the
+# mount it is on, names the job, as a per-job TMPDIR that the site's prolog makes does) in a job
+# of one task on one node? A copy
 # there serves one process and goes with the job: 16 array tasks copied a 183 MB venv 16 times
 # (4.2-4.4x one job's start on this 2-core VM), and one process importing from the depot reads
 # fewer of its files than a copy does. Where many tasks of the job import, the copy pays.
@@ -55,7 +56,14 @@ _uvslurm_perjob() {
   [[ $id =~ ^[0-9]+$ ]] && [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && [ "${n%%[(,]*}" = 1 ] || return 1
   [[ ${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-} =~ ^[0-9]+_[0-9]+$ ]] &&
     id+="|${BASH_REMATCH[0]}"
-  [[ /$1/ =~ [^0-9]($id)[^0-9] ]]
+  [[ /$1/ =~ [^0-9]($id)[^0-9] ]] && return 0
+  # Slurm's job_container/tmpfs mounts <BasePath>/<job id>/... on /tmp for each job: the path
+  # does not name the job, the root of the mount it is on (its line of mountinfo) does
+  local root mp best="" broot=""
+  while read -r _ _ _ root mp _; do
+    [ "$mp" != / ] && [[ $1/ == "$mp"/* ]] && ((${#mp} > ${#best})) && best=$mp broot=$root
+  done </proc/self/mountinfo 2>/dev/null
+  [[ -n $best && /$broot/ =~ [^0-9]($id)[^0-9] ]]
 }
 
 # _uvslurm_copy SRC DST: copy a venv, site-packages entries in parallel: a venv is thousands of
