@@ -282,11 +282,12 @@ _uvslurm_build() {
 # (16 array tasks all asking at once cost ~0.8 s on 2 cores); this job's command then finds the
 # answer too, so it costs it nothing.
 _uvslurm_probe() {
+  # the run step's own `uv run` (_uvslurm_runargs reads the command from UVSLURM_CMD), of `true`
+  # shellcheck disable=SC2034
+  local -a run UVSLURM_CMD=(true)
   [ -z "${UVSLURM_SCRIPT:-}" ] || return 0 # a script runs in uv's environment for it
-  # shellcheck disable=SC2086 # UVSLURM_SYNC_ARGS is a list of validated flags
-  UV_PROJECT_ENVIRONMENT=$1 VIRTUAL_ENV='' "$_uvslurm_uv" run --no-sync --project \
-    "$UVSLURM_PROJECT" ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-} \
-    true >/dev/null 2>&1 </dev/null
+  _uvslurm_runargs run
+  UV_PROJECT_ENVIRONMENT=$1 VIRTUAL_ENV='' "${run[@]}" >/dev/null 2>&1 </dev/null
   return 0
 }
 
