@@ -159,6 +159,34 @@ def test_a_job_that_records_its_run_is_remembered_and_recorded(
     assert (records / "43.end").read_text().endswith("exit_code=0\n")
 
 
+def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(
+    project: Path, tmp_path: Path
+) -> None:
+    """With node-local "auto" and a per-job TMPDIR (gone when the job ends, so a one-task job
+    runs from the depot): the memo's inputs hold the path with the job's id as any job's, and
+    the note it replays names this job's directory."""
+    root = tmp_path / "depot"
+    r = uvslurm("submit", "--dry-run", "--", "python", "-c", CODE, cwd=project,
+                env={"UVSLURM_DEPOT": str(root)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(r.stdout)
+    for job in ("41", "42", "43"):
+        (tmp_path / f"job_{job}").mkdir()
+    first = _start(script, project, job="41", TMPDIR=str(tmp_path / "job_41"))
+    assert not _remembered(first) and ready(first.stderr).venv.is_relative_to(root)
+    for job in ("42", "43"):
+        r = _start(script, project, job=job, TMPDIR=str(tmp_path / f"job_{job}"))
+        assert _remembered(r), r.stderr
+        assert ready(r.stderr).venv == ready(first.stderr).venv
+        assert "job_41" not in r.stderr
+        if "note:" in first.stderr:
+            assert f"job_{job}" in r.stderr
+    # a job of several tasks would copy into its own directory: not the same inputs
+    r = _start(script, project, job="44", TMPDIR=str(tmp_path / "job_43"), SLURM_TASKS_PER_NODE="4")
+    assert not _remembered(r)
+
+
 def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
     """Every variable that the fingerprint, key and choice of the venv read is among the memo's
     inputs, or named below with why it cannot change which venv a job gets."""

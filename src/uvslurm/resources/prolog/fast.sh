@@ -278,7 +278,7 @@ _uvslurm_memo_in() {
   _uvslurm_ldso ld
   _uvslurm_factsname f "$ld"
   [ -r /proc/driver/nvidia/version ] && read -r gpu </proc/driver/nvidia/version
-  printf -v out '%s\x1f' 2 "${UVSLURM_PROJECT:-}" "${UVSLURM_SCRIPT:-}" "${UVSLURM_PROJECT_ID:-}" \
+  printf -v out '%s\x1f' 3 "${UVSLURM_PROJECT:-}" "${UVSLURM_SCRIPT:-}" "${UVSLURM_PROJECT_ID:-}" \
     "${UVSLURM_LOCK_HASH:-}" "${UVSLURM_LOCK_DIR:-}" "${UVSLURM_UV:-}" "${UVSLURM_DEPOT:-}" \
     "${UVSLURM_NODE_LOCAL:-}" "${UVSLURM_OFFLINE:-}" "${UVSLURM_PYTHON:-}" \
     "${UVSLURM_SYNC_ARGS:-}" "${UVSLURM_FP_ENV:-}" "${UVSLURM_FP_COMMANDS:-}" \
@@ -287,12 +287,30 @@ _uvslurm_memo_in() {
     "${UVSLURM_REBUILD_SOURCES:-}" "${PATH:-}" "${HOME:-}" "${XDG_DATA_HOME:-}" \
     "${LOADEDMODULES:-}" "${_LMFILES_:-}" "${HOSTNAME:-}" "${HOSTTYPE:-}" "${CONDA_PREFIX:-}" \
     "$f" "$gpu"
-  # TMPDIR is only where node-local disk is looked for (a per-job one would make every job's
-  # inputs new)
-  [ "${UVSLURM_NODE_LOCAL:-auto}" = never ] || out+="${SLURM_TMPDIR:-}"$'\x1f'"${TMPDIR:-}"
+  # where node-local disk is looked for, and whether it is this job's own (place.sh:
+  # _uvslurm_perjob): the job's id in those paths, delimited, stands for any job's
+  if [ "${UVSLURM_NODE_LOCAL:-auto}" != never ]; then
+    _uvslurm_jobless f "/${SLURM_TMPDIR:-}"$'\x1f'"${TMPDIR:-}/"
+    out+=$f$'\x1f'"${SLURM_TASKS_PER_NODE:-1}"
+  fi
   # shellcheck disable=SC2086 # UVSLURM_FP_ENV is a list of names that submit checked
   for n in ${UVSLURM_FP_ENV:-} "${!UV_@}"; do out+=$'\x1f'"$n=${!n:-}"; done
   printf -v "$1" '%s' "$out"
+}
+
+# _uvslurm_jobless VAR TEXT: TEXT with this job's ids, where a path names them (delimited by
+# non-digits), as <task> (an array task's <array id>_<task id>) and <job>: what a per-job
+# directory's path is for any job. `_uvslurm_jobless VAR TEXT back` puts them back.
+_uvslurm_jobless() {
+  local t=$2 a="${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-}" j=${SLURM_JOB_ID:-}
+  if [ "${3:-}" = back ]; then
+    [[ $a == _* || $a == *_ ]] || t=${t//"<task>"/$a}
+    t=${t//"<job>"/$j}
+  else
+    [[ $a == _* || $a == *_ || $t != *[!0-9]"$a"[!0-9]* ]] || t=${t//"$a"/"<task>"}
+    [[ -z $j || $t != *[!0-9]"$j"[!0-9]* ]] || t=${t//"$j"/"<job>"}
+  fi
+  printf -v "$1" '%s' "$t"
 }
 
 # _uvslurm_fast: a warm start in a job from the venv the memo names for these inputs, or back to
@@ -360,7 +378,7 @@ _uvslurm_fast() {
   _uvslurm_state=warm
   _uvslurm_since t "$_uvslurm_t0"
   _uvslurm_log "fingerprint $_uvslurm_fp in $t ms (remembered)"
-  [ -z "$note" ] || _uvslurm_log "note: $note"
+  [ -z "$note" ] || { _uvslurm_jobless note "$note" back; _uvslurm_log "note: $note"; }
   _uvslurm_log "ready (warm) in $t ms: $_uvslurm_venv"
   _uvslurm_hit=${text//$'\x1f'/$'\n'}
   _uvslurm_hitms=$t
@@ -396,11 +414,6 @@ _uvslurm_memo_write() {
   [ -n "${UVSLURM_PROJECT_ID:-}" ] && [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
     [ -f "$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}" ] && _uvslurm_private "$UVSLURM_DEPOT" &&
     _uvslurm_owned "$_uvslurm_pdir" || return 0
-  # node-local disk per job: these inputs would not come again
-  if [ "${UVSLURM_NODE_LOCAL:-auto}" != never ] &&
-    [[ ${SLURM_TMPDIR:-}${TMPDIR:-} == *"${SLURM_JOB_ID:-/}"* ]]; then
-    return 0
-  fi
   _uvslurm_memo_in in
   # inputs with a newline or \x1e could not be found again: not remembered
   [[ $in != *[$'\n\x1e']* ]] || return 0
@@ -408,7 +421,9 @@ _uvslurm_memo_write() {
   {
     printf '%s\x1e' "$in" "$_uvslurm_keyname" "$_uvslurm_lockhash" "$_uvslurm_pyexe" \
       "$_uvslurm_pyino" "${text//$'\x1e'/_}"
-    printf '%s\n' "${_uvslurm_nlnote//[$'\n\x1e']/_}"
+    _uvslurm_jobless line " ${_uvslurm_nlnote//[$'\n\x1e']/_} "
+    line=${line# }
+    printf '%s\n' "${line% }"
     local -i n=0
     if [ -f "$memo" ] && [ -O "$memo" ]; then
       while IFS= read -r line && ((n < 7)); do
