@@ -4,45 +4,7 @@
 # start that the memo answers: then bash reads none of the sections after this one
 # (docs/design.md, "The warm start's memo").
 
-# uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
-#
-# It runs on compute nodes where uvslurm itself is not installed: it needs bash >= 5, coreutils,
-# flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
-# variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run the same text with the
-# same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
-#   UVSLURM_PROJECT     absolute project (workspace root) directory, or UVSLURM_SCRIPT
-#   UVSLURM_SCRIPT      a PEP 723 script ("": none), locked in <script>.lock
-#   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
-#   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
-#                       uv.lock this node sees, with a warning when that one differs
-#   UVSLURM_LOCK_DIR    the submitted copy of pyproject.toml and uv.lock that the venv is built
-#                       from ("": the project's own)
-#   UVSLURM_RECORD      directory where a job records its start and end ("": none)
-#   UVSLURM_SNAPSHOT    the copy of the project's git-tracked files the command runs in
-#   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
-#   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
-#   UVSLURM_NODE_LOCAL  auto | never | a directory
-#   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
-#   UVSLURM_PYTHON      the Python request (--python, else the project's; "": none)
-#   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
-#   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
-#   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
-#   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
-#   UVSLURM_FP_IGNORE   loaded modules left out of the fingerprint: names or patterns, word-split
-#   UVSLURM_PLATFORMS   the platforms besides the login node's that submit fetched for
-#   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
-#                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
-#   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
-#   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
-#   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
-#                       activate: return with the venv active (the job script body follows)
-#                       prepare: print the venv path    fingerprint: print components and key
-# Each step logs one "uvslurm: ..." line with its duration to stderr. When the environment
-# cannot be prepared the script exits 75 (EX_TEMPFAIL), a code users' programs rarely use.
-#
-# Venv lifecycle: a venv directory is published by renaming a private build directory that
-# already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
-# venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
+# What the prolog does and takes (its inputs): see the section lib, after this one.
 
 # The prolog's state, shared by its sections (every other variable is local to a function):
 _uvslurm_t0=${EPOCHREALTIME/[.,]/} # the prolog's start (us): the ready line counts from it
@@ -75,11 +37,6 @@ _uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load find
 
 _uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
 
-_uvslurm_die() {
-  _uvslurm_log "error: $*"
-  while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done
-  exit 75
-}
 
 # _uvslurm_since VAR START_US: milliseconds since START_US, without forking
 _uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
@@ -229,7 +186,7 @@ _uvslurm_factsname() {
 # one uv finds? Yes while EXE is the same file and neither it, nor uv's Python directory, nor
 # the project's files, nor a directory of PATH up to EXE's changed since the file REF was written.
 _uvslurm_pyfresh() {
-  local d here=${UVSLURM_PROJECT:-/} pydir
+  local d here=${UVSLURM_PROJECT:-/} pydir exedir
   local -a dirs
   pydir=${UV_PYTHON_INSTALL_DIR:-${XDG_DATA_HOME:-${HOME:-/}/.local/share}/uv/python}
   # where uv looks from: the project, or a PEP 723 script's directory
@@ -243,10 +200,11 @@ _uvslurm_pyfresh() {
   dirs=("$pydir" "$here/pyproject.toml" "$here/.python-version" ${PATH:-})
   IFS=$' \t\n'
   set +f
+  exedir=${1%/*}
   for d in "${dirs[@]}"; do
-    [ -n "$d" ] && [ "$d" -nt "$3" ] && return 1
+    [[ -n $d && $d -nt $3 ]] && return 1
     # uv takes the first fit along PATH: directories after the one it took cannot matter
-    [ "$d" = "${1%/*}" ] && break
+    [[ $d == "$exedir" ]] && break
   done
   [ -z "$1" ] && return 0
   _uvslurm_ino d "$1"
@@ -339,7 +297,7 @@ _uvslurm_fast() {
   _uvslurm_memo_in in
   mapfile -t lines 2>/dev/null <"$memo"
   for k in "${lines[@]}"; do
-    [ "${k%%$'\x1e'*}" = "$in" ] || continue
+    [[ $k == "$in"$'\x1e'* ]] || continue
     # the fields, split by the shell (a here-string would be read a byte at a time)
     set -f
     IFS=$'\x1e'
@@ -362,11 +320,13 @@ _uvslurm_fast() {
   # every byte but NUL, which no uv.lock has
   mapfile lnow 2>/dev/null <"${UVSLURM_LOCK_DIR:-$UVSLURM_PROJECT}/uv.lock"
   mapfile lold 2>/dev/null <"${memo%/*}/.lock-${lh:0:16}"
-  [ -n "${UVSLURM_LOCK_DIR:-}" ] || lcur=("${lnow[@]}")
-  [ -n "${UVSLURM_LOCK_DIR:-}" ] && mapfile lcur 2>/dev/null <"$UVSLURM_PROJECT/uv.lock"
   IFS=
-  [ ${#lnow[@]} -gt 0 ] && [ "${lnow[*]}" == "${lold[*]}" ] && [ "${lcur[*]}" == "${lnow[*]}" ] &&
+  [ ${#lnow[@]} -gt 0 ] && [ "${lnow[*]}" == "${lold[*]}" ] &&
     [ -O "${memo%/*}/.lock-${lh:0:16}" ] || return 0
+  if [ -n "${UVSLURM_LOCK_DIR:-}" ]; then
+    mapfile lcur 2>/dev/null <"$UVSLURM_PROJECT/uv.lock"
+    [ "${lcur[*]}" == "${lnow[*]}" ] || return 0
+  fi
   unset IFS
   _uvslurm_pdir=${memo%/*}
   _uvslurm_keyname=$key

@@ -3,6 +3,52 @@
 # uvslurm prolog, section lib: the helpers of the full path (loading the rest, the depot, locks,
 # leases, holds with flock).
 
+# uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
+#
+# It runs on compute nodes where uvslurm itself is not installed: it needs bash >= 5, coreutils,
+# flock (util-linux) and uv. `uvslurm submit` pastes it into the job script after a block of
+# variable assignments; `uvslurm prepare` and `uvslurm fingerprint` run the same text with the
+# same variables in the environment. Its sections are src/uvslurm/resources/prolog/*.sh. Inputs:
+#   UVSLURM_PROJECT     absolute project (workspace root) directory, or UVSLURM_SCRIPT
+#   UVSLURM_SCRIPT      a PEP 723 script ("": none), locked in <script>.lock
+#   UVSLURM_PROJECT_ID  the project's directory name in the depot, computed at submit time
+#   UVSLURM_LOCK_HASH   sha256 of the uv.lock submitted ("": not known); the key is made of the
+#                       uv.lock this node sees, with a warning when that one differs
+#   UVSLURM_LOCK_DIR    the submitted copy of pyproject.toml and uv.lock that the venv is built
+#                       from ("": the project's own)
+#   UVSLURM_RECORD      directory where a job records its start and end ("": none)
+#   UVSLURM_SNAPSHOT    the copy of the project's git-tracked files the command runs in
+#   UVSLURM_UV          uv executable recorded at submit time (falls back to uv on PATH)
+#   UVSLURM_DEPOT       depot root: <depot>/<project>-<hash>/<key>/ is one venv
+#   UVSLURM_NODE_LOCAL  auto | never | a directory
+#   UVSLURM_OFFLINE     auto | true | false  (auto: offline inside a Slurm job)
+#   UVSLURM_PYTHON      the Python request (--python, else the project's; "": none)
+#   UVSLURM_SYNC_ARGS   uv selection flags (--extra X, --group Y, --no-dev...), word-split
+#   UVSLURM_FP_ENV      extra variable names that belong in the fingerprint, word-split
+#   UVSLURM_FP_COMMANDS commands whose output belongs in the fingerprint, each ended by \x1e
+#   UVSLURM_FP_MODULES  0 to leave loaded modules out of the fingerprint
+#   UVSLURM_FP_IGNORE   loaded modules left out of the fingerprint: names or patterns, word-split
+#   UVSLURM_PLATFORMS   the platforms besides the login node's that submit fetched for
+#   UVSLURM_IMAGE       none | tar.zst | squashfs: also keep each depot venv as one file, which
+#                       nodes unpack (or, squashfs where FUSE works, mount) instead of copying
+#   UVSLURM_REBUILD     packages built from source per fingerprint, comma-separated
+#   UVSLURM_REBUILD_SOURCES  their locked sources: name \x1f version \x1f kind \x1f path \x1e ...
+#   UVSLURM_MODE        run: exec UVSLURM_CMD through `uv run --no-sync`
+#                       activate: return with the venv active (the job script body follows)
+#                       prepare: print the venv path    fingerprint: print components and key
+# Each step logs one "uvslurm: ..." line with its duration to stderr. When the environment
+# cannot be prepared the script exits 75 (EX_TEMPFAIL), a code users' programs rarely use.
+#
+# Venv lifecycle: a venv directory is published by renaming a private build directory that
+# already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
+# venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
+
+_uvslurm_die() {
+  _uvslurm_log "error: $*"
+  while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done
+  exit 75
+}
+
 # _uvslurm_load: define the functions that a warm start does not run (building, leases, placing,
 # pruning, jobs of several nodes). bash parses a script as it runs it, and parsing them cost
 # every warm start ~5 ms; so the joined prolog (uvslurm/prolog.py) holds a one-line stub for each,
