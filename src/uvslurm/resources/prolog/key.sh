@@ -79,6 +79,11 @@ _uvslurm_key() {
     [ -n "$ph" ] && _uvslurm_remember_fp "$enc"
     # a copy is kept of the submitted lock only: only a job's start compares with one
     [ -n "$now" ] && [ -z "$kept" ] && [ "${lh:0:64}" = "$was" ] && _uvslurm_keep_lock "$lh" "$now"
+    # one too big for bash to read here is kept too, copied: the memo compares it (fast.sh)
+    if [ -z "$now" ] && [ "${lh:0:64}" = "$was" ] && ! [ -f "$_uvslurm_pdir/.lock-${was:0:16}" ]
+    then
+      _uvslurm_keep_lock "$lh" "" "$lock"
+    fi
   fi
   return 0
 }
@@ -114,13 +119,15 @@ _uvslurm_remember_fp() {
   return 0
 }
 
-# _uvslurm_keep_lock HASH BYTES: keep a small uv.lock's BYTES as .lock-<HASH>, only if they hash
-# to HASH (what was read may not be what sha256sum read). Best effort: a lost race only costs a
-# sha256sum next time.
+# _uvslurm_keep_lock HASH BYTES [FILE]: keep a small uv.lock's BYTES (or a copy of FILE) as
+# .lock-<HASH>, only if they hash to HASH (what was read may not be what sha256sum read). Best
+# effort: a lost race only costs a sha256sum next time.
 _uvslurm_keep_lock() {
   local copy="$_uvslurm_pdir/.lock-${1:0:16}" out
   _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null || return 0
-  printf '%s' "$2" >"$copy.$$" 2>/dev/null && out=$(sha256sum "$copy.$$" 2>/dev/null) &&
+  if [ -n "${3:-}" ]; then cp -- "$3" "$copy.$$"; else printf '%s' "$2" >"$copy.$$"; fi \
+    2>/dev/null &&
+    out=$(sha256sum "$copy.$$" 2>/dev/null) &&
     [ "${out%% *}" = "$1" ] && mv -f "$copy.$$" "$copy" 2>/dev/null
   rm -f "$copy.$$" 2>/dev/null
   return 0

@@ -90,7 +90,8 @@ _uvslurm_main() {
   # when it ran from the depot under a job's hold, and not because a copy failed this time
   if [ "${UVSLURM_MODE:-run}" = run ] && [ "$_uvslurm_venv" = "$depot_venv" ] &&
     [ -z "${_uvslurm_usefd:-}${_uvslurm_nltried:-}${_uvslurm_lockmoved:-}" ] &&
-    [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ]; then
+    [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
+    [ -f "$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}" ]; then
     _uvslurm_memo_write "$fingerprint"
   fi
 }
