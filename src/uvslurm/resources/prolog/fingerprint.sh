@@ -219,7 +219,7 @@ _uvslurm_facts() {
     fi
     [ -z "$g" ] || [ -z "$u" ] || [ -z "$c" ] || break
     # the tasks of an array start together on a node whose facts nobody asked yet: one asks,
-    # holding a flock on the file (until _uvslurm_fingerprint has the interpreter too; the
+    # holding a flock on the file (until the fingerprint has the interpreter too; the
     # answers replace it by a rename), the others wait and read them (16 tasks asking at once
     # took 4.3 s each on this 2-core VM, one alone 0.9 s). An empty file reads as no answers.
     [ -z "${_uvslurm_factsfd:-}" ] && [ -n "$f" ] && _uvslurm_private "$UVSLURM_DEPOT" &&
