@@ -152,11 +152,27 @@ def test_a_job_that_records_its_run_is_remembered_and_recorded(
         r"^UVSLURM_RECORD=.*$", f"UVSLURM_RECORD={records}", script.read_text(), flags=re.M
     )
     script.write_text(text)
-    r = _start(script, project, job="43")
+    # a requeued job: its earlier end is not this run's
+    (records / "43.end").write_text("exit_code=3\n")
+    trace = tmp_path / "trace"
+    full = {**os.environ, "SLURM_JOB_ID": "43", "SLURM_JOB_NUM_NODES": "1"}
+    full.pop("SLURM_CLUSTER_NAME", None)
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "bash",
+                        str(script)], cwd=project, env=full, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
     assert _remembered(r) and f"prefix={venv}" in r.stdout
     start = (records / "43.start").read_text()
     assert "ready=warm" in start and f"venv={venv}" in start and "components:\nmodules=" in start
+    # the fingerprint as the venv's marker holds it (what its key is the hash of)
+    marker = (venv / ".uvslurm-ready").read_text()
+    fp = marker[marker.index("\nmodules=") + 1 :].rstrip("\n")
+    assert start.split("components:\n")[1].rstrip("\n") == fp
     assert (records / "43.end").read_text().endswith("exit_code=0\n")
+    # the shell stays to record the end: bash, env (the memo knew it restores default signals:
+    # no probe), uv, the command's Python; nothing else of the prolog's
+    programs = [Path(m.group(1)).name for m in re.finditer(r'execve\("([^"]+)"', trace.read_text())]
+    assert programs[:3] == ["bash", "env", "uv"], programs
+    assert all(p.startswith("python") for p in programs[3:]), programs
 
 
 def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(
@@ -191,9 +207,7 @@ def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
     """Every variable that the fingerprint, key and choice of the venv read is among the memo's
     inputs, or named below with why it cannot change which venv a job gets."""
     text = prolog.section_text("fast.sh")
-    body = text[
-        text.index("_uvslurm_memo_in() {") : text.index("\n}\n", text.index("_uvslurm_memo_in() {"))
-    ]
+    body = text[text.index("\nwhile [") : text.index("  _uvslurm_pdir=", text.index("\nwhile ["))]
     inputs = set(re.findall(r"\$\{?!?([A-Z_]*[A-Z][A-Z0-9_]*)\b", body)) | {
         "TMPDIR",
         "SLURM_TMPDIR",
@@ -219,6 +233,7 @@ def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
         "VIRTUAL_ENV",  # unset before uv runs
         "PYTHONPATH",  # snapshot only (never remembered)
         "UV_PROJECT_ENVIRONMENT",  # set by the prolog itself
+        "LC_ALL",  # bash's own locale while it reads the memo, put back before anything runs
     }
     read = set()
     for name in ("fast.sh", "fingerprint.sh", "key.sh"):

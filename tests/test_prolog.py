@@ -628,14 +628,20 @@ def test_the_hold_on_a_running_venv_is_a_shared_flock_on_a_read_write_descriptor
         def holder_flags() -> int | None:
             """The open flags of the job's descriptor on .uvslurm-used (`flock -s FD` locks the
             open file that the shell and the command share, and exits)."""
-            for fd in Path("/proc").glob("[0-9]*/fd/*"):
+            # (processes come and go while /proc is read: each listing may fail)
+            for pid in (p for p in os.listdir("/proc") if p.isdigit()):
                 try:
-                    if os.readlink(fd) != str(used):
-                        continue
-                    info = (fd.parents[1] / "fdinfo" / fd.name).read_text()
+                    fds = os.listdir(f"/proc/{pid}/fd")
                 except OSError:
                     continue
-                return int(info.split("flags:")[1].split()[0], 8)
+                for fd in fds:
+                    try:
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") != str(used):
+                            continue
+                        info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+                    except OSError:
+                        continue
+                    return int(info.split("flags:")[1].split()[0], 8)
             return None
 
         wait_for(lambda: holder_flags() is not None, 30, "the job's descriptor on its venv")

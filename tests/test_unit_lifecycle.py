@@ -312,7 +312,7 @@ def test_the_prolog_records_start_and_end_only_in_a_job_with_a_record_dir(
 
     rec = tmp_path / "rec"
     rec.mkdir()
-    fn = PROLOG.read_text().split("# ==== uvslurm prolog 8/8")[1]
+    fn = PROLOG.read_text().split("# ==== uvslurm prolog 2/9: run")[1]
     body = fn[fn.index("_uvslurm_record() {") :]
     body = body[: body.index("\n}\n") + 3]
 

@@ -41,11 +41,14 @@ def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
     warm, rest = prolog.warm_text(), prolog.rest_text()
     assert text == warm + rest
     assert sorted(name for name, _ in prolog.SECTIONS) == _section_files()
-    assert warm.startswith("# ==== uvslurm prolog 1/8: fast - ") and warm.endswith("esac\n")
+    n = len(prolog.SECTIONS)
+    assert warm.startswith(f"# ==== uvslurm prolog 1/{n}: fast - ") and warm.endswith("esac\n")
     assert "#!" not in text.split("\n", 1)[0]
     at = rest_at = 0
     for i, (name, what) in enumerate(prolog.SECTIONS, 1):
-        banner = f"# ==== uvslurm prolog {i}/8: {name[:-3]} - {what} (resources/prolog/{name}) ===="
+        banner = (
+            f"# ==== uvslurm prolog {i}/{n}: {name[:-3]} - {what} (resources/prolog/{name}) ===="
+        )
         # the file's own shellcheck directives stay out; everything else is there, in order:
         # in the warm part, or (with a stub in its place) in the rest, commented out
         body = prolog.section_text(name)
@@ -66,8 +69,8 @@ def test_prolog_text_is_every_section_under_its_banner_in_order() -> None:
                 at = warm.index(chunk, at)
             else:
                 at = warm.index(chunk.split(prolog.UNSET_PLACEHOLDER)[0], at)
-    assert warm.count("# ==== uvslurm prolog ") == 8
-    assert warm.count("\n\n# ==== uvslurm prolog ") == 7, "a blank line before each banner"
+    assert warm.count("# ==== uvslurm prolog ") == n
+    assert warm.count("\n\n# ==== uvslurm prolog ") == n - 1, "a blank line before each banner"
     assert "# shellcheck shell=bash" not in text
     # the rest: commented out, framed by the lines that _uvslurm_load looks for
     lines = rest.rstrip("\n").split("\n")
@@ -263,7 +266,8 @@ def test_command_job_lines() -> None:
         " depot venvs also as squashfs images",
         "# With:  uv /uv (else uv on the node's PATH), Python as uv chooses,"
         " built from source: mpi4py, h5py",
-        f"# The prolog below is uvslurm {__version__}'s, in 8 sections: it makes the venv ready"
+        f"# The prolog below is uvslurm {__version__}'s, in {len(prolog.SECTIONS)} sections: it makes"
+        " the venv ready"
         " on the node and",
         "# needs only bash and uv there. Keep this script, read it, resubmit it with sbatch.",
         "# --- start templated: settings for the uvslurm prolog below (shell-quoted)",

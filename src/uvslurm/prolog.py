@@ -17,8 +17,9 @@ from pathlib import Path
 # the sections, (file, what it is for), in the order they are joined: every function is defined
 # before the end of main.sh calls it
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("fast.sh", "state, a warm start from the memo"),
-    ("lib.sh", "helpers of the full path"),
+    ("fast.sh", "a warm start from the memo"),
+    ("run.sh", "the command and the job's records"),
+    ("lib.sh", "state, helpers of the full path"),
     ("fingerprint.sh", "which binaries fit"),
     ("key.sh", "the venv's depot location"),
     ("build.sh", "a new venv in the depot"),
@@ -43,7 +44,7 @@ WARM = (
     *("_uvslurm_exec", "_uvslurm_snapshot", "_uvslurm_ino", "_uvslurm_ldso", "_uvslurm_os"),
     *("_uvslurm_modules", "_uvslurm_python", "_uvslurm_uvlayout", "_uvslurm_watch_modules"),
     *("_uvslurm_finduv", "_uvslurm_factsname", "_uvslurm_pyfresh", "_uvslurm_jobhold"),
-    *("_uvslurm_memo_in", "_uvslurm_fast", "_uvslurm_runargs", "_uvslurm_jobless"),
+    *("_uvslurm_runargs", "_uvslurm_jobless", "_uvslurm_marker_fp", "_uvslurm_sigprobe"),
     *KEPT,
 )
 # the line of main.sh that becomes the `unset -f` of every other function

@@ -10,7 +10,7 @@
 # Where: the uv project /work/alice/proj; venvs in the depot /scratch/alice/uvslurm
 #        node-local copy: auto (SLURM_TMPDIR, TMPDIR or /tmp, unless on the depot's filesystem)
 # With:  uv /usr/local/bin/uv (else uv on the node's PATH), Python 3.11, uv sync --extra gpu
-# The prolog below is uvslurm 0.1.0's, in 8 sections: it makes the venv ready on the node and
+# The prolog below is uvslurm 0.1.0's, in 9 sections: it makes the venv ready on the node and
 # needs only bash and uv there. Keep this script, read it, resubmit it with sbatch.
 # --- start templated: settings for the uvslurm prolog below (shell-quoted)
 UVSLURM_PROJECT=/work/alice/proj

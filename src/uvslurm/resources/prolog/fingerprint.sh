@@ -193,6 +193,36 @@ _uvslurm_gpus() {
   printf -v "$1" '%s' "${found//:/, }"
 }
 
+# _uvslurm_os VAR: ID-VERSION_ID of /etc/os-release, read each time (a few lines, no process):
+# a container or mount namespace with another os-release gets its own key
+_uvslurm_os() {
+  local t id ver
+  local -a lines=()
+  mapfile -t lines 2>/dev/null </etc/os-release
+  # the first of each, as the os-release(5) parsers take them
+  for t in "${lines[@]}"; do
+    case $t in
+      ID=*) [ -n "${id+1}" ] || id=${t#ID=} ;;
+      VERSION_ID=*) [ -n "${ver+1}" ] || ver=${t#VERSION_ID=} ;;
+    esac
+  done
+  id=${id-} ver=${ver-}
+  id=${id#[\"\']}; id=${id%[\"\']}; ver=${ver#[\"\']}; ver=${ver%[\"\']}
+  printf -v "$1" '%s' "$id-$ver"
+}
+# _uvslurm_factsname VAR LD: the file in the depot that keeps this node's machine facts, named by
+# the identity of what they are read from (_uvslurm_facts): the node, its boot, the OS, glibc's
+# loader LD and the uv binary
+_uvslurm_factsname() {
+  local boot="" ldid uvid os
+  read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null
+  _uvslurm_ino ldid "$2"
+  _uvslurm_ino uvid "$_uvslurm_uv"
+  _uvslurm_os os
+  printf -v "$1" '%s' "$UVSLURM_DEPOT/.facts/${HOSTNAME:-node}-${boot:-0}" \
+    "-${os//[^A-Za-z0-9._-]/_}-${ldid:-0}-${uvid:-0}"
+}
+
 # _uvslurm_facts CPU GLIBC OS UV: set the variables named CPU, GLIBC, OS and UV (none of them
 # c, g, os or u) to the machine's CPU, glibc version, OS (read each time) and uv version. They
 # cost processes, so they are cached in the depot under the identity of what they are read

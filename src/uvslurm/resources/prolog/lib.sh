@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # set in other sections: the prolog's state (fast.sh)
-# uvslurm prolog, section lib: the helpers of the full path (loading the rest, the depot, locks,
-# leases, holds with flock).
+# shellcheck disable=SC2154 # set in other sections: _uvslurm_t0 (fast.sh)
+# uvslurm prolog, section lib: the prolog's state and inputs, and the helpers of the full path
+# (loading the rest, the depot, locks, leases, holds with flock).
 
 # uvslurm prolog: make this project's venv ready on this node, then hand over to the command.
 #
@@ -42,6 +42,34 @@
 # Venv lifecycle: a venv directory is published by renaming a private build directory that
 # already holds the ready marker, so a reader sees either nothing or a complete venv. uv's own
 # venv is not safe against kill -9 mid-install (files missing while `uv sync --check` passes).
+
+# The prolog's state, shared by its sections (every other variable is local to a function;
+# _uvslurm_t0 and _uvslurm_in: fast.sh)
+_uvslurm_uv=""      # the uv executable: UVSLURM_UV, else uv on PATH (main)
+_uvslurm_fp=""      # the fingerprint's hash, 12 hex digits (key)
+_uvslurm_pdir=""    # <depot>/<project id>: the project's directory in the depot (key)
+_uvslurm_keyname="" # <fingerprint>-<lock hash>: the name of the venv in it (key)
+_uvslurm_lkey=""    # <project id>-<key>: the name of the venv's node-local copies (key)
+_uvslurm_venv=""    # the venv the command runs from (main, place, spread)
+_uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
+_uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
+_uvslurm_gone=${_uvslurm_gone-} # the venv that _uvslurm_intact found incomplete (said once)
+_uvslurm_envsig=${_uvslurm_envsig-} # 1: env(1) restores default signals (run: _uvslurm_sigprobe)
+_uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
+_uvslurm_me=""      # <node>-<boot>-<pid>: this builder, in its lease and build directory names
+_uvslurm_claims=()  # the claims (_uvslurm_claim) held, innermost last
+_uvslurm_usefd=""   # the descriptor that holds the depot venv for as long as the job runs
+_uvslurm_copyfd=""  # the one that holds its node-local copy (place: _uvslurm_holdcopy)
+_uvslurm_mnt=""     # this job's mount of a squashfs image, unmounted when the command ends
+_uvslurm_nomount="" # 1: mount no image (it would not last: prepare, node steps, several nodes)
+_uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
+_uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
+_uvslurm_pyexe=""   # the interpreter the venv is made with, and its inode (_uvslurm_python)
+_uvslurm_pyino=""
+_uvslurm_nlnote=""  # why no node-local disk took the venv, when that is how things are (place)
+_uvslurm_nltried="" # 1: a node-local copy was tried (and failed: the depot by chance)
+_uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load finds the rest (a job
+[[ $_uvslurm_self == /* || -z $_uvslurm_self ]] || _uvslurm_self=$PWD/$_uvslurm_self # may cd)
 
 _uvslurm_die() {
   _uvslurm_log "error: $*"
@@ -384,4 +412,37 @@ _uvslurm_sweep() {
     fi
     rm -rf "$d"
   done
+}
+
+# _uvslurm_memo_write: remember this start's inputs and venv for the next (_uvslurm_fast, section
+# fast): two lines, the inputs and what they gave, before the 7 latest others. Best effort, and
+# only into a depot that others cannot write into: a lost race or a read-only depot costs the
+# next start the full path.
+_uvslurm_memo_write() {
+  local in=$_uvslurm_in memo="$_uvslurm_pdir/.memo" note i
+  local -i n=0
+  local -a m=()
+  # the inputs are those _uvslurm_fast read at this start (it does only in a job, where it can
+  # be answered); with a newline they could not be found again
+  [[ -n $in && $in != *$'\n'* ]] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
+    [ "$_uvslurm_pdir" = "$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID" ] &&
+    [ -f "$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}" ] && _uvslurm_private "$UVSLURM_DEPOT" &&
+    _uvslurm_owned "$_uvslurm_pdir" || return 0
+  _uvslurm_jobless note " ${_uvslurm_nlnote//[$'\n\x1e']/_} "
+  note=${note# }
+  _uvslurm_sigprobe
+  [ -f "$memo" ] && [ -O "$memo" ] && mapfile -t m 2>/dev/null <"$memo"
+  {
+    printf '%s\n' "$in"
+    printf '%s\x1e' "$_uvslurm_keyname" "$_uvslurm_lockhash" "$_uvslurm_pyexe" "$_uvslurm_pyino" \
+      "${note% }"
+    printf '%s\n' "$_uvslurm_envsig"
+    for ((i = 0; i + 1 < ${#m[@]} && n < 7; i += 2)); do
+      [ "${m[i]}" = "$in" ] && continue
+      printf '%s\n' "${m[i]}" "${m[i + 1]}"
+      n+=1
+    done
+  } >"$memo.$$" 2>/dev/null && mv -f "$memo.$$" "$memo" 2>/dev/null
+  rm -f "$memo.$$" 2>/dev/null
+  return 0
 }

@@ -92,37 +92,8 @@ _uvslurm_main() {
     [ -z "${_uvslurm_usefd:-}${_uvslurm_nltried:-}${_uvslurm_lockmoved:-}" ] &&
     [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
     [ -f "$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}" ]; then
-    _uvslurm_memo_write "$fingerprint"
+    _uvslurm_memo_write
   fi
-}
-
-# _uvslurm_record start MS FINGERPRINT | end EXIT_CODE: what this job found on its node, or
-# how it ended, for its manifest (`uvslurm show`, `uvslurm jobs`): key=value lines in
-# $UVSLURM_RECORD/<job id>[_<task>].start|.end (the fingerprint's components after a
-# `components:` line), written with one write (no rename: no process; a reader that comes
-# between the open and the write sees an empty record, as if none yet). Only in a job with a
-# record directory of this user's; never fails the job.
-_uvslurm_record() {
-  local id=${SLURM_JOB_ID:-} f v t
-  [ -n "${UVSLURM_RECORD:-}" ] && [ -n "$id" ] || return 0
-  [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && id="${SLURM_ARRAY_JOB_ID:-}_$SLURM_ARRAY_TASK_ID"
-  [[ -n $id && $id != *[!0-9_]* && $id != _* && $id != *_ && $id != *_*_* ]] &&
-    [ -d "$UVSLURM_RECORD" ] && ! [ -L "$UVSLURM_RECORD" ] &&
-    [ -O "$UVSLURM_RECORD" ] || return 0
-  f="$UVSLURM_RECORD/$id.$1"
-  printf -v t 'time=%s\nnode=%s\n' "${EPOCHREALTIME/,/.}" "${SLURMD_NODENAME:-${HOSTNAME:-}}"
-  if [ "$1" = start ]; then
-    v=${_uvslurm_venv//$'\n'/\\n}
-    printf -v t '%snodes=%s\nready=%s\nready_ms=%s\nvenv=%s\nfingerprint=%s\nlock_sha256=%s\n' \
-      "$t" "${SLURM_JOB_NODELIST:-}" "$_uvslurm_state" "$2" "$v" "$_uvslurm_fp" "$_uvslurm_lockhash"
-    printf -v t '%slock_moved=%s\ncomponents:\n%s\n' "$t" "${_uvslurm_lockmoved:-0}" "$3"
-    # a requeued job starts again: its earlier end is not this run's
-    if [ -e "$UVSLURM_RECORD/$id.end" ]; then rm -f "$UVSLURM_RECORD/$id.end" 2>/dev/null; fi
-  else
-    printf -v t '%sexit_code=%s\n' "$t" "$2"
-  fi
-  { [ ! -L "$f" ] && printf '%s' "$t" >"$f"; } 2>/dev/null
-  return 0
 }
 
 # _uvslurm_atexit: the EXIT trap of a batch script run after the prolog: unmount a mounted
@@ -131,63 +102,6 @@ _uvslurm_atexit() {
   local rc=$?
   _uvslurm_umount
   _uvslurm_record end "$rc"
-}
-
-# _uvslurm_exec: run mode: the command through `uv run --no-sync` with this venv, as the job's
-# process; this shell stays only to unmount a mounted image when the command ends
-_uvslurm_exec() {
-  local rc child sig c
-  local -a run dfl cache=()
-  unset VIRTUAL_ENV
-  # uv's interpreter probe of a node-local venv is kept in a private cache beside it, not in the
-  # user's shared one, where the path of every new copy would be written (a mounted image's path
-  # is new in every job: no cache at all). --cache-dir and --no-cache do not reach the command:
-  # it sees the user's UV_CACHE_DIR as it was (docs/design.md, "uv's cache on compute nodes").
-  # A script with inline metadata (PEP 723) runs in uv's environment for it, in the user's cache.
-  # shellcheck disable=SC2154 # UVSLURM_CMD is set by the job script's templated block
-  # (a `-- ./x.py` command: a script target has UVSLURM_SCRIPT, and its venv in the depot)
-  if [ -z "${UVSLURM_SCRIPT:-}" ] && [[ ${UVSLURM_CMD[0]:-} == *.py ]] &&
-    [ -f "${UVSLURM_CMD[0]}" ] &&
-    { read -r -d '' c <"${UVSLURM_CMD[0]}"; [[ $'\n'$c == *$'\n# /// script\n'* ]]; }; then
-    :
-  elif [ -n "${_uvslurm_mnt:-}" ]; then
-    cache=(--no-cache)
-  elif [[ $_uvslurm_venv != "$_uvslurm_pdir"/* ]]; then
-    c=${_uvslurm_venv%/*}/.uv-cache
-    if { [ ! -e "$c" ] && [ ! -L "$c" ]; } || _uvslurm_owned "$c"; then cache=(--cache-dir "$c"); fi
-  fi
-  _uvslurm_runargs run "${cache[@]}"
-  # this shell stays only to unmount a mounted image or to record how the job ended
-  if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
-  then
-    exec "${run[@]}"
-  fi
-  if [ -t 0 ]; then
-    # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
-    trap '[ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount; exit 143' TERM
-    "${run[@]}"
-    rc=$?
-  else
-    # in a batch job: in the background, so that signals for the batch shell alone
-    # (sbatch --signal=B:USR1@60, scancel --batch) are passed on, as an exec would let them
-    # through. Background commands start with SIGINT and SIGQUIT ignored; env restores them.
-    dfl=()
-    env --default-signal=INT true 2>/dev/null && dfl=(env "--default-signal=INT,QUIT")
-    "${dfl[@]}" "${run[@]}" <&0 &
-    child=$!
-    for sig in HUP INT QUIT TERM USR1 USR2; do
-      # shellcheck disable=SC2064 # the signal and the pid are fixed here
-      trap "kill -$sig $child 2>/dev/null" "$sig"
-    done
-    # a trapped signal ends a wait early: wait again while the command runs
-    while kill -0 "$child" 2>/dev/null; do wait "$child"; done
-    wait "$child"
-    rc=$?
-  fi
-  # (only a start that mounted an image, on the full path, has read the place section)
-  [ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount
-  _uvslurm_record end "$rc"
-  exit "$rc"
 }
 
 # _uvslurm_snapshot: `submit --snapshot`: the command (or the batch script's body) runs in the
@@ -214,12 +128,7 @@ _uvslurm_snapshot() {
 
 # a mount made by `uvslurm prepare` would outlive it
 [ "${UVSLURM_MODE:-run}" = prepare ] && _uvslurm_nomount=1
-# the memo answered (fast.sh): only the job's record of its start is left of the steps
-if [ -n "$_uvslurm_hit" ]; then
-  _uvslurm_record start "$_uvslurm_hitms" "$_uvslurm_hit"
-else
-  _uvslurm_main
-fi
+_uvslurm_main
 export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
 [ "${UVSLURM_MODE:-run}" = prepare ] || _uvslurm_snapshot
 case ${UVSLURM_MODE:-run} in
