@@ -1,6 +1,6 @@
 """nodeenv.py in-process: the prolog's inputs, computed from a project and its configuration;
 running the prolog is checked with subprocess.run replaced (the real prolog is run by
-tests/test_prolog.py)."""
+tests/test_prolog.py, and from nodeenv.prolog_file by tests/test_prepare_file.py)."""
 
 from __future__ import annotations
 
