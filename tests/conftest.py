@@ -138,6 +138,24 @@ def make_project(path: Path, deps: tuple[str, ...] = ()) -> Path:
     return path
 
 
+LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
+
+
+@pytest.fixture
+def modulepath(tmp_path: Path) -> Path:
+    """A MODULEPATH of Lmod modules for tests: mpich 1.0 and 2.0 (one family, so loading one
+    swaps the other) and a Tcl module, tclmod/1.0. Skips where Lmod is not installed."""
+    if not LMOD_INIT.exists():
+        pytest.skip("Lmod is not installed")
+    mp = tmp_path / "modulefiles"
+    for v in ("1.0", "2.0"):
+        (mp / "mpich").mkdir(parents=True, exist_ok=True)
+        (mp / "mpich" / f"{v}.lua").write_text(f'family("mpi")\nsetenv("MPICH_VERSION", "{v}")\n')
+    (mp / "tclmod").mkdir()
+    (mp / "tclmod" / "1.0").write_text("#%Module1.0\nsetenv TCLMOD_LOADED 1\n")
+    return mp
+
+
 @pytest.fixture(scope="session")
 def project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_project(tmp_path_factory.mktemp("template") / "proj", ("six",))

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Cluster, prolog_env, uvslurm, wait_for
 from conftest import ready as last_ready
-from uvslurm.nodeenv import prolog_argv
+from uvslurm.nodeenv import prolog_argv, prolog_file
 
 # real fault injection: flock(2) fails with ENOLCK, as on a filesystem without lock support
 # (NFS without lockd, Lustre mounted without -o flock)
@@ -32,10 +32,11 @@ def ready(text: str) -> tuple[str, Path]:
 def run_prolog(
     project: Path, depot: Path, *, wrap: list[str] | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(wrap or []), *prolog_argv()],
-        env=prolog_env(project, depot, **env), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    with prolog_file() as fd:
+        return subprocess.run(
+            [*(wrap or []), *prolog_argv(fd)], pass_fds=(fd,),
+            env=prolog_env(project, depot, **env), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
 
 
 @pytest.fixture

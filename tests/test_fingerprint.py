@@ -15,10 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PROLOG, Cluster, log_text, ready, uvslurm
+from conftest import LMOD_INIT, PROLOG, Cluster, log_text, ready, uvslurm
 from uvslurm import fpdiff
-
-LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
 
 
 def fingerprint(env: dict[str, str], depot: Path) -> tuple[str, dict[str, str]]:
@@ -117,19 +115,6 @@ def test_command_outputs_are_components(tmp_path: Path) -> None:
     assert a[1]["cmd.echo one"] == "one"
     b = fingerprint({"UVSLURM_FP_COMMANDS": "echo two\x1e"}, tmp_path)
     assert a[0] != b[0]
-
-
-@pytest.fixture
-def modulepath(tmp_path: Path) -> Path:
-    if not LMOD_INIT.exists():
-        pytest.skip("Lmod is not installed")
-    mp = tmp_path / "modulefiles"
-    for v in ("1.0", "2.0"):
-        (mp / "mpich").mkdir(parents=True, exist_ok=True)
-        (mp / "mpich" / f"{v}.lua").write_text(f'family("mpi")\nsetenv("MPICH_VERSION", "{v}")\n')
-    (mp / "tclmod").mkdir()
-    (mp / "tclmod" / "1.0").write_text("#%Module1.0\nsetenv TCLMOD_LOADED 1\n")
-    return mp
 
 
 def in_lmod(mp: Path, commands: str, uvslurm_args: str, tmp_path: Path) -> str:

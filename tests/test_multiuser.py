@@ -28,7 +28,7 @@ import pytest
 
 import uvslurm as uvslurm_pkg
 from conftest import prolog_env, ready
-from uvslurm.nodeenv import prolog_argv
+from uvslurm.nodeenv import prolog_argv, prolog_file
 
 VICTIM, ATTACKER = "uvs-victim", "uvs-attacker"
 NETWORK_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "UV_INDEX",
@@ -370,7 +370,9 @@ def test_symlink_planted_in_shared_tmp_is_never_followed(
 def test_a_depot_the_prolog_creates_is_private(project: Path, tmp_path: Path) -> None:
     depot = tmp_path / "scratch" / "uvslurm"
     env = prolog_env(project, depot)
-    r = subprocess.run(prolog_argv(), env=env, capture_output=True, text=True, umask=0o022)
+    with prolog_file() as fd:
+        r = subprocess.run(prolog_argv(fd), pass_fds=(fd,), env=env, capture_output=True,
+                           text=True, umask=0o022)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(depot.stat().st_mode) == 0o700, oct(depot.stat().st_mode)
     assert (depot / ".uvslurm-depot").is_file(), "a depot the prolog makes carries the marker"

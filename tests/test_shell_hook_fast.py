@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import uvslurm
+from conftest import LMOD_INIT, uvslurm
 from uvslurm import shellcache
 from uvslurm.commands import shell_hook
 
@@ -272,27 +272,18 @@ def test_the_program_and_the_hooks_are_shellcheck_clean(tmp_path: Path) -> None:
     subprocess.run(["shellcheck", "-S", "warning", str(hook)], check=True)
 
 
-LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
-
-
-def test_real_lmod_modules_same_venv_as_uvslurm_env(project: Path, tmp_path: Path) -> None:
+def test_real_lmod_modules_same_venv_as_uvslurm_env(
+    project: Path, tmp_path: Path, modulepath: Path
+) -> None:
     """Modules loaded and swapped with the real Lmod: after each change the program, from the
     record written under the modules before, answers what `uvslurm env` answers then."""
-    if not LMOD_INIT.exists():
-        pytest.skip("Lmod is not installed")
-    mp = tmp_path / "modulefiles"
-    for v in ("1.0", "2.0"):
-        (mp / "mpich").mkdir(parents=True, exist_ok=True)
-        (mp / "mpich" / f"{v}.lua").write_text(f'family("mpi")\nsetenv("MPICH_VERSION", "{v}")\n')
-    (mp / "tclmod").mkdir()
-    (mp / "tclmod" / "1.0").write_text("#%Module1.0\nsetenv TCLMOD_LOADED 1\n")
     py = f"'{sys.executable}' -m uvslurm env"
     both = (
         f'f=$(bash \'{program()}\' bash) && eval "$f" && echo "SH=$UV_PROJECT_ENVIRONMENT" && '
         f'p=$({py}) && eval "$p" && echo "PY=$UV_PROJECT_ENVIRONMENT"'
     )
     script = " && ".join([
-        f"source {LMOD_INIT}", f"export MODULEPATH='{mp}'", "module purge", f"{py} >/dev/null",
+        f"source {LMOD_INIT}", f"export MODULEPATH='{modulepath}'", "module purge", f"{py} >/dev/null",
         both, "module load mpich/1.0 tclmod/1.0", both, "module load mpich/2.0", both,
     ])  # fmt: skip
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=project)

@@ -1,12 +1,15 @@
 """nodeenv.py in-process: the prolog's inputs, computed from a project and its configuration;
 running the prolog is checked with subprocess.run replaced (the real prolog is run by
-tests/test_prolog.py)."""
+tests/test_prolog.py, and from nodeenv.prolog_file by tests/test_prepare_file.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -271,17 +274,42 @@ def test_settings_with_rebuild_need_a_lock(tmp_path: Path) -> None:
     assert e.value.line() == f"rebuild: no uv.lock in {project.root}; run `uv lock` first"
 
 
-def test_prolog_argv_runs_the_joined_sections() -> None:
-    argv = nodeenv.prolog_argv()
-    assert argv == ["bash", "-c", prolog.text(), "uvslurm-prolog"]
-    # the text that job scripts hold, without a shebang (they have their own)
-    assert argv[2] == render.prolog_text() and not argv[2].startswith("#!")
-    # one argument of an exec may not exceed MAX_ARG_STRLEN (128 KiB on Linux): well under it
-    # (96 KiB since issue 12's manifests, submitted lock and snapshot: 70 KB; ~7 KB more: archspec's
-    # microarchitectures, fingerprint.sh; 112 KiB since the warm part's stubs and the rest's
-    # commented lines: 99 KB; 124 KiB since the memo's section and per-job placement: 116 KB;
-    # past that, `uvslurm prepare` must hand bash a file instead)
-    assert len(argv[2].encode()) < 124 * 1024
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "no-memfd"])
+def test_prolog_file_holds_the_joined_sections_unnamed(
+    memfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not memfd:  # a Python built against a glibc older than 2.27
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    with nodeenv.prolog_file() as fd:
+        # what bash opens: /dev/fd/N afresh, from the start, however often
+        argv = nodeenv.prolog_argv(fd)
+        assert argv == ["bash", f"/dev/fd/{fd}"]
+        for _ in range(2):
+            assert Path(argv[1]).read_text() == prolog.text() == render.prolog_text()
+        assert not prolog.text().startswith("#!")  # job scripts have their own shebang
+        st = os.fstat(fd)
+        assert stat.S_ISREG(st.st_mode) and st.st_nlink == 0, "a file no one can open by name"
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        assert name == "/memfd:uvslurm-prolog (deleted)" if memfd else name.endswith(" (deleted)")
+        if memfd:  # sealed: nothing the prolog starts can change its text
+            with pytest.raises(PermissionError):
+                os.pwrite(fd, b"x", 0)
+            with pytest.raises(PermissionError):
+                os.truncate(fd, 0)
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_prolog_file_that_cannot_be_written_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", "/proc")  # no file can be made there
+    with pytest.raises(UvslurmError) as e, nodeenv.prolog_file():
+        pytest.fail("no file, no prolog")
+    assert re.fullmatch(
+        r"cannot write the prolog to a temporary file: [A-Z][a-z ]+; "
+        r"free some space in \$TMPDIR, or set TMPDIR to a directory of yours",
+        e.value.line(),
+    ), e.value.line()
 
 
 def test_parse_fingerprint() -> None:
@@ -304,15 +332,30 @@ class FakeRun:
         return subprocess.CompletedProcess(argv, self.returncode, self.stdout, None)
 
 
+class ScriptRun(FakeRun):
+    """Also reads the script bash is given (a file only while the process runs)."""
+
+    scripts: list[str]
+
+    def __call__(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        self.scripts = [*getattr(self, "scripts", []), Path(argv[1]).read_text()]
+        return super().__call__(argv, **kw)
+
+
 def test_run_prolog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeRun(0, "fingerprint=x\n")
+    fake = ScriptRun(0, "fingerprint=x\n")
     monkeypatch.setattr(subprocess, "run", fake)
     monkeypatch.setenv("KEEP_ME", "1")
     depot = tmp_path / "depot"
     s = _settings(depot=str(depot))
     assert nodeenv.run_prolog(s, "fingerprint") == "fingerprint=x\n"
     [(argv, kw)] = fake.calls
-    assert argv == nodeenv.prolog_argv()
+    # bash reads the prolog from the descriptor it keeps; closed once the prolog has run
+    [fd] = kw["pass_fds"]
+    assert argv == nodeenv.prolog_argv(fd) == ["bash", f"/dev/fd/{fd}"]
+    assert fake.scripts == [prolog.text()]
+    with pytest.raises(OSError):
+        os.fstat(fd)
     assert kw["env"]["KEEP_ME"] == "1"
     assert kw["env"]["UVSLURM_MODE"] == "fingerprint"
     assert kw["env"]["UVSLURM_DEPOT"] == str(depot)
@@ -322,6 +365,11 @@ def test_run_prolog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the depot was made, private and marked, before the prolog ran
     assert (depot / ".uvslurm-depot").is_file()
     assert (depot.stat().st_mode & 0o777) == 0o700
+    # the library's way (quiet), too
+    assert nodeenv.run_prolog(s, "fingerprint", quiet=True) == "fingerprint=x\n"
+    (argv, kw) = fake.calls[-1]
+    assert argv == nodeenv.prolog_argv(kw["pass_fds"][0]) and len(kw["pass_fds"]) == 1
+    assert fake.scripts[-1] == prolog.text()
 
 
 def test_run_prolog_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

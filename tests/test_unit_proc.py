@@ -33,6 +33,24 @@ def test_call_captures_stdout_and_leaves_stderr_to_the_user(
     assert proc.call(["true"]) == (0, "")
 
 
+def test_run_and_call_keep_only_the_descriptors_passed(tmp_path: Path) -> None:
+    """What they pass reads at its own number; another descriptor of ours does not reach it."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "seen").touch()
+    kept = os.open(d, os.O_RDONLY)
+    other = os.open(d, os.O_RDONLY)
+    try:
+        ls = ["sh", "-c", 'ls "/dev/fd/$1/"; ls "/dev/fd/$2/" 2>/dev/null || echo closed', "sh"]
+        argv = [*ls, str(kept), str(other)]
+        assert proc.run(argv, pass_fds=(kept,)) == "seen\nclosed\n"
+        assert proc.call(argv, pass_fds=(kept,)) == (0, "seen\nclosed\n")
+        assert proc.run(argv) == "closed\n"
+    finally:
+        os.close(kept)
+        os.close(other)
+
+
 def test_call_of_a_missing_program(tmp_path: Path) -> None:
     with pytest.raises(UvslurmError) as e:
         proc.call([str(tmp_path / "nope")])

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from uvslurm import paths, proc, prolog, schema
 from uvslurm.config import Config, expand_path
-from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError
+from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError, UvslurmError
 from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE = frozenset(string.ascii_letters + string.digits + "._-")
+_ADD_SEALS = 1033  # F_ADD_SEALS, which Python's fcntl names only where its libc did
+_SEALS = 0xF  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
 @dataclass(frozen=True)
@@ -191,9 +194,51 @@ def settings_for(
     )
 
 
-def prolog_argv() -> list[str]:
-    """How the prolog runs here: its joined sections, the text that job scripts hold."""
-    return ["bash", "-c", prolog.text(), "uvslurm-prolog"]
+def _unnamed_file() -> int:
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("uvslurm-prolog", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    # Pythons built against a glibc older than 2.27 lack memfd_create
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
+
+
+@contextlib.contextmanager
+def prolog_file() -> Iterator[int]:
+    """A descriptor of an unnamed file that holds the prolog's joined sections (the text that job
+    scripts hold), open while the `with` lasts: a sealed memfd, else a temporary file unlinked
+    at once. Nothing to name, check or clean up, and no other user can open it."""
+    try:
+        fd = _unnamed_file()
+    except OSError as e:
+        raise _unwritable(e) from e
+    try:
+        try:
+            with open(fd, "wb", closefd=False) as f:
+                f.write(prolog.text().encode())
+        except OSError as e:
+            raise _unwritable(e) from e
+        # nothing the prolog starts (uv, build backends: they inherit it) can change the text
+        # under it; a temporary file takes no seals
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _ADD_SEALS, _SEALS)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _unwritable(e: OSError) -> UvslurmError:
+    return UvslurmError(
+        f"cannot write the prolog to a temporary file: {e.strerror or e}",
+        "free some space in $TMPDIR, or set TMPDIR to a directory of yours",
+    )
+
+
+def prolog_argv(fd: int) -> list[str]:
+    """How the prolog runs here, from `prolog_file`'s descriptor `fd` (handed to the child):
+    bash opens /dev/fd/FD afresh (a new offset), and so does _uvslurm_load for the rest."""
+    return ["bash", f"/dev/fd/{fd}"]
 
 
 def run_prolog(settings: NodeSettings, mode: str, *, quiet: bool = False) -> str:
@@ -206,12 +251,14 @@ def run_prolog(settings: NodeSettings, mode: str, *, quiet: bool = False) -> str
         paths.ensure_depot(Path(settings.depot))
     if quiet:
         try:
-            return proc.run(prolog_argv(), env=env)
+            with prolog_file() as fd:
+                return proc.run(prolog_argv(fd), env=env, pass_fds=(fd,))
         except proc.CommandFailed as e:
             if e.returncode == EXIT_PREPARE:
                 raise PrepareError(f"the venv could not be prepared: {e.last_line}") from e
             raise
-    code, out = proc.call(prolog_argv(), env=env)
+    with prolog_file() as fd:
+        code, out = proc.call(prolog_argv(fd), env=env, pass_fds=(fd,))
     if code == EXIT_PREPARE:
         raise PrepareError("the venv could not be prepared (see the uvslurm: lines above)")
     if code != 0:

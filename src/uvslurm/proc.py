@@ -61,19 +61,24 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     input: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> str:
-    """Run argv and return its stdout; CommandFailed on non-zero exit."""
-    p = _run(argv, env, cwd=cwd, input=input, capture_output=True)
+    """Run argv and return its stdout; CommandFailed on non-zero exit. `pass_fds`: descriptors
+    of ours it keeps, at the same numbers (every other one is closed)."""
+    p = _run(argv, env, cwd=cwd, input=input, capture_output=True, pass_fds=pass_fds)
     if p.returncode != 0:
         raise CommandFailed(argv, p.returncode, p.stderr)
     return p.stdout
 
 
-def call(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """Run argv with its stderr on ours (the user reads its log lines): (exit code, stdout)."""
+def call(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()
+) -> tuple[int, str]:
+    """Run argv with its stderr on ours (the user reads its log lines): (exit code, stdout);
+    `pass_fds` as for `run`."""
     import subprocess
 
-    p = _run(argv, env, stdout=subprocess.PIPE)
+    p = _run(argv, env, stdout=subprocess.PIPE, pass_fds=pass_fds)
     return p.returncode, p.stdout
 
 

@@ -82,7 +82,7 @@ _uvslurm_die() {
 # every warm start ~5 ms; so the joined prolog (uvslurm/prolog.py) holds a one-line stub for each,
 # which calls this and then the real one, and ends with the real ones as comment lines that bash
 # skips. This reads them once from the job script's own file (or the `bash -c` text of `uvslurm
-# prepare`), where they are its last lines, between "#### uvslurm prolog, the rest: N lines" and
+# srun`), where they are its last lines, between "#### uvslurm prolog, the rest: N lines" and
 # "#### uvslurm prolog, end of the rest: N lines ####".
 _uvslurm_load() {
   local src n k code end='^#### uvslurm prolog, end of the rest: ([0-9]+) lines ####$'
