@@ -6,7 +6,6 @@ environment happens in `sources.py`.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -52,6 +51,8 @@ class Config:
 
 
 def _closest(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only for a mistake: `submit --dry-run` has a 100 ms budget
+
     match = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import shutil
-import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError, UvslurmError
 from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SAFE = frozenset(string.ascii_letters + string.digits + "._-")
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _ADD_SEALS = 1033  # F_ADD_SEALS, which Python's fcntl names only where its libc did
 _SEALS = 0xF  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 

@@ -6,7 +6,6 @@ simple-slurm's list is only the fallback where there is no sbatch (a laptop's `-
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -190,6 +189,8 @@ def closest(word: str, names: Iterable[str], cutoff: float = 0.75) -> str:
     longer = sorted((n for n in others if n.startswith(word) and len(word) > 3), key=len)
     if longer:
         return longer[0]
+    import difflib  # only for a mistake: `submit --dry-run` has a 100 ms budget
+
     match = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return match[0] if match else ""
 
