@@ -14,6 +14,8 @@ import pytest
 # each is measured in docs/performance.md, or is a whole subsystem the dry run has no use for
 NOT_ON_THE_DRY_RUN = (
     "rich",  # the console: a dry run prints the script with print()
+    "dataclasses",  # with inspect, ast, dis, tokenize: ~15 ms, and ~1 ms per class made
+    "inspect",
     "simple_slurm",  # its option list is read as a file where sbatch is missing
     "platformdirs",  # paths.user_dir applies its Linux rule
     "email",

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm.errors import ConfigError
 from uvslurm.schema import SETTINGS, SLURM_TABLES
@@ -22,14 +21,12 @@ DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items() if s.defau
 _KNOWN = (*dict.fromkeys(k.split(".")[0] for k in SETTINGS), *SLURM_TABLES)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: Any
     source: str
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """Effective settings, each with the layer it came from."""
 
     settings: Mapping[str, Setting]

@@ -9,9 +9,8 @@ import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm import paths, proc, prolog, schema
 from uvslurm.config import Config, expand_path
@@ -24,8 +23,7 @@ _ADD_SEALS = 1033  # F_ADD_SEALS, which Python's fcntl names only where its libc
 _SEALS = 0xF  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
-@dataclass(frozen=True)
-class NodeSettings:
+class NodeSettings(NamedTuple):
     project: str
     uv: str
     depot: str

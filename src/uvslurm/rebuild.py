@@ -13,9 +13,8 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm.errors import UvslurmError
 
@@ -27,8 +26,7 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@dataclass(frozen=True)
-class Locked:
+class Locked(NamedTuple):
     """Where uv.lock says a package comes from."""
 
     name: str

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
+from typing import NamedTuple
 
 from uvslurm.errors import UsageError
 
@@ -38,8 +38,7 @@ RESERVED_HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """One sbatch option: its short letter, whether it takes a value ("value"), none ("flag")
     or one only after '=' ("optional", e.g. `--exclusive[=user]`), and sbatch's own words."""
 
