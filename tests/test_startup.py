@@ -26,6 +26,7 @@ NOT_ON_THE_DRY_RUN = (
     "tempfile",
     "random",
     "difflib",  # suggestions are for mistakes only
+    "tomllib",  # a file's table parsed before is read from the cache (sources.read_toml)
     "urllib.request",
     "uvslurm.api",
     "uvslurm.manifest",
