@@ -97,3 +97,48 @@ def test_the_prolog_is_cut_into_its_parts_once_per_process() -> None:
         f.cache_clear()
     prolog.text()
     assert prolog._parts.cache_info().misses == 1
+
+
+SUBMIT_LINES = [
+    ["submit", "--dry-run", "--", "python", "-c", "pass"],
+    ["submit", "--dry-run", "train.py", "--lr", "3", "-p", "x", "--", "-t"],
+    ["submit", "-p", "debug", "-t", "00:05:00", "train.py", "--lr", "3"],
+    ["submit", "--time=5", "--dry-run", "--", "cmd"],
+    ["submit", "--exclusive", "train.py"],
+    ["submit", "--exclusive=user", "--project", "p", "--extra", "a", "train.py"],
+    ["submit", "--sbatch-arg=--hold", "--uvslurm-profile", "gpu", "train.py"],
+    ["submit", "--no-node-local", "--locked", "--python", "3.12", "job.sh", "a", "b"],
+    ["submit", "-pdebug", "--", "x"],
+    ["submit", "--json", "--wait", "train.py", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("argv", SUBMIT_LINES, ids=range(len(SUBMIT_LINES)))
+def test_the_parser_without_sbatch_options_parses_as_the_full_one_or_not_at_all(
+    argv: list[str],
+) -> None:
+    """submit's command line is parsed first without an argparse option per sbatch option
+    (~4 ms): what that parse gives must be what the full parser gives."""
+    from uvslurm import cli
+
+    lean = cli.build_parser(only="submit", lean=True)
+    full = cli.build_parser(only="submit")
+    lean.argv = full.argv = argv
+    try:
+        _, got, got_cmd = cli._parse_submit_with(lean, list(argv))
+    except cli._NeedsSbatch:
+        # only a command line with an option the lean parser lacks: sbatch's
+        known = {s for a in cli._command_path(lean, ["submit"])[-1]._actions
+                 for s in a.option_strings}  # fmt: skip
+        assert any(a.startswith("-") and a.split("=")[0] not in known for a in argv[1:])
+        got = None
+    _, want, want_cmd = cli._parse_submit_with(full, list(argv))
+    if got is not None:
+        given = {k: v for k, v in vars(want).items() if not (k.startswith("sb_") and v is None)}
+        assert (vars(got), got_cmd) == (given, want_cmd)
+    # the way the CLI parses: the same, sbatch options included
+    _, ns, cmd = cli._parse_submit(list(argv))
+    assert ({k: v for k, v in vars(ns).items() if v is not None}, cmd) == (
+        {k: v for k, v in vars(want).items() if v is not None},
+        want_cmd,
+    )
