@@ -6,7 +6,6 @@ network filesystems and docs/reference say the same as the declaration.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -45,7 +44,7 @@ def env_table() -> str:
 
 def test_every_node_setting_is_an_input_once() -> None:
     attrs = [i.attr for i in INPUTS]
-    fields = [f.name for f in dataclasses.fields(nodeenv.NodeSettings)]
+    fields = list(nodeenv.NodeSettings._fields)
     assert sorted(attrs) == sorted([*fields, "project_id"])
     assert len({i.prolog for i in INPUTS}) == len(INPUTS)
     for key, s in SETTINGS.items():
@@ -149,8 +148,8 @@ def test_offline_is_one_string_from_config_to_prolog() -> None:
         "true", "false", "auto", "true"]  # fmt: skip
     cfg = merge([("f", {"offline": False})])
     assert cfg.get("offline") == "false"
-    settings = dataclasses.replace(
-        nodeenv.NodeSettings("", "", "", "", "", "", (), ()), offline=cfg.get("offline")
+    settings = nodeenv.NodeSettings("", "", "", "", "", "", (), ())._replace(
+        offline=cfg.get("offline")
     )
     assert settings.environ("run")["UVSLURM_OFFLINE"] == "false"
 

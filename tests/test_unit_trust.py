@@ -266,6 +266,53 @@ def test_read_toml(tmp_path: Path) -> None:
     assert e.value.hint == "fix the file's syntax"
 
 
+def _toml_cache(f: Path) -> Path:
+    return sources._cache_file(f)
+
+
+def test_read_toml_keeps_the_table_by_content_and_never_misses_an_edit(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('a = 1\nf = inf\nx = -0.0\n[t]\nb = "x"\n')
+    first = sources.read_toml(f)
+    kept = json.loads(_toml_cache(f).read_text())
+    assert kept["table"] == first and _toml_cache(f).stat().st_mode & 0o777 == 0o600
+    assert sources.read_toml(f) == first == {"a": 1, "f": float("inf"), "x": -0.0, "t": {"b": "x"}}
+    st = f.stat()
+    f.write_text('a = 2\nf = inf\nx = -0.0\n[t]\nb = "y"\n')  # same size, same times
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sources.read_toml(f) == {"a": 2, "f": float("inf"), "x": -0.0, "t": {"b": "y"}}
+    # what the cache holds for the current bytes is what is returned (a hit parses nothing)
+    doc = json.loads(_toml_cache(f).read_text())
+    _toml_cache(f).write_text(json.dumps({**doc, "table": {"from": "cache"}}))
+    assert sources.read_toml(f) == {"from": "cache"}
+
+
+def test_read_toml_ignores_a_cache_others_could_write_or_that_is_broken(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("uv = '/usr/bin/uv'\n")
+    sources.read_toml(f)
+    cache = _toml_cache(f)
+    doc = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**doc, "table": {"uv": "/tmp/evil"}}))
+    cache.chmod(0o666)
+    assert sources.read_toml(f) == {"uv": "/usr/bin/uv"}
+    cache.chmod(0o600)
+    cache.parent.chmod(0o777)
+    assert sources.read_toml(f) == {"uv": "/usr/bin/uv"}
+    cache.parent.chmod(0o700)
+    for broken in ("{", "[]", json.dumps({**doc, "table": []})):
+        cache.write_text(broken)
+        assert sources.read_toml(f) == {"uv": "/usr/bin/uv"}
+
+
+def test_read_toml_does_not_keep_what_json_cannot_hold(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("when = 2026-11-30T04:00:00Z\n")
+    assert sources.read_toml(f)["when"].year == 2026
+    assert not _toml_cache(f).exists()
+    assert sources.read_toml(f)["when"].year == 2026
+
+
 def test_read_toml_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp_path / "c.toml"
     f.write_text("a = 1\n")

@@ -6,7 +6,6 @@ Slurm is asked goes through `slurm`."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import getpass
 import hashlib
 import os
@@ -295,8 +294,8 @@ def _submitted(plan: pipeline.Plan, req: pipeline.Request, ctx: Context, sbatch:
     refuses it, renamed after the job id), and its manifest: as `uvslurm submit` does, without
     printing. A manifest that cannot be written does not undo the submission."""
     # the job records its start and end beside its manifest
-    node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
-    p = pipeline.realize(dataclasses.replace(plan, node=node), req, status=_quiet)
+    node = plan.node._replace(record=str(manifest.ensure_jobs_dir()))
+    p = pipeline.realize(plan._replace(node=node), req, status=_quiet)
     submitted = time.time()
     facts = submission_facts(p)
     out = p.options.effective.get("output")

@@ -31,8 +31,11 @@ class Parser(argparse.ArgumentParser):
 
     argv: Sequence[str] = ()  # the command line being parsed, for the error's suggestion
     partial = False  # built for one command only (build_parser's `only`)
+    lean = False  # without sbatch's options (build_parser's `lean`): parse again with them
 
     def error(self, message: str) -> NoReturn:
+        if self.lean:
+            raise _NeedsSbatch
         m = re.search(r"unrecognized arguments: (\S+)", message)
         if m:
             from uvslurm.sbatch_options import consult_site
@@ -64,6 +67,10 @@ class Parser(argparse.ArgumentParser):
 
 class _SiteLoaded(Exception):
     """The site's sbatch vocabulary was loaded while parsing: parse again with it."""
+
+
+class _NeedsSbatch(Exception):
+    """A command line the parser without sbatch's options cannot parse: parse it with them."""
 
 
 def _command_path(
@@ -139,7 +146,7 @@ def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
     return out
 
 
-def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
+def _add_sbatch_options(p: argparse.ArgumentParser, lean: bool = False) -> None:
     from uvslurm.sbatch_options import from_site, specs
 
     where = "this site's `sbatch --help`" if from_site() else "simple-slurm (no sbatch here)"
@@ -149,7 +156,7 @@ def _add_sbatch_options(p: argparse.ArgumentParser) -> None:
         "`#SBATCH` lines in TARGET count too (see man sbatch). An option whose value is "
         "optional (--exclusive[=user]) takes it after '=', as sbatch does.",
     )
-    for name, spec in sorted(specs().items()):
+    for name, spec in [] if lean else sorted(specs().items()):
         if name in OWN_NAMES:
             continue
         flags = [f"--{name}"] + ([f"-{spec.short}"] if spec.short else [])
@@ -248,10 +255,12 @@ def _age_days(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def build_parser(only: str = "") -> Parser:
+def build_parser(only: str = "", lean: bool = False) -> Parser:
     """The parser of every command; with `only` ("submit"), of that one alone: the other 19
     cost `submit --dry-run` ~20 % of its start (argparse and gettext per option and parser);
-    an error's suggestion builds them all (Parser.error)."""
+    an error's suggestion builds them all (Parser.error). `lean` (with only="submit"): without
+    an option per sbatch option (~120 argparse actions, ~4 ms), for command lines that give
+    none; one that does fails to parse with it and is parsed again (_parse_submit)."""
     common = Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = Parser(
@@ -290,12 +299,13 @@ def build_parser(only: str = "") -> Parser:
     )
     _add_lock_flags(own)
     _add_uv_selection(s)
-    _add_sbatch_options(s)
+    _add_sbatch_options(s, lean=lean and only == "submit")
     s.add_argument("target", nargs="?", metavar="TARGET", help="a .py file or a batch script")
     s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for TARGET")
     s.set_defaults(module="submit")
     if only == "submit":
         parser.partial = True
+        parser.lean = s.lean = lean
         return parser
 
     pr = sub.add_parser("prepare", parents=[common], help="materialize or revalidate the venv now")
@@ -453,8 +463,9 @@ def _add_lifecycle(sub: Any, common: argparse.ArgumentParser) -> None:
     rs.set_defaults(module="resubmit")
 
 
-def _parser(argv: Sequence[str]) -> Parser:
-    """The parser for `argv`; submit, srun and template know the site's sbatch options."""
+def _parser(argv: Sequence[str], lean: bool = False) -> Parser:
+    """The parser for `argv`; submit, srun and template know the site's sbatch options (with
+    `lean`, submit's parser does not: see build_parser)."""
     if argv[:1] in (["submit"], ["srun"], ["template"]):
         from uvslurm import slurm
 
@@ -463,7 +474,8 @@ def _parser(argv: Sequence[str]) -> Parser:
             from uvslurm.sbatch_options import consult_site
 
             consult_site(force=True)
-    parser = build_parser(only="submit" if argv[:1] == ["submit"] else "")
+    submit = argv[:1] == ["submit"]
+    parser = build_parser(only="submit" if submit else "", lean=lean and submit)
     parser.argv = argv
     return parser
 
@@ -496,8 +508,19 @@ def _bare_optionals(parser: argparse.ArgumentParser, argv: list[str]) -> list[st
 
 def _parse_submit(argv: list[str]) -> tuple[Parser, argparse.Namespace, list[str] | None]:
     """`submit [OPTIONS] -- CMD...`: the first `--` ends the options unless a TARGET came before
-    it; then it is one of the TARGET's arguments and is kept verbatim (argparse would drop it)."""
-    parser = _parser(argv)
+    it; then it is one of the TARGET's arguments and is kept verbatim (argparse would drop it).
+    Parsed first without sbatch's options (most command lines give none; the help lists them)."""
+    if "-h" not in argv and "--help" not in argv:
+        try:
+            return _parse_submit_with(_parser(argv, lean=True), argv)
+        except _NeedsSbatch:
+            pass
+    return _parse_submit_with(_parser(argv), argv)
+
+
+def _parse_submit_with(
+    parser: Parser, argv: list[str]
+) -> tuple[Parser, argparse.Namespace, list[str] | None]:
     argv = _bare_optionals(parser, argv)
     if "--" not in argv:
         return parser, parser.parse_args(argv), None

@@ -6,12 +6,10 @@ environment happens in `sources.py`.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm.errors import ConfigError
 from uvslurm.schema import SETTINGS, SLURM_TABLES
@@ -23,14 +21,12 @@ DEFAULTS: dict[str, Any] = {k: s.default for k, s in SETTINGS.items() if s.defau
 _KNOWN = (*dict.fromkeys(k.split(".")[0] for k in SETTINGS), *SLURM_TABLES)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: Any
     source: str
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """Effective settings, each with the layer it came from."""
 
     settings: Mapping[str, Setting]
@@ -52,6 +48,8 @@ class Config:
 
 
 def _closest(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only for a mistake: `submit --dry-run` has a 100 ms budget
+
     match = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

@@ -4,12 +4,11 @@ read). The CLI builds one `Context` per call and hands it to `commands.<name>.ru
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from uvslurm import sources
 from uvslurm.config import Config
@@ -17,14 +16,18 @@ from uvslurm.errors import NoProject
 from uvslurm.project import Project, find_project, script_project
 
 
-@dataclass(frozen=True)
-class Context:
+class _Where(NamedTuple):
     cwd: Path
     project_dir: str | None = None  # --project DIR: that directory and no search
-    cli: Mapping[str, Any] = field(default_factory=dict)  # the command-line configuration layer
+    cli: Mapping[str, Any] = MappingProxyType({})  # the command-line configuration layer
     search: Sequence[Path] = ()  # where to look for the project, in order (default: cwd)
     # a PEP 723 script and its inline metadata: the project, wherever it is (as `uv run` does)
     script: tuple[Path, Mapping[str, Any]] | None = None
+
+
+class Context(_Where):
+    """Where a command runs and what it asked for (the fields, as given), and what is found
+    from them on first use (the cached properties, kept on the instance)."""
 
     @classmethod
     def from_args(cls, ns: Any, cwd: Path) -> Context:
@@ -40,11 +43,11 @@ class Context:
     def searching(self, *starts: Path) -> Context:
         """The same context looking for the project from `starts` (submit: a .py file belongs to
         the project around it). Only before anything was found."""
-        return dataclasses.replace(self, search=starts)
+        return self._replace(search=starts)
 
     def with_script(self, script: Path, metadata: Mapping[str, Any]) -> Context:
         """The same context about a PEP 723 script. Only before anything was found."""
-        return dataclasses.replace(self, script=(script, metadata))
+        return self._replace(script=(script, metadata))
 
     @cached_property
     def project(self) -> Project | None:

@@ -8,11 +8,9 @@ import hashlib
 import os
 import re
 import shutil
-import string
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm import paths, proc, prolog, schema
 from uvslurm.config import Config, expand_path
@@ -20,13 +18,12 @@ from uvslurm.errors import EXIT_PREPARE, PrepareError, UsageError, UvslurmError
 from uvslurm.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SAFE = frozenset(string.ascii_letters + string.digits + "._-")
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _ADD_SEALS = 1033  # F_ADD_SEALS, which Python's fcntl names only where its libc did
 _SEALS = 0xF  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
-@dataclass(frozen=True)
-class NodeSettings:
+class NodeSettings(NamedTuple):
     project: str
     uv: str
     depot: str

@@ -4,17 +4,15 @@ reports, JSON) on stdout, through rich (imported only when something is printed)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 # a piece of a line or table cell: plain text, or (text, rich style) such as ("(gone)", "red")
 Part = str | tuple[str, str]
 Cell = Part | list[Part]
 
 
-@dataclass(frozen=True)
-class Col:
+class Col(NamedTuple):
     name: str
     style: str = ""
     fold: bool = False  # a long value goes on across lines instead of being cut with "…"

@@ -11,7 +11,6 @@ value and returning a new one, nothing computed twice:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import os
@@ -22,8 +21,9 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 
 from uvslurm import (
     __version__,
@@ -41,15 +41,17 @@ from uvslurm.context import Context
 from uvslurm.errors import ConfigError, UsageError, UvslurmError
 from uvslurm.project import Project, script_metadata
 
+# the default of a mapping field: one shared empty mapping that no one can fill
+_EMPTY: Mapping[str, str | bool] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class Request:
+
+class Request(NamedTuple):
     """What the user asked for, as the CLI (or a caller of the API) parsed it."""
 
     target: str | None = None
     args: Sequence[str] = ()
     command: Sequence[str] = ()  # after `--`
-    sbatch: Mapping[str, str | bool] = field(default_factory=dict)  # CLI options, canonical
+    sbatch: Mapping[str, str | bool] = _EMPTY  # CLI options, canonical
     sbatch_args: Sequence[str] = ()  # --sbatch-arg values
     profile: str | None = None
     locked: bool = False
@@ -60,8 +62,7 @@ class Request:
     python: str | None = None  # --python: the interpreter uv is asked for, over the project's
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What the job runs: a command through `uv run`, or a user's batch script."""
 
     command: tuple[str, ...] = ()
@@ -70,21 +71,19 @@ class Target:
     name: str = "job"
     search_from: Path = Path()
     # the #SBATCH lines at the top of a .py file (a batch script's are in `script`)
-    header: Mapping[str, str | bool] = field(default_factory=dict)
+    header: Mapping[str, str | bool] = _EMPTY
     # a PEP 723 script's inline metadata: the script is its own project, as for `uv run`
     inline: Mapping[str, object] | None = None
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     script: dict[str, str | bool]  # what the rendered script sets in #SBATCH lines
     effective: dict[str, str | bool]  # what the job will run with
     defaulted: frozenset[str] = frozenset()  # names uvslurm chose (job name, log)
-    sources: dict[str, str] = field(default_factory=dict)  # name -> the layer that set it
+    sources: Mapping[str, str] = MappingProxyType({})  # name -> the layer that set it
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """The pure stages' result: what will run, where, with which options."""
 
     project: Project
@@ -94,8 +93,7 @@ class Plan:
     origin: str  # what produced the script, for its header
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """The pipeline's result: everything `submit` and `srun` act on."""
 
     project: Project
@@ -301,7 +299,7 @@ def take_snapshot(node: nodeenv.NodeSettings, project: Project) -> nodeenv.NodeS
                 raise UvslurmError(f"--snapshot: cannot copy the project to {dest} ({e})") from e
     if dest.is_symlink() or dest.stat().st_uid != os.getuid():
         raise UvslurmError(f"--snapshot: {dest} is not a directory of yours", f"remove {dest}")
-    return dataclasses.replace(node, snapshot=str(dest))
+    return node._replace(snapshot=str(dest))
 
 
 def in_snapshot(command: Sequence[str], project: str, snapshot: str) -> tuple[str, ...]:
@@ -349,7 +347,7 @@ def keep_submitted(
     except OSError as e:
         output.warn(f"the job will build from the project's uv.lock as it is then ({e})")
         return node
-    return dataclasses.replace(node, lock_dir=str(dest))
+    return node._replace(lock_dir=str(dest))
 
 
 def prefetch_platforms(
@@ -379,7 +377,7 @@ def prefetch_platforms(
                 fetched.append(plat)
             except UvslurmError as e:
                 output.warn(f"{e.line()}; offline nodes of that platform may not build the venv")
-    return dataclasses.replace(node, platforms=tuple(fetched))
+    return node._replace(platforms=tuple(fetched))
 
 
 def check_request(req: Request) -> None:
@@ -412,7 +410,7 @@ def with_lock(node: nodeenv.NodeSettings, lock: bytes | None) -> nodeenv.NodeSet
     keys the venv on the lock it sees, and warns when that is not the one submitted."""
     if lock is None:
         return node
-    return dataclasses.replace(node, lock_hash=hashlib.sha256(lock).hexdigest())
+    return node._replace(lock_hash=hashlib.sha256(lock).hexdigest())
 
 
 def with_sources(
@@ -434,7 +432,7 @@ def with_sources(
         with status("fetching the sources of rebuild packages"):
             rebuild.download(located, Path(node.depot))
     encoded = rebuild.encode(rebuild.local_sources(located, Path(node.depot)))
-    return dataclasses.replace(node, rebuild_sources=encoded)
+    return node._replace(rebuild_sources=encoded)
 
 
 # --- stage 4: #SBATCH options, layered (pure) --------------------------------------------------

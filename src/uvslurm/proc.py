@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from uvslurm.errors import UvslurmError
 
@@ -23,8 +22,7 @@ class CommandFailed(UvslurmError):
         self.returncode = returncode
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     returncode: int
     stdout: str
     stderr: str

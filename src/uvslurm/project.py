@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm import safety, trust
 from uvslurm.errors import NoProject, ProjectError, TrustError, UvslurmError
@@ -17,8 +16,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SCRIPT_BLOCK = re.compile(r"(?m)^# /// script$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     """What uv locks and syncs: a project directory (for a workspace: its root, where the one
     uv.lock is, with `member` the package of the member directory the search started in), or
     a PEP 723 script (`script`, its lock `<script>.lock` beside it; `root` its directory)."""

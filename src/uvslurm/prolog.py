@@ -172,7 +172,8 @@ def rest_text() -> str:
     """The rest: the functions not in WARM, by section, each line commented out (bash skips
     them, and a job script's body that ends in an open quote or here-document cannot run
     them); framed by REST_BEGIN and REST_END; one newline at the end."""
-    lines = "\n\n".join(_parts()[1]).rstrip("\n").split("\n")
+    # _parts(True), as warm_text calls it: functools.cache keys `()` and `(True,)` apart
+    lines = "\n\n".join(_parts(True)[1]).rstrip("\n").split("\n")
     body = [f"#{line}" for line in lines]
     n = len(body)
     return "\n".join([REST_BEGIN.format(n=n), *body, REST_END.format(n=n)]) + "\n"

@@ -12,11 +12,9 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from uvslurm.errors import UvslurmError
 
@@ -28,8 +26,7 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@dataclass(frozen=True)
-class Locked:
+class Locked(NamedTuple):
     """Where uv.lock says a package comes from."""
 
     name: str
@@ -99,6 +96,7 @@ def local_sources(locked: Sequence[Locked], depot: Path) -> list[tuple[str, str,
 def download(locked: Sequence[Locked], depot: Path) -> None:
     """Put registry sdists into <depot>/.sources/ (hash-checked), on the login node where the
     network is; check that local sources exist."""
+    import tempfile
     import urllib.request  # 30 ms: only where something is downloaded
 
     for item, (_, _, _, path) in zip(locked, local_sources(locked, depot), strict=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from uvslurm import __version__, prolog, sbatch_options
 from uvslurm.errors import UsageError
@@ -21,8 +21,7 @@ def prolog_text() -> str:
     return prolog.text()
 
 
-@dataclass(frozen=True)
-class UserScript:
+class UserScript(NamedTuple):
     """A batch script split where sbatch stops reading `#SBATCH` lines."""
 
     shebang: str
@@ -92,8 +91,7 @@ def split_script(text: str, name: str) -> UserScript:
     return UserScript(shebang, rest[:n], "\n".join(rest[n:]))
 
 
-@dataclass(frozen=True)
-class JobScript:
+class JobScript(NamedTuple):
     """Everything the rendered script needs; `command` for .py / `--` targets, `user_script`
     for batch scripts. The prolog's inputs come from `settings`, the same values that
     `uvslurm prepare` passes it through the environment."""

@@ -6,14 +6,13 @@ simple-slurm's list is only the fallback where there is no sbatch (a laptop's `-
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
+from typing import NamedTuple
 
 from uvslurm.errors import UsageError
 
@@ -39,8 +38,7 @@ RESERVED_HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """One sbatch option: its short letter, whether it takes a value ("value"), none ("flag")
     or one only after '=' ("optional", e.g. `--exclusive[=user]`), and sbatch's own words."""
 
@@ -109,7 +107,7 @@ def from_site() -> bool:
 
 # `  -a, --array=indexes   job array index values`, `      --hold   ...`,
 # `  -B  --extra-node-info=S[:C[:T]]  ...` (sic: no comma), `      --nice[=value]  ...`
-_HELP_LINE = re.compile(
+_HELP_LINE = (
     r"^ {1,8}(?:-(?P<short>[A-Za-z]),? +)?--(?P<long>[A-Za-z][A-Za-z0-9-]*)"
     r"(?P<eq>\[=|=| +<)?(?P<rest>.*)$"
 )
@@ -121,7 +119,7 @@ def parse_help(text: str) -> dict[str, Spec]:
     out: dict[str, Spec] = {}
     last = ""
     for line in text.splitlines():
-        m = _HELP_LINE.match(line)
+        m = re.match(_HELP_LINE, line)
         if m:
             long, eq = m.group("long"), m.group("eq") or ""
             arity = "optional" if eq == "[=" else "value" if eq else "flag"
@@ -190,6 +188,8 @@ def closest(word: str, names: Iterable[str], cutoff: float = 0.75) -> str:
     longer = sorted((n for n in others if n.startswith(word) and len(word) > 3), key=len)
     if longer:
         return longer[0]
+    import difflib  # only for a mistake: `submit --dry-run` has a 100 ms budget
+
     match = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return match[0] if match else ""
 
@@ -198,26 +198,26 @@ def closest_option(word: str) -> str:
     return closest(word, [f"--{n}" for n in vocabulary()])
 
 
-_TIME = re.compile(
+# patterns as text, compiled where first used (re keeps them): compiling them all cost every
+# dry run ~1 ms, which validates a few options or none
+_TIME = (
     r"^(?:\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}"
     r"|UNLIMITED|INFINITE|unlimited|infinite)$"
 )
 _RANGE = r"\d+(?:-\d+(?::\d+)?)?"
-_ARRAY = re.compile(rf"^{_RANGE}(?:,{_RANGE})*(?:%\d+)?$")
-_MEM = re.compile(r"^\d+(?:\.\d+)?[KMGTkmgt]?[Bb]?$")
-_NODES = re.compile(r"^\d+(?:-\d+)?$")
-_INT = re.compile(r"^\d+$")
-_GPUS = re.compile(r"^(?:[A-Za-z0-9_.-]+:)?\d+$")
+_ARRAY = rf"^{_RANGE}(?:,{_RANGE})*(?:%\d+)?$"
+_MEM = r"^\d+(?:\.\d+)?[KMGTkmgt]?[Bb]?$"
+_NODES = r"^\d+(?:-\d+)?$"
+_INT = r"^\d+$"
+_GPUS = r"^(?:[A-Za-z0-9_.-]+:)?\d+$"
 # acct_gather profiling (sbatch --profile): all, none, or a list of the kinds
-_PROFILE = re.compile(
-    r"^(?:all|none|(?:energy|lustre|network|task)(?:,(?:energy|lustre|network|task))*)$", re.I
-)
+_PROFILE = r"(?i)^(?:all|none|(?:energy|lustre|network|task)(?:,(?:energy|lustre|network|task))*)$"
 PROFILE_HINT = (
     "sbatch's --profile (acct_gather profiling) takes all, none, or energy,lustre,network,task;"
     " a uvslurm profile is chosen with --uvslurm-profile NAME"
 )
 
-_CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
+_CHECKS: dict[str, tuple[str, str]] = {
     "time": (_TIME, "use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
     "time-min": (_TIME, "use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
     "array": (_ARRAY, "use e.g. 0-15, 1,3,5, 0-99:10 or 0-15%4"),
@@ -303,7 +303,7 @@ def validate(name: str, value: str | bool) -> str | bool:
             "no empty value, newline or other control character",
         )
     check = _CHECKS.get(name)
-    if check and not check[0].match(value):
+    if check and not re.match(check[0], value):
         raise UsageError(f"--{name}: invalid value '{value}'", check[1])
     why = _semantic(name, value) if check else ""
     if why:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # a config value -> the value as stored; ValueError says what is wrong (the caller names where)
 Check = Callable[[str, Any], Any]
@@ -76,8 +75,7 @@ def env_list(raw: str) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
-@dataclass(frozen=True)
-class Input:
+class Input(NamedTuple):
     """One variable the prolog reads and the NodeSettings attribute encoded into it; for a
     setting also its config key, check, default, and what the docs say of it."""
 

@@ -8,9 +8,8 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from uvslurm import proc, safety, sbatch_options
 from uvslurm.errors import JobError, SubmitError, UvslurmError
@@ -244,8 +243,7 @@ ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "
 _FIELD = re.compile(r"(?:^| )([A-Za-z][A-Za-z0-9/:_]*)=")
 
 
-@dataclass(frozen=True)
-class JobInfo:
+class JobInfo(NamedTuple):
     """One job (or one array task, `<array job>_<task>`) as Slurm reports it."""
 
     job_id: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -12,22 +15,68 @@ from uvslurm import paths, safety, trust
 from uvslurm.config import Config, env_layer, flatten, merge
 from uvslurm.errors import TrustError, UvslurmError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's table: parsed, or as parsed before from the same bytes (_cached)."""
     try:
         data = path.read_bytes()
     except PermissionError as e:
         raise UvslurmError(f"{path}: cannot read it ({e.strerror})") from e
-    return parse_toml(data, path)
+    digest = hashlib.sha256(data).hexdigest()
+    table = _cached(path, digest)
+    if table is None:
+        table = parse_toml(data, path)
+        _keep(path, digest, table)
+    return table
+
+
+# A file's table is kept as JSON in the user's cache dir, one file per path, with the sha256 of
+# the bytes it was parsed from: tomllib and what it imports (datetime, string, typing's
+# generics) cost `submit --dry-run` ~10 ms of its 100 (docs/performance.md). Keyed by content,
+# not by times, so an edit is never missed; read only where no other user could have written it
+# (it is configuration: the settings that run programs among it).
+def _cache_file(path: Path) -> Path:
+    name = hashlib.sha256(os.fsencode(str(path))).hexdigest()[:32]
+    return paths.user_dir("cache") / "toml" / f"{name}.json"
+
+
+def _cached(path: Path, digest: str) -> dict[str, Any] | None:
+    cache = _cache_file(path)
+    if safety.why_not_private(cache.parent) or safety.why_not_private(cache):
+        return None
+    try:
+        doc = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    table = doc.get("table") if isinstance(doc, dict) and doc.get("sha256") == digest else None
+    return table if isinstance(table, dict) else None
+
+
+def _keep(path: Path, digest: str, table: dict[str, Any]) -> None:
+    """Write the cache entry atomically; a table JSON cannot hold (TOML dates and times) is not
+    kept, and failing to write costs only the next parse."""
+    try:
+        text = json.dumps({"sha256": digest, "table": table})
+    except (TypeError, ValueError):
+        return
+    cache = _cache_file(path)
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if safety.why_not_private(cache.parent):
+            return
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(tmp, flags, 0o600), "w") as f:
+            f.write(text)
+        os.replace(tmp, cache)
 
 
 def parse_toml(data: bytes, path: Path) -> dict[str, Any]:
     """`data`, read from `path` by the caller (uv.lock is read once per submission)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         text = data.decode()
     except UnicodeDecodeError as e:

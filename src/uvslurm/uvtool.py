@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -108,6 +107,8 @@ def _stamped(
         return
     paths.ensure_depot(depot)
     stamps.mkdir(exist_ok=True)
+    import tempfile  # with random, ~2 ms that `submit --dry-run` does not need
+
     tmp = tempfile.mkdtemp(prefix=prefix, dir=stamps)
     try:
         files = fill(Path(tmp))

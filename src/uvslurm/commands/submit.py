@@ -4,7 +4,6 @@ sbatch."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -71,8 +70,8 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
 
     sbatch = slurm.find_sbatch()
     # the job records its start and end beside its manifest
-    node = dataclasses.replace(plan.node, record=str(manifest.ensure_jobs_dir()))
-    p = pipeline.realize(dataclasses.replace(plan, node=node), req)
+    node = plan.node._replace(record=str(manifest.ensure_jobs_dir()))
+    p = pipeline.realize(plan._replace(node=node), req)
     submitted = time.time()
     facts = api.submission_facts(p)
     out = p.options.effective.get("output")
