@@ -333,13 +333,13 @@ def test_the_prolog_records_start_and_end_only_in_a_job_with_a_record_dir(
     assert start["components"] == {"arch": "x", "python": "3.11"} and start["lock_moved"] is False
     record({"SLURM_JOB_ID": "5"}, "end", "3")
     assert manifest.parse_record((rec / "5.end").read_text())["exit_code"] == 3
-    record({"SLURM_JOB_ID": "5"}, "start", "1", "")  # requeued: its old end goes
-    assert not (rec / "5.end").exists()
+    record({"SLURM_JOB_ID": "5"}, "start", "1", "")  # requeued: its old end reads as none
+    assert manifest.parse_record((rec / "5.end").read_text()) == {}
     record({"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "8", "SLURM_ARRAY_TASK_ID": "2"}, "end", "0")
     assert (rec / "8_2.end").is_file()
     record({"SLURM_JOB_ID": "../x"}, "end", "0")
     record({}, "end", "0")
-    assert sorted(p.name for p in rec.iterdir()) == ["5.start", "8_2.end"]
+    assert sorted(p.name for p in rec.iterdir()) == ["5.end", "5.start", "8_2.end"]
     assert not list(tmp_path.glob("x*"))
 
 
