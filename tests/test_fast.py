@@ -203,6 +203,34 @@ def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(
     assert not _remembered(r)
 
 
+@pytest.mark.parametrize(
+    ("job", "array", "text", "want"),
+    [
+        ("42", "", "/tmp/pytest-16242/job_42/", "/tmp/pytest-16242/job_<job>/"),
+        ("41", "", "/tmp/pytest-16242/job_41/", "/tmp/pytest-16242/job_<job>/"),
+        ("42", "", "/x/42/42/4242", "/x/<job>/<job>/4242"),
+        ("9", "8_2", "/t/8_2/job_9 /8_22/9", "/t/<task>/job_<job> /8_22/<job>"),
+        ("", "", "/tmp/42", "/tmp/42"),
+    ],
+)
+def test_a_path_names_the_job_only_where_its_id_stands_alone(
+    job: str, array: str, text: str, want: str
+) -> None:
+    """The per-job TMPDIR of any job is one input: this job's id where it stands alone (between
+    non-digits), never inside a longer number (pytest-16242 holds 42; a job 42 memo must match
+    job 43's)."""
+    fn = prolog.section_text("fast.sh")
+    fn = fn[fn.index("_uvslurm_jobless() {") :]
+    fn = fn[: fn.index("\n}\n") + 3]
+    a, _, t = array.partition("_")
+    env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": job, "SLURM_ARRAY_JOB_ID": a,
+           "SLURM_ARRAY_TASK_ID": t}  # fmt: skip
+    code = fn + '_uvslurm_jobless r "$1"; _uvslurm_jobless b "$r" back; printf "%s\\n%s" "$r" "$b"'
+    out = subprocess.run(["bash", "-c", code, "-", text], env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out == f"{want}\n{text}"
+
+
 def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
     """Every variable that the fingerprint, key and choice of the venv read is among the memo's
     inputs, or named below with why it cannot change which venv a job gets."""

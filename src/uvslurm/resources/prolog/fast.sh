@@ -152,18 +152,29 @@ _uvslurm_jobhold() {
 }
 
 # _uvslurm_jobless VAR TEXT [back]: TEXT with this job's ids, where a path names them (delimited
-# by non-digits), as <task> (an array task's <array id>_<task id>) and <job>: a per-job
-# directory's path for any job; with `back` they are put back
+# by non-digits: job 42 in /tmp/job_42, not in /tmp/pytest-16242), as <task> (an array task's
+# <array id>_<task id>) and <job>: a per-job directory's path for any job; with `back` they are
+# put back
 _uvslurm_jobless() {
-  local t=$2 a="${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-}" j=${SLURM_JOB_ID:-}
+  local t=" $2 " p a="${SLURM_ARRAY_JOB_ID:-}_${SLURM_ARRAY_TASK_ID:-}" j=${SLURM_JOB_ID:-}
+  local -a ids=()
   if [ "${3:-}" = back ]; then
     [[ $a == _* || $a == *_ ]] || t=${t//"<task>"/$a}
     t=${t//"<job>"/$j}
   else
-    [[ $a == _* || $a == *_ || $t != *[!0-9]"$a"[!0-9]* ]] || t=${t//"$a"/"<task>"}
-    [[ -z $j || $t != *[!0-9]"$j"[!0-9]* ]] || t=${t//"$j"/"<job>"}
+    [[ $a == _* || $a == *_ ]] || ids=("$a" "<task>")
+    [ -z "$j" ] || ids+=("$j" "<job>")
+    while ((${#ids[@]})); do
+      # the first delimited one, until none is left (its delimiters stay)
+      while [[ $t == *[!0-9]"${ids[0]}"[!0-9]* ]]; do
+        p=${t%%[!0-9]"${ids[0]}"[!0-9]*}
+        t=$p${t:${#p}:1}${ids[1]}${t:${#p}+1+${#ids[0]}}
+      done
+      ids=("${ids[@]:2}")
+    done
   fi
-  printf -v "$1" '%s' "$t"
+  t=${t# }
+  printf -v "$1" '%s' "${t% }"
 }
 
 # _uvslurm_runargs VAR [CACHE_ARG...]: set the array VAR to the command as `uv run` runs it: with
