@@ -142,6 +142,31 @@ def test_the_memo_is_not_believed_when_anything_it_stands_for_changed(
         assert _remembered(_start(script, project, **env))
 
 
+def test_a_big_lock_is_compared_by_cmp_and_a_change_in_place_is_still_seen(
+    project: Path, tmp_path: Path
+) -> None:
+    """bash compares ~5 KB per ms: a lock the memo knew as over 32 KiB is compared by cmp (one
+    process); the answer is the same, so a lock rewritten in place with its old time is caught."""
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text() + "# padding\n" * 4000)  # TOML comments, 40 KB
+    script = _script(project, tmp_path / "depot", tmp_path)
+    first = _start(script, project)
+    assert not _remembered(first)
+    trace = tmp_path / "trace"
+    full = {**os.environ, "SLURM_JOB_ID": "42", "SLURM_JOB_NUM_NODES": "1"}
+    full.pop("SLURM_CLUSTER_NAME", None)
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "bash",
+                        str(script)], cwd=project, env=full, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and _remembered(r), r.stderr
+    programs = [Path(m.group(1)).name for m in re.finditer(r'execve\("([^"]+)"', trace.read_text())]
+    assert programs[:3] == ["bash", "cmp", "uv"], programs
+    old = lock.stat().st_mtime - 86400
+    lock.write_text(lock.read_text().replace("# padding\n", "# paddinG\n", 1))
+    os.utime(lock, (old, old))
+    r = _start(script, project, job="43")
+    assert not _remembered(r) and "changed after submission" in r.stderr, r.stderr
+
+
 def test_a_job_that_records_its_run_is_remembered_and_recorded(
     warm: tuple[Path, Path, Path], project: Path, tmp_path: Path
 ) -> None:

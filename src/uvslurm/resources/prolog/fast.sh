@@ -219,7 +219,7 @@ do
   { read -r _uvslurm_boot </proc/sys/kernel/random/boot_id; mapfile -t _uvslurm_os </etc/os-release
   } 2>/dev/null
   [[ -r /proc/driver/nvidia/version ]] && read -r _uvslurm_gpu </proc/driver/nvidia/version
-  printf -v _uvslurm_in '%s\x1f' 7 "${UVSLURM_PROJECT:-}" "$UVSLURM_PROJECT_ID" \
+  printf -v _uvslurm_in '%s\x1f' 8 "${UVSLURM_PROJECT:-}" "$UVSLURM_PROJECT_ID" \
     "$UVSLURM_LOCK_HASH" "${UVSLURM_LOCK_DIR:-}" "${UVSLURM_UV:-}" "$UVSLURM_DEPOT" \
     "${UVSLURM_NODE_LOCAL:-}" "${UVSLURM_OFFLINE:-}" "${UVSLURM_PYTHON:-}" \
     "${UVSLURM_SYNC_ARGS:-}" \
@@ -242,7 +242,8 @@ do
   _uvslurm_owned "$UVSLURM_DEPOT" && _uvslurm_owned "$_uvslurm_pdir" &&
     [[ -f $_uvslurm_m && ! -L $_uvslurm_m && -O $_uvslurm_m ]] || break
   # two lines per start remembered, the latest first: its inputs, then what they gave (key, lock
-  # hash, interpreter, its inode, note, whether env(1) restores default signals: section run).
+  # hash, interpreter, its inode, note, whether env(1) restores default signals: section run,
+  # whether the lock is big).
   # The first pair answers most starts: the others are read only when it does not. (test's =
   # compares bytes; [[ == ]] would match a pattern.)
   mapfile -t -n 2 _uvslurm_a 2>/dev/null <"$_uvslurm_m"
@@ -271,9 +272,14 @@ do
   _uvslurm_k=$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}
   [ -z "${UVSLURM_LOCK_DIR:-}" ] || _uvslurm_k=$UVSLURM_LOCK_DIR/uv.lock
   [[ -O $_uvslurm_k && ! $_uvslurm_k -nt $_uvslurm_m ]] || break
-  mapfile -d '' _uvslurm_a 2>/dev/null <"$UVSLURM_PROJECT/uv.lock"
-  mapfile -d '' _uvslurm_os 2>/dev/null <"$_uvslurm_k"
-  [[ -n ${_uvslurm_a[0]:-} ]] && [ "${_uvslurm_a[0]}" = "${_uvslurm_os[0]:-}" ] || break
+  # bash reads and compares ~5 KB per ms: a lock the memo knew as big (over 32 KiB) is cmp's
+  if [ "${_uvslurm_f[6]:-}" = 1 ]; then
+    cmp -s -- "$UVSLURM_PROJECT/uv.lock" "$_uvslurm_k" || break
+  else
+    mapfile -d '' _uvslurm_a 2>/dev/null <"$UVSLURM_PROJECT/uv.lock"
+    mapfile -d '' _uvslurm_os 2>/dev/null <"$_uvslurm_k"
+    [[ -n ${_uvslurm_a[0]:-} ]] && [ "${_uvslurm_a[0]}" = "${_uvslurm_os[0]:-}" ] || break
+  fi
   _uvslurm_venv=$_uvslurm_pdir/$_uvslurm_keyname
   _uvslurm_ready "$_uvslurm_venv" && _uvslurm_jobhold "$_uvslurm_venv" || break
   _uvslurm_fp=${_uvslurm_keyname%%-*} _uvslurm_state=warm _uvslurm_hit=1 _uvslurm_hitms=""

@@ -419,7 +419,7 @@ _uvslurm_sweep() {
 # only into a depot that others cannot write into: a lost race or a read-only depot costs the
 # next start the full path.
 _uvslurm_memo_write() {
-  local in=$_uvslurm_in memo="$_uvslurm_pdir/.memo" note i
+  local in=$_uvslurm_in memo="$_uvslurm_pdir/.memo" note i big=""
   local -i n=0
   local -a m=()
   # the inputs are those _uvslurm_fast read at this start (it does only in a job, where it can
@@ -432,11 +432,14 @@ _uvslurm_memo_write() {
   note=${note# }
   _uvslurm_sigprobe
   [ -f "$memo" ] && [ -O "$memo" ] && mapfile -t m 2>/dev/null <"$memo"
+  # a big lock is compared by cmp, a small one by bash (fast.sh)
+  { IFS= read -r -d '' -N 32769 big <"$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}"; } 2>/dev/null
+  if [ ${#big} -gt 32768 ]; then big=1; else big=0; fi
   {
     printf '%s\n' "$in"
     printf '%s\x1e' "$_uvslurm_keyname" "$_uvslurm_lockhash" "$_uvslurm_pyexe" "$_uvslurm_pyino" \
-      "${note% }"
-    printf '%s\n' "$_uvslurm_envsig"
+      "${note% }" "$_uvslurm_envsig"
+    printf '%s\n' "$big"
     for ((i = 0; i + 1 < ${#m[@]} && n < 7; i += 2)); do
       [ "${m[i]}" = "$in" ] && continue
       printf '%s\n' "${m[i]}" "${m[i + 1]}"
