@@ -12,39 +12,6 @@ _uvslurm_in=""  # the inputs of this start, as the memo remembers them (below)
 _uvslurm_lc=${LC_ALL-$'\x01'}
 LC_ALL=C
 
-_uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
-
-# _uvslurm_since VAR START_US: milliseconds since START_US, without forking
-_uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
-
-# _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink (only its owner can
-# change who may write into it)
-_uvslurm_owned() { [[ -d $1 && ! -L $1 && -O $1 ]]; }
-
-# _uvslurm_privtmp: uv keeps lock files in $TMPDIR (uv-<hash>.lock, mode 0666); in a shared /tmp
-# another user can hold one and hang every uv call of this job. A TMPDIR of this user's alone (a
-# per-job one) stays; a shared one is replaced by a private directory inside it.
-_uvslurm_privtmp() {
-  local base=${TMPDIR:-/tmp} d
-  base=${base%/}
-  _uvslurm_owned "$base" && ! [[ -k $base ]] && return 0
-  d="$base/uvslurm-$UID"
-  [[ -e $d || -L $d ]] || mkdir -m 700 "$d" 2>/dev/null
-  # nothing is created in a directory someone else planted there
-  if _uvslurm_owned "$d" && { [[ -e $d/tmp || -L $d/tmp ]] || mkdir -m 700 "$d/tmp" 2>/dev/null
-  } && _uvslurm_owned "$d/tmp"; then
-    export TMPDIR="$d/tmp"
-  else
-    _uvslurm_log "warning: $d is not a private directory of this user;" \
-      "uv keeps its lock files in the shared $base"
-  fi
-}
-
-# _uvslurm_ready VENV: VENV has its marker and python, is this user's, and is still whole
-_uvslurm_ready() {
-  [[ -f $1/.uvslurm-ready && -x $1/bin/python ]] && _uvslurm_owned "$1" && _uvslurm_intact "$1"
-}
-
 # _uvslurm_intact VENV: are the files that VENV's marker samples (its check= line, written at
 # build time: per package its RECORD and one other file) still there and not empty? A purge of
 # old files on scratch, a node-local cleaner, or a cache clean under a venv of links fails it; the
@@ -54,7 +21,8 @@ _uvslurm_intact() {
   local p l - IFS
   local -a f lines=()
   [[ ${UVSLURM_NODE_LOCAL:-auto} != never && (-f $1.squashfs || -f $1.tar.zst) ]] && return 0
-  mapfile -t lines 2>/dev/null <"$1/.uvslurm-ready"
+  # (check= is a marker's fifth line: build.sh)
+  mapfile -t -n 8 lines 2>/dev/null <"$1/.uvslurm-ready"
   for l in "${lines[@]}"; do
     [[ $l == check=* ]] || continue
     set -f
@@ -64,8 +32,9 @@ _uvslurm_intact() {
     unset IFS
     for p in "${f[@]}"; do
       [[ -s $1/$p ]] || {
-        [ "${_uvslurm_gone:-}" = "$1" ] || _uvslurm_log "warning: $1 is incomplete ($p is" \
-          "missing or empty: a purge of old files?); not using it"
+        # (printf: the warm start runs this before _uvslurm_log is defined)
+        [ "${_uvslurm_gone:-}" = "$1" ] || printf 'uvslurm: warning: %s\n' "$1 is incomplete ($p" \
+          "is missing or empty: a purge of old files?); not using it" >&2
         _uvslurm_gone=$1
         return 1
       }
@@ -110,13 +79,6 @@ _uvslurm_ldso() {
   printf -v "$1" '%s' "$p"
 }
 
-# _uvslurm_finduv: _uvslurm_uv, the uv recorded at submit time, else the one on PATH
-_uvslurm_finduv() {
-  _uvslurm_uv=${UVSLURM_UV:-}
-  [[ -n $_uvslurm_uv && -x $_uvslurm_uv ]] && return 0
-  _uvslurm_uv=$(command -v uv)
-}
-
 # _uvslurm_pyfresh EXE INO REF: is the interpreter found before (EXE, of inode INO) still the one
 # uv finds? Yes while EXE is the same file and neither it, nor uv's Python directory, nor the
 # project's files, nor a directory of PATH up to EXE's changed since the file REF was written.
@@ -137,18 +99,6 @@ _uvslurm_pyfresh() {
   [ -z "$1" ] && return 0
   _uvslurm_ino d "$1"
   [ "$d" = "$2" ]
-}
-
-# _uvslurm_jobhold VENV: in a Slurm job, hold the ready depot VENV for as long as the job (or its
-# array) lives, without a process: truncate .uvslurm-used (the last use) and create
-# .uvslurm-job-<cluster>-<job id> beside it; `uvslurm depot gc/rm` ask Slurm whether that job
-# still lives (docs/design.md, "A job's hold"). False outside a job, when the files cannot be
-# written (a flock then), or when VENV vanished after the open (gc renamed it away).
-_uvslurm_jobhold() {
-  local c=${SLURM_CLUSTER_NAME:-} id=${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}
-  [[ -n $id && $id != *[!0-9]* && $c != *[!A-Za-z0-9._-]* ]] || return 1
-  { : >"$1/.uvslurm-used" && : >"$1/.uvslurm-job-${c:--}-$id"; } 2>/dev/null || return 1
-  [[ -f $1/.uvslurm-ready && -x $1/bin/python ]] && _uvslurm_owned "$1"
 }
 
 # _uvslurm_jobless VAR TEXT [back]: TEXT with this job's ids, where a path names them (delimited
@@ -177,42 +127,25 @@ _uvslurm_jobless() {
   printf -v "$1" '%s' "${t% }"
 }
 
-# _uvslurm_runargs VAR [CACHE_ARG...]: set the array VAR to the command as `uv run` runs it: with
-# the selection (`--package M` runs in the member) and the interpreter the venv was made for
-# (else uv warns that it is not the project's); a PEP 723 script's venv is the active one
-_uvslurm_runargs() {
-  local -n _ra_out=$1
-  shift
-  # shellcheck disable=SC2206 # UVSLURM_SYNC_ARGS is a list of validated flags
-  _ra_out=("$_uvslurm_uv" run --no-sync "$@" --project "$UVSLURM_PROJECT"
-    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-})
-  [ -z "${UVSLURM_SCRIPT:-}" ] || { export VIRTUAL_ENV=$_uvslurm_venv
-    _ra_out=("$_uvslurm_uv" run --active --frozen "$@" --script); }
-  _ra_out+=("${UVSLURM_CMD[@]}")
-}
-
-# The warm start that the memo answers, in a job, from the venv that the memo names for these
-# inputs; at the first thing that differs, `break` leaves this one pass for the full path (the
-# sections after this one). Top-level code, not a function: bash copies a function's body at
-# its definition and again at every call (~0.3 ms here). The inputs (_uvslurm_in, one line) are
-# what the fingerprint, the key and the choice of the depot venv read from the environment: the
-# prolog's settings (but the command's own), the variables they read, the node (boot,
-# /etc/os-release, and by inode glibc's loader and uv), the GPU driver, and where node-local disk
-# is looked for (a job's id in those paths stands for any job's); tests/test_fast.py checks that
-# none is missing. What the environment cannot show is checked apart: uv, glibc's loader, the
-# interpreter and the directories uv finds it by (none changed since the memo), the lock (the
-# bytes the venv was built from) and the venv (ready and whole). Then the job holds the venv as
-# the full path does, logs the same lines and hands over to the command. Jobs of several nodes,
-# snapshots, scripts, fingerprint commands and rebuilt packages on GPU nodes take the full path.
-# (Glob patterns, not =~: a regular expression costs ~0.1 ms to compile.)
+# The warm start that the memo answers: one pass, left by `break` for the full path at the first
+# thing that differs. What it checks and why: after it (bash reads none of that on a hit).
 while [ "${UVSLURM_MODE:-run}" = run ] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
   [[ ${#UVSLURM_LOCK_HASH} == 64 && $UVSLURM_LOCK_HASH != *[!0-9a-f]* ]] &&
   [[ -n ${SLURM_JOB_ID:-} && $SLURM_JOB_ID != *[!0-9]* && ${SLURM_JOB_NUM_NODES:-1} == 1 ]] &&
   [[ ${UVSLURM_DEPOT:-} == /* && -z ${UVSLURM_SCRIPT:-}${UVSLURM_SNAPSHOT:-} ]] &&
   [[ -z ${UVSLURM_FP_COMMANDS:-} && (-z ${UVSLURM_REBUILD:-} || ! -e /proc/driver/nvidia/version) ]]
 do
-  _uvslurm_finduv || break
-  _uvslurm_privtmp
+  # uv as recorded (the full path also looks on PATH); uv's lock files in a TMPDIR of this user's
+  # alone: a per-job one, or the private one that _uvslurm_privtmp made in a shared one
+  _uvslurm_uv=${UVSLURM_UV:-} _uvslurm_k=${TMPDIR:-/tmp}
+  [[ -n $_uvslurm_uv && -x $_uvslurm_uv ]] || break
+  _uvslurm_k=${_uvslurm_k%/}
+  if [[ ! -d $_uvslurm_k || -L $_uvslurm_k || ! -O $_uvslurm_k || -k $_uvslurm_k ]]; then
+    _uvslurm_k=$_uvslurm_k/uvslurm-$UID
+    [[ -d $_uvslurm_k && ! -L $_uvslurm_k && -O $_uvslurm_k ]] &&
+      [[ -d $_uvslurm_k/tmp && ! -L $_uvslurm_k/tmp && -O $_uvslurm_k/tmp ]] || break
+    export TMPDIR=$_uvslurm_k/tmp
+  fi
   _uvslurm_ld="" _uvslurm_ids="" _uvslurm_boot="" _uvslurm_gpu="" _uvslurm_os=()
   _uvslurm_ldso _uvslurm_ld
   _uvslurm_ino _uvslurm_ids "$_uvslurm_ld" "$_uvslurm_uv"
@@ -239,7 +172,8 @@ do
   done
   _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
   _uvslurm_m=$_uvslurm_pdir/.memo
-  _uvslurm_owned "$UVSLURM_DEPOT" && _uvslurm_owned "$_uvslurm_pdir" &&
+  [[ -d $UVSLURM_DEPOT && ! -L $UVSLURM_DEPOT && -O $UVSLURM_DEPOT ]] &&
+    [[ -d $_uvslurm_pdir && ! -L $_uvslurm_pdir && -O $_uvslurm_pdir ]] &&
     [[ -f $_uvslurm_m && ! -L $_uvslurm_m && -O $_uvslurm_m ]] || break
   # two lines per start remembered, the latest first: its inputs, then what they gave (key, lock
   # hash, interpreter, its inode, note, whether env(1) restores default signals: section run,
@@ -280,17 +214,22 @@ do
     mapfile -d '' _uvslurm_os 2>/dev/null <"$_uvslurm_k"
     [[ -n ${_uvslurm_a[0]:-} ]] && [ "${_uvslurm_a[0]}" = "${_uvslurm_os[0]:-}" ] || break
   fi
+  # the venv ready (_uvslurm_ready) and held by this job (_uvslurm_jobhold: its id beside it)
   _uvslurm_venv=$_uvslurm_pdir/$_uvslurm_keyname
-  _uvslurm_ready "$_uvslurm_venv" && _uvslurm_jobhold "$_uvslurm_venv" || break
+  _uvslurm_k=${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}
+  [[ -f $_uvslurm_venv/.uvslurm-ready && -x $_uvslurm_venv/bin/python ]] &&
+    [[ -d $_uvslurm_venv && ! -L $_uvslurm_venv && -O $_uvslurm_venv ]] &&
+    _uvslurm_intact "$_uvslurm_venv" && [[ $_uvslurm_k != *[!0-9]* ]] &&
+    [[ ${SLURM_CLUSTER_NAME:-} != *[!A-Za-z0-9._-]* ]] &&
+    { : >"$_uvslurm_venv/.uvslurm-used" &&
+      : >"$_uvslurm_venv/.uvslurm-job-${SLURM_CLUSTER_NAME:--}-$_uvslurm_k"; } 2>/dev/null &&
+    [[ -f $_uvslurm_venv/.uvslurm-ready && -x $_uvslurm_venv/bin/python ]] || break
   _uvslurm_fp=${_uvslurm_keyname%%-*} _uvslurm_state=warm _uvslurm_hit=1 _uvslurm_hitms=""
   _uvslurm_lkey="$UVSLURM_PROJECT_ID-$_uvslurm_keyname"
-  _uvslurm_since _uvslurm_hitms "$_uvslurm_t0"
-  _uvslurm_log "fingerprint $_uvslurm_fp in $_uvslurm_hitms ms (remembered)"
-  if [ -n "${_uvslurm_f[4]:-}" ]; then
-    _uvslurm_jobless _uvslurm_k "${_uvslurm_f[4]}" back
-    _uvslurm_log "note: $_uvslurm_k"
-  fi
-  _uvslurm_log "ready (warm) in $_uvslurm_hitms ms: $_uvslurm_venv"
+  _uvslurm_hitms=$(((${EPOCHREALTIME/[.,]/} - _uvslurm_t0) / 1000)) _uvslurm_k=""
+  [ -z "${_uvslurm_f[4]:-}" ] || _uvslurm_jobless _uvslurm_k "note: ${_uvslurm_f[4]}" back
+  printf 'uvslurm: %s\n' "fingerprint $_uvslurm_fp in $_uvslurm_hitms ms (remembered)" \
+    ${_uvslurm_k:+"$_uvslurm_k"} "ready (warm) in $_uvslurm_hitms ms: $_uvslurm_venv" >&2
   export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
   # a job that records how it ends reads on (the section run runs the command, and stays)
   _uvslurm_envsig=${_uvslurm_f[5]:-}
@@ -298,10 +237,26 @@ do
   # nothing left to do but the command: it replaces this shell
   unset VIRTUAL_ENV
   [ "$_uvslurm_lc" = $'\x01' ] || LC_ALL=$_uvslurm_lc
-  _uvslurm_runargs _uvslurm_a
-  # shellcheck disable=SC2093 # (when uv cannot be run, bash ends the job, as the full path would)
-  exec "${_uvslurm_a[@]}"
+  # as _uvslurm_runargs has it (section run) for a project's command
+  # shellcheck disable=SC2086,SC2093 # validated flags; (when uv cannot run, the job ends)
+  exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" \
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-} "${UVSLURM_CMD[@]}"
 done
+# The pass above: a warm start in a job, from the venv that the memo names for these inputs.
+# Top-level code, not a function: bash copies a function's body at its definition and again at
+# every call; the helpers it calls are those whose logic the full path shares. The inputs
+# (_uvslurm_in, one line, which the full path's writer reuses) are what the fingerprint, the key
+# and the choice of the depot venv read from the environment: the prolog's settings (but the
+# command's own), the variables they read, the node (boot, /etc/os-release, and by inode glibc's
+# loader and uv), the GPU driver, and where node-local disk is looked for (a job's id in those
+# paths stands for any job's); tests/test_fast.py checks that none is missing. What the
+# environment cannot show is checked apart: uv, glibc's loader, the interpreter and the
+# directories uv finds it by (none changed since the memo), the lock (the bytes the venv was
+# built from) and the venv (ready and whole). Then the job holds the venv as the full path does,
+# logs the same lines and hands over to the command. Jobs of several nodes, snapshots, scripts,
+# fingerprint commands and rebuilt packages on GPU nodes take the full path. (Glob patterns, not
+# =~: a regular expression costs ~0.1 ms to compile.)
+
 # the rest read on, in the job's own locale
 if [ "$_uvslurm_lc" = $'\x01' ]; then unset LC_ALL; else LC_ALL=$_uvslurm_lc; fi
 unset _uvslurm_f _uvslurm_ld _uvslurm_ids _uvslurm_boot _uvslurm_gpu _uvslurm_os _uvslurm_k \

@@ -71,6 +71,49 @@ _uvslurm_nltried="" # 1: a node-local copy was tried (and failed: the depot by c
 _uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load finds the rest (a job
 [[ $_uvslurm_self == /* || -z $_uvslurm_self ]] || _uvslurm_self=$PWD/$_uvslurm_self # may cd)
 
+# _uvslurm_privtmp: uv keeps lock files in $TMPDIR (uv-<hash>.lock, mode 0666); in a shared /tmp
+# another user can hold one and hang every uv call of this job. A TMPDIR of this user's alone (a
+# per-job one) stays; a shared one is replaced by a private directory inside it.
+_uvslurm_privtmp() {
+  local base=${TMPDIR:-/tmp} d
+  base=${base%/}
+  _uvslurm_owned "$base" && ! [[ -k $base ]] && return 0
+  d="$base/uvslurm-$UID"
+  [[ -e $d || -L $d ]] || mkdir -m 700 "$d" 2>/dev/null
+  # nothing is created in a directory someone else planted there
+  if _uvslurm_owned "$d" && { [[ -e $d/tmp || -L $d/tmp ]] || mkdir -m 700 "$d/tmp" 2>/dev/null
+  } && _uvslurm_owned "$d/tmp"; then
+    export TMPDIR="$d/tmp"
+  else
+    _uvslurm_log "warning: $d is not a private directory of this user;" \
+      "uv keeps its lock files in the shared $base"
+  fi
+}
+
+# _uvslurm_finduv: _uvslurm_uv, the uv recorded at submit time, else the one on PATH
+_uvslurm_finduv() {
+  _uvslurm_uv=${UVSLURM_UV:-}
+  [[ -n $_uvslurm_uv && -x $_uvslurm_uv ]] && return 0
+  _uvslurm_uv=$(command -v uv)
+}
+
+# _uvslurm_ready VENV: VENV has its marker and python, is this user's, and is still whole
+_uvslurm_ready() {
+  [[ -f $1/.uvslurm-ready && -x $1/bin/python ]] && _uvslurm_owned "$1" && _uvslurm_intact "$1"
+}
+
+# _uvslurm_jobhold VENV: in a Slurm job, hold the ready depot VENV for as long as the job (or its
+# array) lives, without a process: truncate .uvslurm-used (the last use) and create
+# .uvslurm-job-<cluster>-<job id> beside it; `uvslurm depot gc/rm` ask Slurm whether that job
+# still lives (docs/design.md, "A job's hold"). False outside a job, when the files cannot be
+# written (a flock then), or when VENV vanished after the open (gc renamed it away).
+_uvslurm_jobhold() {
+  local c=${SLURM_CLUSTER_NAME:-} id=${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-}}
+  [[ -n $id && $id != *[!0-9]* && $c != *[!A-Za-z0-9._-]* ]] || return 1
+  { : >"$1/.uvslurm-used" && : >"$1/.uvslurm-job-${c:--}-$id"; } 2>/dev/null || return 1
+  [[ -f $1/.uvslurm-ready && -x $1/bin/python ]] && _uvslurm_owned "$1"
+}
+
 _uvslurm_die() {
   _uvslurm_log "error: $*"
   while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done

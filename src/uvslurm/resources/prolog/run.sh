@@ -4,6 +4,30 @@
 # warm start that the memo answered in a job that records its end (fast.sh) reads this section,
 # and then none after it.
 
+
+_uvslurm_log() { printf 'uvslurm: %s\n' "$*" >&2; }
+
+# _uvslurm_since VAR START_US: milliseconds since START_US, without forking
+_uvslurm_since() { printf -v "$1" '%d' $(((${EPOCHREALTIME/[.,]/} - $2) / 1000)); }
+
+# _uvslurm_owned DIR: DIR is a directory of this user's and not a symlink (only its owner can
+# change who may write into it)
+_uvslurm_owned() { [[ -d $1 && ! -L $1 && -O $1 ]]; }
+
+# _uvslurm_runargs VAR [CACHE_ARG...]: set the array VAR to the command as `uv run` runs it: with
+# the selection (`--package M` runs in the member) and the interpreter the venv was made for
+# (else uv warns that it is not the project's); a PEP 723 script's venv is the active one
+_uvslurm_runargs() {
+  local -n _ra_out=$1
+  shift
+  # shellcheck disable=SC2206 # UVSLURM_SYNC_ARGS is a list of validated flags
+  _ra_out=("$_uvslurm_uv" run --no-sync "$@" --project "$UVSLURM_PROJECT"
+    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-})
+  [ -z "${UVSLURM_SCRIPT:-}" ] || { export VIRTUAL_ENV=$_uvslurm_venv
+    _ra_out=("$_uvslurm_uv" run --active --frozen "$@" --script); }
+  _ra_out+=("${UVSLURM_CMD[@]}")
+}
+
 # _uvslurm_record start MS FINGERPRINT | end EXIT_CODE: what this job found on its node, or
 # how it ended, for its manifest (`uvslurm show`, `uvslurm jobs`): key=value lines in
 # $UVSLURM_RECORD/<job id>[_<task>].start|.end (the fingerprint's components after a
