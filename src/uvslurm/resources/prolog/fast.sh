@@ -224,7 +224,7 @@ do
     { : >"$_uvslurm_venv/.uvslurm-used" &&
       : >"$_uvslurm_venv/.uvslurm-job-${SLURM_CLUSTER_NAME:--}-$_uvslurm_k"; } 2>/dev/null &&
     [[ -f $_uvslurm_venv/.uvslurm-ready && -x $_uvslurm_venv/bin/python ]] || break
-  _uvslurm_fp=${_uvslurm_keyname%%-*} _uvslurm_state=warm _uvslurm_hit=1 _uvslurm_hitms=""
+  _uvslurm_fp=${_uvslurm_keyname%%-*} _uvslurm_state=warm _uvslurm_hit=1
   _uvslurm_lkey="$UVSLURM_PROJECT_ID-$_uvslurm_keyname"
   _uvslurm_hitms=$(((${EPOCHREALTIME/[.,]/} - _uvslurm_t0) / 1000)) _uvslurm_k=""
   [ -z "${_uvslurm_f[4]:-}" ] || _uvslurm_jobless _uvslurm_k "note: ${_uvslurm_f[4]}" back

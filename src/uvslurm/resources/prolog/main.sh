@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # set in other sections: _uvslurm_t0 (lib.sh), the key (key.sh)
+# shellcheck disable=SC2154 # set in other sections: _uvslurm_t0 (fast.sh), the key (key.sh)
 # uvslurm prolog, section main: the steps in order (uv, fingerprint, key, a ready venv, its
 # node-local copy, the other nodes), then the mode: run, activate, prepare or fingerprint.
 
