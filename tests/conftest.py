@@ -83,6 +83,20 @@ def ready(text: str) -> Ready:
     return found[-1]
 
 
+def logging_uv(tmp_path: Path, delay: str = "0", slow: str = "--version") -> tuple[Path, Path]:
+    """(a uv that logs its arguments, one line per call, then runs the real one, after `delay`
+    seconds when its first argument is `slow`; the log)"""
+    real = shutil.which("uv")
+    assert real
+    log = tmp_path / "uv-calls.txt"
+    uv = tmp_path / "logbin" / "uv"
+    uv.parent.mkdir()
+    uv.write_text(f'#!/bin/bash\necho "$*" >>{log}\n'
+                  f'[ "$1" = {slow} ] && sleep {delay}\nexec {real} "$@"\n')  # fmt: skip
+    uv.chmod(0o755)
+    return uv, log
+
+
 def prolog_env(project: Path, depot: Path, mode: str = "prepare", **over: str) -> dict[str, str]:
     """The environment the prolog runs with, as `uvslurm prepare` sets it: every input named
     (node-local off, Python 3.11 unless `over` says otherwise), on top of this process's."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, log_text, ready, uvslurm, wait_for
+from conftest import Cluster, log_text, logging_uv, ready, uvslurm, wait_for
 from uvslurm import depot, prolog
 
 REMEMBERED = re.compile(r"^uvslurm: fingerprint [0-9a-f]{12} in \d+ ms \(remembered\)$", re.M)
@@ -226,6 +226,93 @@ def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(
     # a job of several tasks would copy into its own directory: not the same inputs
     r = _start(script, project, job="44", TMPDIR=str(tmp_path / "job_43"), SLURM_TASKS_PER_NODE="4")
     assert not _remembered(r)
+
+
+def _slow_build(script: Path, tmp_path: Path, seconds: str) -> Path:
+    """`script` with a uv that logs its calls and takes `seconds` longer to sync (the log)."""
+    uv, log = logging_uv(tmp_path, delay=seconds, slow="sync")
+    text = re.sub(r"^UVSLURM_UV=.*$", f"UVSLURM_UV={uv}", script.read_text(), count=1, flags=re.M)
+    script.write_text(text)
+    return log
+
+
+def _pdir(script: Path, root: Path) -> Path:
+    """The project's directory in the depot (made at submission: a dry run does not)."""
+    pid = re.search(r"^UVSLURM_PROJECT_ID=(\S+)$", script.read_text(), re.M)
+    assert pid
+    pdir = root / pid[1]
+    pdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return pdir
+
+
+def _popen(script: Path, project: Path, job: str, **kw: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "SLURM_JOB_ID": job, "SLURM_JOB_NUM_NODES": "1"}
+    env.pop("SLURM_CLUSTER_NAME", None)
+    return subprocess.Popen(["bash", str(script)], cwd=project, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]  # fmt: skip
+
+
+def test_starts_with_the_same_inputs_wait_for_the_one_on_the_full_path_and_its_memo(
+    project: Path, tmp_path: Path
+) -> None:
+    """The tasks of an array start together on a new node: one takes the full path, holding a
+    pending file; the others wait for it and then start as the memo says (no full path: ~80 ms
+    of CPU each on 2 cores, and no turn each at the build's lock)."""
+    root = tmp_path / "depot"
+    script = _script(project, root, tmp_path)
+    log = _slow_build(script, tmp_path, "2")
+    pdir = _pdir(script, root)
+    first = _popen(script, project, "41")
+    # (its inputs are written into it once it holds the lock)
+    wait_for(lambda: any(p.stat().st_size for p in pdir.glob(".pending-*")), 30,
+             "the first start's pending file")  # fmt: skip
+    others = [_popen(script, project, job) for job in ("42", "43", "44")]
+    outs = [p.communicate(timeout=120) for p in [first, *others]]
+    assert [p.returncode for p in [first, *others]] == [0] * 4, outs
+    assert ready(outs[0][1]).state == "cold" and not REMEMBERED.search(outs[0][1])
+    for _, err in outs[1:]:
+        assert re.search(r"^uvslurm: waited \d+ ms for \S+, a start with the same inputs$", err,
+                         re.M), err  # fmt: skip
+        assert REMEMBERED.search(err), err
+        assert ready(err).venv == ready(outs[0][1]).venv
+    calls = log.read_text().splitlines()
+    assert sum(c.startswith("sync") for c in calls) == 1, calls
+    # nothing left behind
+    assert list(pdir.glob(".pending-*")) == []
+
+
+def test_a_start_alone_on_the_full_path_leaves_no_pending_file(
+    project: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "depot"
+    script = _script(project, root, tmp_path)
+    pdir = _pdir(script, root)
+    r = _start(script, project)
+    assert ready(r.stderr).state == "cold" and "waited" not in r.stderr, r.stderr
+    assert (pdir / ".memo").is_file()
+    assert list(pdir.glob(".pending-*")) == []
+
+
+def test_a_pending_file_whose_start_was_killed_makes_nobody_wait(
+    project: Path, tmp_path: Path
+) -> None:
+    """A start killed on its full path (scancel: its processes all go) leaves its pending file
+    without a lock: the next start with the same inputs does not wait for it, removes it, and
+    takes the full path itself."""
+    root = tmp_path / "depot"
+    script = _script(project, root, tmp_path)
+    _slow_build(script, tmp_path, "30")
+    pdir = _pdir(script, root)
+    first = _popen(script, project, "41", start_new_session=True)
+    wait_for(lambda: any(pdir.glob(".pending-*")), 30, "the first start's pending file")
+    (stale,) = pdir.glob(".pending-*")
+    os.killpg(first.pid, 9)
+    first.communicate(timeout=30)
+    assert stale.exists()
+    r = _popen(script, project, "42", start_new_session=True)
+    wait_for(lambda: not stale.exists(), 20, "the next start to remove the stale pending file")
+    os.killpg(r.pid, 9)
+    r.communicate(timeout=30)
 
 
 @pytest.mark.parametrize(

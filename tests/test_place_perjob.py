@@ -12,12 +12,13 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import PROLOG, Cluster, prolog_env, ready, ready_lines, uvslurm
+from conftest import PROLOG, Cluster, logging_uv, prolog_env, ready, ready_lines, uvslurm
 
 JOB = "4242"
 
@@ -168,25 +169,12 @@ def test_an_image_is_still_placed_on_the_jobs_own_dir(
     assert ready(r.stderr).state == "placed" and "from the image" in r.stderr, r.stderr
 
 
-def _logging_uv(tmp_path: Path, delay: str = "0") -> tuple[Path, Path]:
-    """(a uv that logs its arguments, one line per call, then runs the real one; the log)"""
-    real = shutil.which("uv")
-    assert real
-    log = tmp_path / "uv-calls.txt"
-    uv = tmp_path / "logbin" / "uv"
-    uv.parent.mkdir()
-    uv.write_text(f'#!/bin/bash\necho "$*" >>{log}\n'
-                  f'[ "$1" = --version ] && sleep {delay}\nexec {real} "$@"\n')  # fmt: skip
-    uv.chmod(0o755)
-    return uv, log
-
-
 def test_tasks_starting_together_on_a_new_node_ask_the_machine_facts_once(
     project: Path, tmp_path: Path
 ) -> None:
     """16 array tasks asking uv and the interpreter for the facts at once took 4.3 s each on a
     2-core VM, one alone 0.9 s: one asks, the others wait for its answers and read them."""
-    uv, log = _logging_uv(tmp_path, delay="1")
+    uv, log = logging_uv(tmp_path, delay="1")
     depot = tmp_path / "depot"
     results: list[subprocess.CompletedProcess[str]] = []
 
@@ -206,6 +194,36 @@ def test_tasks_starting_together_on_a_new_node_ask_the_machine_facts_once(
     assert sum(c.startswith("python find") for c in calls) == 1, calls
 
 
+def test_tasks_that_come_while_the_interpreter_is_asked_wait_for_it(
+    project: Path, tmp_path: Path
+) -> None:
+    """The asker keeps the facts file empty until it has the interpreter too: tasks that start
+    while it asks uv for the interpreter wait, instead of reading the other facts and asking
+    uv each (15 of 16 array tasks did, ~0.2 s of CPU each)."""
+    uv, log = logging_uv(tmp_path, delay="1", slow="python")
+    depot = tmp_path / "depot"
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def start() -> None:
+        results.append(run_prolog(project, depot, "fingerprint", UVSLURM_UV=str(uv)))
+
+    first = threading.Thread(target=start)
+    first.start()
+    deadline = time.monotonic() + 30
+    while "python find" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the first task never asked for the interpreter"
+        time.sleep(0.02)
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in [first, *threads]:
+        t.join()
+    assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
+    calls = log.read_text().splitlines()
+    assert calls.count("--version") == 1, calls
+    assert sum(c.startswith("python find") for c in calls) == 1, calls
+
+
 def _probes(log: Path) -> list[str]:
     return [
         c
@@ -219,7 +237,7 @@ def test_the_builder_asks_uvs_interpreter_probe_of_a_depot_venv_that_jobs_run_fr
 ) -> None:
     """The first `uv run` on a venv path probes its interpreter (~100 ms of CPU): the builder asks
     it while the tasks waiting for the build still wait, not each of them at once after it."""
-    uv, log = _logging_uv(tmp_path)
+    uv, log = logging_uv(tmp_path)
     depot = tmp_path / "depot"
     tmpdir = job_dir(node_tmp, f"job_{JOB}")
     r = run_prolog(project, depot, "run", **job_env(tmpdir), UVSLURM_UV=str(uv))

@@ -40,7 +40,7 @@ WARM = (
     *("_uvslurm_hold", "_uvslurm_beat", "_uvslurm_load", "_uvslurm_facts", "_uvslurm_key"),
     *("_uvslurm_fingerprint", "_uvslurm_report", "_uvslurm_nl_candidates", "_uvslurm_holdcopy"),
     *("_uvslurm_local_for", "_uvslurm_localize", "_uvslurm_spread", "_uvslurm_main"),
-    *("_uvslurm_nl_base", "_uvslurm_perjob"),
+    *("_uvslurm_nl_base", "_uvslurm_perjob", "_uvslurm_unpend"),
     *("_uvslurm_exec", "_uvslurm_snapshot", "_uvslurm_ino", "_uvslurm_ldso", "_uvslurm_os"),
     *("_uvslurm_modules", "_uvslurm_python", "_uvslurm_uvlayout", "_uvslurm_watch_modules"),
     *("_uvslurm_finduv", "_uvslurm_factsname", "_uvslurm_pyfresh", "_uvslurm_jobhold"),

@@ -6,6 +6,7 @@
 
 _uvslurm_t0=${EPOCHREALTIME/[.,]/} # the prolog's start (us): the ready line counts from it
 _uvslurm_in=""  # the inputs of this start, as the memo remembers them (below)
+_uvslurm_pendf="" _uvslurm_pendfd="" # this start's pending file and its lock (below; lib.sh)
 # bash's own work here is on bytes, and a multibyte locale makes it decode every character (~12%
 # of a warm start): C until the section ends. Unless the job had an LC_ALL (exported, it is put
 # back before anything runs), this is a variable of this shell alone, not the command's.
@@ -173,16 +174,18 @@ do
   _uvslurm_pdir="$UVSLURM_DEPOT/$UVSLURM_PROJECT_ID"
   _uvslurm_m=$_uvslurm_pdir/.memo
   [[ -d $UVSLURM_DEPOT && ! -L $UVSLURM_DEPOT && -O $UVSLURM_DEPOT ]] &&
-    [[ -d $_uvslurm_pdir && ! -L $_uvslurm_pdir && -O $_uvslurm_pdir ]] &&
-    [[ -f $_uvslurm_m && ! -L $_uvslurm_m && -O $_uvslurm_m ]] || break
+    [[ -d $_uvslurm_pdir && ! -L $_uvslurm_pdir && -O $_uvslurm_pdir ]] || break
   # two lines per start remembered, the latest first: its inputs, then what they gave (key, lock
   # hash, interpreter, its inode, note, whether env(1) restores default signals: section run,
   # whether the lock is big).
   # The first pair answers most starts: the others are read only when it does not. (test's =
   # compares bytes; [[ == ]] would match a pattern.)
-  mapfile -t -n 2 _uvslurm_a 2>/dev/null <"$_uvslurm_m"
-  [ "${_uvslurm_a[0]:-}" = "$_uvslurm_in" ] || mapfile -t -s 2 _uvslurm_a 2>/dev/null <"$_uvslurm_m"
-  _uvslurm_f=()
+  _uvslurm_f=() _uvslurm_a=()
+  if [[ -f $_uvslurm_m && ! -L $_uvslurm_m && -O $_uvslurm_m ]]; then
+    mapfile -t -n 2 _uvslurm_a 2>/dev/null <"$_uvslurm_m"
+    [ "${_uvslurm_a[0]:-}" = "$_uvslurm_in" ] ||
+      mapfile -t -s 2 _uvslurm_a 2>/dev/null <"$_uvslurm_m"
+  fi
   for ((_uvslurm_k = 0; _uvslurm_k < ${#_uvslurm_a[@]}; _uvslurm_k += 2)); do
     [ "${_uvslurm_a[_uvslurm_k]}" = "$_uvslurm_in" ] || continue
     set -f
@@ -193,6 +196,34 @@ do
     set +f
     break
   done
+  # Nothing remembered for these inputs yet. Starts with the same inputs (the tasks of an array
+  # on a new node) would each take the full path at once: the first makes a pending file that it
+  # holds a flock on until its memo is written; the others wait for that flock, then ask the
+  # memo again (once). Only files of this user's in the project's directory, as the memo.
+  if [ -z "${_uvslurm_f[0]:-}" ] && [ -z "$_uvslurm_pendf" ]; then
+    _uvslurm_pendf=-
+    for _uvslurm_k in "$_uvslurm_pdir"/.pending-*; do
+      [[ -f $_uvslurm_k && ! -L $_uvslurm_k && -O $_uvslurm_k ]] &&
+        { IFS= read -r _uvslurm_w <"$_uvslurm_k"; } 2>/dev/null &&
+        [ "$_uvslurm_w" = "$_uvslurm_in" ] && { exec {_uvslurm_w}<"$_uvslurm_k"; } 2>/dev/null ||
+        continue
+      _uvslurm_t=${EPOCHREALTIME/[.,]/}
+      flock -s "$_uvslurm_w" 2>/dev/null
+      exec {_uvslurm_w}<&-
+      # (still there: that start was killed before it could remove it)
+      [ ! -e "$_uvslurm_k" ] || rm -f "$_uvslurm_k"
+      printf 'uvslurm: waited %s ms for %s, a start with the same inputs\n' \
+        $(((${EPOCHREALTIME/[.,]/} - _uvslurm_t) / 1000)) "${_uvslurm_k##*/.pending-}" >&2
+      continue 2
+    done
+    set -C # (a new file: O_EXCL)
+    { exec {_uvslurm_pendfd}>"$_uvslurm_pdir/.pending-${HOSTNAME:-node}-$$"; } 2>/dev/null &&
+      _uvslurm_pendf=$_uvslurm_pdir/.pending-${HOSTNAME:-node}-$$
+    set +C
+    [ "$_uvslurm_pendf" != - ] && flock -n "$_uvslurm_pendfd" 2>/dev/null &&
+      printf '%s\n' "$_uvslurm_in" >&"$_uvslurm_pendfd"
+    break
+  fi
   # what is read back names no path but the interpreter's, which is only compared
   _uvslurm_keyname=${_uvslurm_f[0]:-} _uvslurm_lockhash=${_uvslurm_f[1]:-}
   [[ ${#_uvslurm_keyname} == 21 && ${_uvslurm_keyname:12:1} == - ]] &&
@@ -260,4 +291,4 @@ done
 # the rest read on, in the job's own locale
 if [ "$_uvslurm_lc" = $'\x01' ]; then unset LC_ALL; else LC_ALL=$_uvslurm_lc; fi
 unset _uvslurm_f _uvslurm_ld _uvslurm_ids _uvslurm_boot _uvslurm_gpu _uvslurm_os _uvslurm_k \
-  _uvslurm_m _uvslurm_a
+  _uvslurm_m _uvslurm_a _uvslurm_w _uvslurm_t

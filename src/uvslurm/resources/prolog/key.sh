@@ -110,12 +110,12 @@ _uvslurm_lockdiff() {
 # as \x1f) in .keys, with the 7 latest others. Best effort, as _uvslurm_keep_lock.
 _uvslurm_remember_fp() {
   local cache="$_uvslurm_pdir/.keys"
-  _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null || return 0
+  _uvslurm_private "$UVSLURM_DEPOT" && _uvslurm_mkpdir || return 0
   {
     printf '%s\x1e%s\n' "$_uvslurm_fp" "$1"
     if [ -f "$cache" ]; then head -n 7 "$cache"; fi
-  } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null
-  rm -f "$cache.$$" 2>/dev/null
+  } >"$cache.$$" 2>/dev/null && mv -f "$cache.$$" "$cache" 2>/dev/null ||
+    rm -f "$cache.$$" 2>/dev/null
   return 0
 }
 
@@ -124,12 +124,12 @@ _uvslurm_remember_fp() {
 # effort: a lost race only costs a sha256sum next time.
 _uvslurm_keep_lock() {
   local copy="$_uvslurm_pdir/.lock-${1:0:16}" out
-  _uvslurm_private "$UVSLURM_DEPOT" && mkdir -p "$_uvslurm_pdir" 2>/dev/null || return 0
+  _uvslurm_private "$UVSLURM_DEPOT" && _uvslurm_mkpdir || return 0
   if [ -n "${3:-}" ]; then cp -- "$3" "$copy.$$"; else printf '%s' "$2" >"$copy.$$"; fi \
     2>/dev/null &&
     out=$(sha256sum "$copy.$$" 2>/dev/null) &&
-    [ "${out%% *}" = "$1" ] && mv -f "$copy.$$" "$copy" 2>/dev/null
-  rm -f "$copy.$$" 2>/dev/null
+    [ "${out%% *}" = "$1" ] && mv -f "$copy.$$" "$copy" 2>/dev/null ||
+    rm -f "$copy.$$" 2>/dev/null
   return 0
 }
 

@@ -55,6 +55,9 @@ _uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repai
 _uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
 _uvslurm_gone=${_uvslurm_gone-} # the venv that _uvslurm_intact found incomplete (said once)
 _uvslurm_envsig=${_uvslurm_envsig-} # 1: env(1) restores default signals (run: _uvslurm_sigprobe)
+_uvslurm_pendf=${_uvslurm_pendf-}   # this start's pending file (fast.sh), "-" for none
+_uvslurm_pendfd=${_uvslurm_pendfd-} # the descriptor of its flock, which starts with the same
+# inputs wait for: released by _uvslurm_unpend, before anything that would inherit it lives on
 _uvslurm_lockfd=""  # the descriptor of the lock that _uvslurm_lock took
 _uvslurm_me=""      # <node>-<boot>-<pid>: this builder, in its lease and build directory names
 _uvslurm_claims=()  # the claims (_uvslurm_claim) held, innermost last
@@ -66,8 +69,10 @@ _uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
 _uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
 _uvslurm_pyexe=""   # the interpreter the venv is made with, and its inode (_uvslurm_python)
 _uvslurm_pyino=""
+_uvslurm_factsnew="" # 1: facts asked at this start, not yet in the facts file (fingerprint)
 _uvslurm_nlnote=""  # why no node-local disk took the venv, when that is how things are (place)
 _uvslurm_nltried="" # 1: a node-local copy was tried (and failed: the depot by chance)
+_uvslurm_privok=""  # the directory that _uvslurm_private found private at this start
 _uvslurm_self=${BASH_SOURCE[0]:-} # this script's file, where _uvslurm_load finds the rest (a job
 [[ $_uvslurm_self == /* || -z $_uvslurm_self ]] || _uvslurm_self=$PWD/$_uvslurm_self # may cd)
 
@@ -116,6 +121,7 @@ _uvslurm_jobhold() {
 
 _uvslurm_die() {
   _uvslurm_log "error: $*"
+  _uvslurm_unpend
   while [ ${#_uvslurm_claims[@]} -gt 0 ]; do _uvslurm_unclaim; done
   exit 75
 }
@@ -153,11 +159,29 @@ _uvslurm_load() {
     "last lines hold the code that builds and places venvs); submit the job again with uvslurm"
 }
 
+# _uvslurm_unpend: the starts waiting for this one's memo (fast.sh: the pending file) may ask it
+# again: the memo is written, or will not be, or a process that would inherit the flock is
+# about to be left running (a hold, a mount, the command). The file goes first: a start that
+# comes after finds no file and the memo.
+_uvslurm_unpend() {
+  [ -n "$_uvslurm_pendfd" ] || return 0
+  rm -f "$_uvslurm_pendf"
+  exec {_uvslurm_pendfd}>&-
+  _uvslurm_pendfd=""
+}
+
 # _uvslurm_private DIR: ... and neither group nor others may write into it (one stat)
 _uvslurm_private() {
   local m
-  _uvslurm_owned "$1" && m=$(stat -c %a "$1" 2>/dev/null) && (((8#$m & 8#022) == 0))
+  _uvslurm_owned "$1" || return 1
+  # (asked up to five times a start, of the depot: its stat once)
+  [ "$1" = "$_uvslurm_privok" ] && return 0
+  m=$(stat -c %a "$1" 2>/dev/null) && (((8#$m & 8#022) == 0)) && _uvslurm_privok=$1
 }
+
+# _uvslurm_mkpdir: the project's directory in the depot, made if missing (a mkdir process less
+# when it is there)
+_uvslurm_mkpdir() { [ -d "$_uvslurm_pdir" ] || mkdir -p "$_uvslurm_pdir" 2>/dev/null; }
 
 # _uvslurm_mkdepot: create a missing depot, private, with the marker that tells `uvslurm depot
 # gc/rm` it is uvslurm's to clean (they touch no directory without it)
@@ -214,6 +238,7 @@ _uvslurm_hold() {
     # flock runs under (no slash in it), so no other process is needed to report it
     w="uvslurm: warning: cannot hold the depot venv while the job runs (flock does not work"
     w+=" on the depot's filesystem; \`uvslurm depot gc\` could remove it meanwhile), flock -s on fd"
+    _uvslurm_unpend # (that flock lives as long as the job)
     if [ -z "${2:-}" ]; then
       exec -a "$w" flock -s "$_uvslurm_usefd" &
     else
@@ -236,7 +261,7 @@ _uvslurm_beat() {
   local c
   exec </dev/null >/dev/null 2>&1
   for c in "${_uvslurm_usefd:-}" "${_uvslurm_copyfd:-}" "${_uvslurm_lockfd:-}" \
-    "${_uvslurm_claims[@]%%$'\x1f'*}"; do
+    "${_uvslurm_claims[@]%%$'\x1f'*}" "$_uvslurm_pendfd"; do
     [ -n "$c" ] && exec {c}>&-
   done
   local n=0
@@ -410,7 +435,9 @@ _uvslurm_claim() {
   # the heartbeat: touches the lease and this builder's directory while this shell lives and the
   # lease is still its own (no lock descriptor of ours stays open in it)
   (
-    for c in "$fd" "${_uvslurm_claims[@]%%$'\x1f'*}"; do [ -n "$c" ] && exec {c}>&-; done
+    for c in "$fd" "${_uvslurm_claims[@]%%$'\x1f'*}" "$_uvslurm_pendfd"; do
+      [ -n "$c" ] && exec {c}>&-
+    done
     while sleep 2; do
       kill -0 $$ 2>/dev/null && { read -r cur <"$lease"; } 2>/dev/null &&
         [ "$cur" = "$line" ] || exit 0
@@ -488,7 +515,7 @@ _uvslurm_memo_write() {
       printf '%s\n' "${m[i]}" "${m[i + 1]}"
       n+=1
     done
-  } >"$memo.$$" 2>/dev/null && mv -f "$memo.$$" "$memo" 2>/dev/null
-  rm -f "$memo.$$" 2>/dev/null
+  } >"$memo.$$" 2>/dev/null && mv -f "$memo.$$" "$memo" 2>/dev/null ||
+    rm -f "$memo.$$" 2>/dev/null
   return 0
 }

@@ -62,7 +62,7 @@ _uvslurm_main() {
       _uvslurm_private "$UVSLURM_DEPOT" ||
         _uvslurm_die "the depot $UVSLURM_DEPOT is writable by other users; run chmod go-w on" \
           "it, or set UVSLURM_DEPOT to a private directory"
-      mkdir -p "$_uvslurm_pdir" 2>/dev/null || _uvslurm_die "cannot create the depot directory" \
+      _uvslurm_mkpdir || _uvslurm_die "cannot create the depot directory" \
         "$_uvslurm_pdir (set UVSLURM_DEPOT to a writable place)"
       # one builder per key: flock where it works, a lease where it does not (lib.sh)
       _uvslurm_claim "$_uvslurm_pdir" "$_uvslurm_keyname" "$depot_venv"
@@ -80,6 +80,7 @@ _uvslurm_main() {
   # no node-local copy took over after all: the depot venv's hold is kept fresh from here
   if [ "$beat" = later ] && [ -n "${_uvslurm_usefd:-}" ] && [ "$_uvslurm_venv" = "$depot_venv" ]
   then
+    _uvslurm_unpend
     _uvslurm_beat "$depot_venv" &
     disown $! # (a batch script's `wait` must not wait for it)
   fi
@@ -94,6 +95,7 @@ _uvslurm_main() {
     [ -f "$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}" ]; then
     _uvslurm_memo_write
   fi
+  _uvslurm_unpend
 }
 
 # _uvslurm_atexit: the EXIT trap of a batch script run after the prolog: unmount a mounted

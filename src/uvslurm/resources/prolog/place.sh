@@ -94,6 +94,7 @@ _uvslurm_mount() {
   command -v squashfuse >/dev/null || return 1
   t=${EPOCHREALTIME/[.,]/}
   mkdir "$mnt" 2>/dev/null || return 1
+  _uvslurm_unpend # (squashfuse stays, with the descriptors it was started with)
   if ! squashfuse "$1" "$mnt" 2>/dev/null || ! _uvslurm_ready "$mnt"; then
     _uvslurm_fuse_off "$mnt"
     rmdir "$mnt" 2>/dev/null
