@@ -224,6 +224,27 @@ def test_tasks_that_come_while_the_interpreter_is_asked_wait_for_it(
     assert sum(c.startswith("python find") for c in calls) == 1, calls
 
 
+def test_the_build_makes_the_venv_with_the_interpreter_found_by_its_path(
+    project: Path, tmp_path: Path
+) -> None:
+    """`uv venv --python 3.11` searches PATH again (~0.3 s of CPU where pyenv's shims are on
+    it): the build names the interpreter the fingerprint found, and the venv is the same."""
+    uv, log = logging_uv(tmp_path)
+    r = run_prolog(project, tmp_path / "depot", UVSLURM_UV=str(uv), UVSLURM_NODE_LOCAL="never")
+    assert r.returncode == 0, r.stderr
+    venv = ready(r.stderr).venv
+    calls = log.read_text().splitlines()
+    (made,) = [c.split() for c in calls if c.startswith("venv ")]
+    exe = Path(made[made.index("--python") + 1])
+    assert exe.is_absolute() and os.access(exe, os.X_OK), made
+    home = re.search(r"^home = (.*)$", (venv / "pyvenv.cfg").read_text(), re.M)
+    assert home and Path(home[1]).resolve() == exe.parent.resolve()
+    # the same interpreter as the request finds
+    found = subprocess.run([str(uv), "python", "find", "--system", "3.11"], cwd=project,
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert Path(found.stdout.strip()).resolve() == exe.resolve()
+
+
 def _probes(log: Path) -> list[str]:
     return [
         c

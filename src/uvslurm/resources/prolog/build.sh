@@ -52,11 +52,11 @@ _uvslurm_sync() {  # _uvslurm_sync VENV [--offline]
 # sync and its retry with the network.
 _uvslurm_fresh() {
   rm -rf "$1"
-  local dir
+  local dir py=${_uvslurm_pybuild:-${UVSLURM_PYTHON:-}}
   dir=$(_uvslurm_lockproj)
   [ -z "${UVSLURM_SCRIPT:-}" ] || dir=${UVSLURM_SCRIPT%/*}
-  (cd "$dir" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable \
-    ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} "$1") || return 1
+  (cd "$dir" && VIRTUAL_ENV='' _uvslurm_uvb venv -q --relocatable ${py:+--python "$py"} "$1") ||
+    return 1
   _uvslurm_sync "$@"
 }
 

@@ -69,6 +69,7 @@ _uvslurm_lockmoved="" # 1: the project's uv.lock is not the one submitted (key)
 _uvslurm_loaded=""  # 1: the functions that a warm start does not read are defined (_uvslurm_load)
 _uvslurm_pyexe=""   # the interpreter the venv is made with, and its inode (_uvslurm_python)
 _uvslurm_pyino=""
+_uvslurm_pybuild="" # what the build's uv venv is given as --python (_uvslurm_python)
 _uvslurm_factsnew="" # 1: facts asked at this start, not yet in the facts file (fingerprint)
 _uvslurm_nlnote=""  # why no node-local disk took the venv, when that is how things are (place)
 _uvslurm_nltried="" # 1: a node-local copy was tried (and failed: the depot by chance)
