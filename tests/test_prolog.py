@@ -470,10 +470,12 @@ def test_kill_at_random_moments_never_exposes_a_half_built_venv(
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         mid_build += bool(list(depot.glob("*/.*.build-*")))
-        # whatever the moment, a venv that looks ready is complete
+        # whatever the moment, a venv that looks ready is complete (a killed copy's
+        # .<name>.tmp-<pid> on node-local disk may hold the marker already: it is only ever
+        # renamed into place whole, and removed by the next placement)
         for marker in [
             *depot.glob("*/*/.uvslurm-ready"),
-            *(tmp_path / "local").glob("*/*/.uvslurm-ready"),
+            *(tmp_path / "local").glob("*/[!.]*/.uvslurm-ready"),
         ]:
             assert missing_files(marker.parent) == [], marker
             checked += 1

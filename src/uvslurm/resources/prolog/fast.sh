@@ -208,6 +208,8 @@ do
         [ "$_uvslurm_w" = "$_uvslurm_in" ] && { exec {_uvslurm_w}<"$_uvslurm_k"; } 2>/dev/null ||
         continue
       _uvslurm_t=${EPOCHREALTIME/[.,]/}
+      printf 'uvslurm: waiting for %s, a start with the same inputs\n' \
+        "${_uvslurm_k##*/.pending-}" >&2
       flock -s "$_uvslurm_w" 2>/dev/null
       exec {_uvslurm_w}<&-
       # (still there: that start was killed before it could remove it)
