@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import PROLOG, Cluster, logging_uv, prolog_env, ready, ready_lines, uvslurm
+from conftest import PROLOG, Cluster, logging_uv, prolog_env, ready, ready_lines, uvslurm, wait_for
 
 JOB = "4242"
 
@@ -169,20 +168,22 @@ def test_an_image_is_still_placed_on_the_jobs_own_dir(
     assert ready(r.stderr).state == "placed" and "from the image" in r.stderr, r.stderr
 
 
-def test_tasks_starting_together_on_a_new_node_ask_the_machine_facts_once(
-    project: Path, tmp_path: Path
-) -> None:
-    """16 array tasks asking uv and the interpreter for the facts at once took 4.3 s each on a
-    2-core VM, one alone 0.9 s: one asks, the others wait for its answers and read them."""
-    uv, log = logging_uv(tmp_path, delay="1")
-    depot = tmp_path / "depot"
+def _fingerprints(project: Path, uv: Path, log: Path, first_until: str = "") -> None:
+    """4 starts in fingerprint mode on one new depot: all at once, or the first alone until
+    uv's log shows `first_until`; each succeeds, and the machine facts and the interpreter
+    were asked once in all."""
+    depot = project.parent / "depot"
     results: list[subprocess.CompletedProcess[str]] = []
 
     def start() -> None:
         results.append(run_prolog(project, depot, "fingerprint", UVSLURM_UV=str(uv)))
 
     threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
+    threads[0].start()
+    if first_until:
+        wait_for(lambda: first_until in (log.read_text() if log.exists() else ""), 30,
+                 f"the first start to ask uv {first_until!r}")  # fmt: skip
+    for t in threads[1:]:
         t.start()
     for t in threads:
         t.join()
@@ -194,6 +195,15 @@ def test_tasks_starting_together_on_a_new_node_ask_the_machine_facts_once(
     assert sum(c.startswith("python find") for c in calls) == 1, calls
 
 
+def test_tasks_starting_together_on_a_new_node_ask_the_machine_facts_once(
+    project: Path, tmp_path: Path
+) -> None:
+    """16 array tasks asking uv and the interpreter for the facts at once took 4.3 s each on a
+    2-core VM, one alone 0.9 s: one asks, the others wait for its answers and read them."""
+    uv, log = logging_uv(tmp_path, delay="1")
+    _fingerprints(project, uv, log)
+
+
 def test_tasks_that_come_while_the_interpreter_is_asked_wait_for_it(
     project: Path, tmp_path: Path
 ) -> None:
@@ -201,27 +211,7 @@ def test_tasks_that_come_while_the_interpreter_is_asked_wait_for_it(
     while it asks uv for the interpreter wait, instead of reading the other facts and asking
     uv each (15 of 16 array tasks did, ~0.2 s of CPU each)."""
     uv, log = logging_uv(tmp_path, delay="1", slow="python")
-    depot = tmp_path / "depot"
-    results: list[subprocess.CompletedProcess[str]] = []
-
-    def start() -> None:
-        results.append(run_prolog(project, depot, "fingerprint", UVSLURM_UV=str(uv)))
-
-    first = threading.Thread(target=start)
-    first.start()
-    deadline = time.monotonic() + 30
-    while "python find" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the first task never asked for the interpreter"
-        time.sleep(0.02)
-    threads = [threading.Thread(target=start) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in [first, *threads]:
-        t.join()
-    assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
-    calls = log.read_text().splitlines()
-    assert calls.count("--version") == 1, calls
-    assert sum(c.startswith("python find") for c in calls) == 1, calls
+    _fingerprints(project, uv, log, first_until="python find")
 
 
 def test_the_build_makes_the_venv_with_the_interpreter_found_by_its_path(

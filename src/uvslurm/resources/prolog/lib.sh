@@ -162,8 +162,9 @@ _uvslurm_load() {
 
 # _uvslurm_unpend: the starts waiting for this one's memo (fast.sh: the pending file) may ask it
 # again: the memo is written, or will not be, or a process that would inherit the flock is
-# about to be left running (a hold, a mount, the command). The file goes first: a start that
-# comes after finds no file and the memo.
+# about to be left running (a hold's flock and heartbeat, a mount; the command comes after
+# _uvslurm_main, which ends with this). The file goes first: a start that comes after finds no
+# file and the memo.
 _uvslurm_unpend() {
   [ -n "$_uvslurm_pendfd" ] || return 0
   rm -f "$_uvslurm_pendf"
@@ -262,7 +263,7 @@ _uvslurm_beat() {
   local c
   exec </dev/null >/dev/null 2>&1
   for c in "${_uvslurm_usefd:-}" "${_uvslurm_copyfd:-}" "${_uvslurm_lockfd:-}" \
-    "${_uvslurm_claims[@]%%$'\x1f'*}" "$_uvslurm_pendfd"; do
+    "${_uvslurm_claims[@]%%$'\x1f'*}"; do
     [ -n "$c" ] && exec {c}>&-
   done
   local n=0

@@ -85,7 +85,6 @@ _uvslurm_exec() {
     fi
   fi
   _uvslurm_runargs run "${cachearg[@]}"
-  [ -z "${_uvslurm_pendfd:-}" ] || _uvslurm_unpend
   # this shell stays only to unmount a mounted image or to record how the job ended
   if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
   then
