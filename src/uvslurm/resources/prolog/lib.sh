@@ -162,9 +162,9 @@ _uvslurm_load() {
 
 # _uvslurm_unpend: the starts waiting for this one's memo (fast.sh: the pending file) may ask it
 # again: the memo is written, or will not be, or a process that would inherit the flock is
-# about to be left running (a hold's flock and heartbeat, a mount; the command comes after
-# _uvslurm_main, which ends with this). The file goes first: a start that comes after finds no
-# file and the memo.
+# about to be left running (a hold's flock and heartbeat, a mount; the command starts after the
+# steps of main.sh, which end with this). The file goes first: a start that comes after finds
+# no file and the memo.
 _uvslurm_unpend() {
   [ -n "$_uvslurm_pendfd" ] || return 0
   rm -f "$_uvslurm_pendf"
