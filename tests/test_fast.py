@@ -193,11 +193,39 @@ def test_a_job_that_records_its_run_is_remembered_and_recorded(
     fp = marker[marker.index("\nmodules=") + 1 :].rstrip("\n")
     assert start.split("components:\n")[1].rstrip("\n") == fp
     assert (records / "43.end").read_text().endswith("exit_code=0\n")
-    # the shell stays to record the end: bash, env (the memo knew it restores default signals:
-    # no probe), uv, the command's Python; nothing else of the prolog's
+    # the shell stays to record the end: bash, uv, the command's Python; nothing else of the
+    # prolog's (the command's signals are set back by its own subshell, not by env(1))
     programs = [Path(m.group(1)).name for m in re.finditer(r'execve\("([^"]+)"', trace.read_text())]
-    assert programs[:3] == ["bash", "env", "uv"], programs
-    assert all(p.startswith("python") for p in programs[3:]), programs
+    assert programs[:2] == ["bash", "uv"], programs
+    assert all(p.startswith("python") for p in programs[2:]), programs
+
+
+SIGIGN = "print([l for l in open('/proc/self/status') if l.startswith('SigIgn:')][0], end='')"
+
+
+def test_the_command_of_a_job_that_records_its_run_does_not_ignore_interrupts(
+    project: Path, tmp_path: Path
+) -> None:
+    """A job that records its run starts the command in the background (its shell stays to
+    record the end), where bash starts it with SIGINT and SIGQUIT ignored: the command must get
+    them back, on the full path and on a warm start from the memo, or a program's Ctrl-C and
+    quit handlers (srun's, a checkpointing loop's) never fire."""
+    records = tmp_path / "records"
+    records.mkdir(mode=0o700)
+    r = uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", SIGIGN,
+                cwd=project, env={"UVSLURM_DEPOT": str(tmp_path / "depot")})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(re.sub(r"^UVSLURM_RECORD=.*$", f"UVSLURM_RECORD={records}", r.stdout, flags=re.M))  # fmt: skip
+    for job, remembered in (("51", False), ("52", True)):
+        # as Slurm starts a batch script: stdin not a terminal
+        full = {**os.environ, "SLURM_JOB_ID": job, "SLURM_JOB_NUM_NODES": "1"}
+        r = subprocess.run(["bash", str(script)], cwd=project, env=full, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert r.returncode == 0 and _remembered(r) == remembered, r.stderr
+        assert (records / f"{job}.end").read_text().endswith("exit_code=0\n")
+        ignored = int(r.stdout.split()[1], 16)
+        assert ignored & (1 << 1 | 1 << 2) == 0, r.stdout  # bits of signals 2 (INT), 3 (QUIT)
 
 
 def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(

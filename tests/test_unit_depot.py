@@ -459,6 +459,12 @@ def test_wheel_and_prefetch_and_facts_leftovers(root: Path) -> None:
     for p in (old_sync, new_sync):
         p.mkdir()
     stamp.write_text("")
+    # a stamp before its rename, by a prefetch killed then
+    part, new_part = pre / ".0123abcd.tmp-77", pre / ".4567abcd.tmp-78"
+    part.write_text("")
+    new_part.write_text("")
+    _age(part, 2, now)
+    _age(new_part, 0.1, now)
     _age(old_sync, 1.5, now)
     _age(new_sync, 0.5, now)
     _age(stamp, 100, now)
@@ -472,11 +478,12 @@ def test_wheel_and_prefetch_and_facts_leftovers(root: Path) -> None:
     got = depot.leftovers(root, 7, now)
     assert got == [
         depot.Leftover(wbuild, "a killed wheel build", wheels / "0123456789ab.lock"),
+        depot.Leftover(part, "a killed prefetch"),
         depot.Leftover(old_sync, "a killed prefetch"),
         depot.Leftover(old_fact, "machine facts unused for 7 days"),
     ]
     assert depot.leftovers(root, 0.5, now)[-1].why == "machine facts unused for 0.5 days"
-    assert len(depot.leftovers(root, 5, now)) == 4
+    assert len(depot.leftovers(root, 5, now)) == 5
     # without `now`: the clock
     assert depot.leftovers(root, 7) == got
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,12 @@ class FakeUv:
     syncs: list[Sequence[str]] = field(default_factory=list)
     fail: bool = False
 
+    venvs: list[Path] = field(default_factory=list)
+
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **_: object) -> str:
         assert env is not None and "--link-mode" in argv
         self.syncs.append(argv)
+        self.venvs.append(Path(env["UV_PROJECT_ENVIRONMENT"]))
         if self.fail:
             raise proc.CommandFailed(argv, 2, "error: Failed to fetch: `six`\n")
         site = Path(env["UV_PROJECT_ENVIRONMENT"], "lib", "python3.11", "site-packages")
@@ -129,6 +133,39 @@ def test_a_failed_prefetch_leaves_no_stamp(uv: FakeUv, project: Project, tmp_pat
     uv.fail = False
     _prefetch(project, depot)
     assert len(uv.syncs) == 2 and len(_stamps(depot)) == 1
+
+
+@pytest.mark.parametrize("runtime", [True, False])
+def test_the_throwaway_venv_is_on_this_machine_not_in_the_depot(
+    uv: FakeUv, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: bool
+) -> None:
+    """Its thousands of links would each be a metadata round trip on a parallel filesystem:
+    it goes to $XDG_RUNTIME_DIR when that is the user's alone, else to $TMPDIR; in the depot
+    only the stamp, and the throwaway is gone afterwards."""
+    run, tmp = tmp_path / "run", tmp_path / "tmp"
+    run.mkdir(mode=0o700)
+    tmp.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run) if runtime else "")
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # (tempfile caches its choice)
+    depot = tmp_path / "depot"
+    _prefetch(project, depot)
+    [venv] = uv.venvs
+    assert venv.parent.parent == (run if runtime else tmp), venv
+    assert venv.parent.name.startswith("uvslurm-prefetch-"), venv
+    assert not venv.parent.exists(), "the throwaway is removed"
+    assert [len(p.name) for p in _stamps(depot)] == [24], "the stamp alone"
+
+
+def test_a_runtime_dir_others_can_write_into_is_not_used(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    run.chmod(0o777)
+    assert uvtool.paths.throwaway_parent({"XDG_RUNTIME_DIR": str(run)}) is None
+    run.chmod(0o700)
+    assert uvtool.paths.throwaway_parent({"XDG_RUNTIME_DIR": str(run)}) == str(run)
+    assert uvtool.paths.throwaway_parent({"XDG_RUNTIME_DIR": "run"}) is None
+    assert uvtool.paths.throwaway_parent({}) is None
 
 
 def test_stamp_holds(tmp_path: Path) -> None:

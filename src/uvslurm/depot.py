@@ -493,7 +493,10 @@ def leftovers(
             elif m := names.WHEEL_LEASE.match(p.name):
                 lock = wheels / f"{m['key']}.lock"
                 out.append(Leftover(p, "the lease of a killed wheel build", lock))
-    for p in sorted((root / ".prefetch").glob("sync-*")) if (root / ".prefetch").is_dir() else []:
+    # a prefetch's stamp before its rename (its venv is on the login node's own disk; older
+    # versions made it here, as sync-*)
+    stamps = root / ".prefetch"
+    for p in sorted([*stamps.glob("sync-*"), *stamps.glob(".*.tmp-*")]) if stamps.is_dir() else []:
         if _age(p, now) > DAY:
             out.append(Leftover(p, "a killed prefetch"))
     facts = root / ".facts"

@@ -144,6 +144,17 @@ def private_tmpdir(environ: Mapping[str, str]) -> str | None:
     return str(d / "tmp")
 
 
+def throwaway_parent(environ: Mapping[str, str]) -> str | None:
+    """Where throwaway trees of this machine's own go (submit's prefetch venv: thousands of
+    symlinks, made and removed at once): $XDG_RUNTIME_DIR when it is this user's alone (a tmpfs
+    on systemd login nodes), else None, tempfile's own choice ($TMPDIR, /tmp). Never the depot:
+    on a parallel filesystem each entry is a round trip to its metadata server."""
+    run = environ.get("XDG_RUNTIME_DIR", "")
+    if run.startswith("/") and os.path.isdir(run) and not safety.why_not_private(Path(run)):
+        return run
+    return None
+
+
 def state_dir() -> Path:
     """Per-user state: copies of submitted scripts and default job logs."""
     return user_dir("state")

@@ -96,10 +96,10 @@ def stamp_holds(stamp: Path) -> bool:
 def _stamped(
     depot: Path, key: Sequence[str], prefix: str, fill: Callable[[Path], list[str]]
 ) -> None:
-    """`fill(tmp)` in a throwaway directory of the depot, unless the stamp of `key` says that
-    uv's cache still holds what it fetched last time (the cache files `fill` returns: `uv cache
-    clean` removes them, and a stamp trusted after that would send the nodes' offline syncs
-    into a gap)."""
+    """`fill(tmp)` in a throwaway directory on this machine (paths.throwaway_parent), unless
+    the stamp of `key` in the depot says that uv's cache still holds what it fetched last time
+    (the cache files `fill` returns: `uv cache clean` removes them, and a stamp trusted after
+    that would send the nodes' offline syncs into a gap)."""
     text = "\0".join([*key, os.environ.get("UV_CACHE_DIR", "")])
     stamps = depot / ".prefetch"
     stamp = stamps / hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -109,12 +109,14 @@ def _stamped(
     stamps.mkdir(exist_ok=True)
     import tempfile  # with random, ~2 ms that `submit --dry-run` does not need
 
-    tmp = tempfile.mkdtemp(prefix=prefix, dir=stamps)
+    # (mkdtemp: a new name, mode 0700, also in a shared /tmp)
+    tmp = tempfile.mkdtemp(prefix=f"uvslurm-prefetch-{prefix}", dir=paths.throwaway_parent(os.environ))  # fmt: skip
     try:
         files = fill(Path(tmp))
         # written whole, then renamed into place: a stamp is either complete or absent
-        Path(tmp, "stamp").write_text(stamp_text(files), errors="surrogateescape")
-        os.replace(Path(tmp, "stamp"), stamp)
+        part = stamps / f".{stamp.name}.tmp-{os.getpid()}"
+        part.write_text(stamp_text(files), errors="surrogateescape")
+        os.replace(part, stamp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -265,7 +265,6 @@ do
     ${_uvslurm_k:+"$_uvslurm_k"} "ready (warm) in $_uvslurm_hitms ms: $_uvslurm_venv" >&2
   export UV_PROJECT_ENVIRONMENT="$_uvslurm_venv"
   # a job that records how it ends reads on (the section run runs the command, and stays)
-  _uvslurm_envsig=${_uvslurm_f[5]:-}
   [ -z "${UVSLURM_RECORD:-}" ] || break
   # nothing left to do but the command: it replaces this shell
   unset VIRTUAL_ENV

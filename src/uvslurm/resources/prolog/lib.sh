@@ -54,7 +54,6 @@ _uvslurm_venv=""    # the venv the command runs from (main, place, spread)
 _uvslurm_state=""   # how that venv was made ready: warm | placed | cold | repaired
 _uvslurm_lockhash="" # sha256 of the uv.lock the venv is built from (key)
 _uvslurm_gone=${_uvslurm_gone-} # the venv that _uvslurm_intact found incomplete (said once)
-_uvslurm_envsig=${_uvslurm_envsig-} # 1: env(1) restores default signals (run: _uvslurm_sigprobe)
 _uvslurm_pendf=${_uvslurm_pendf-}   # this start's pending file (fast.sh), "-" for none
 _uvslurm_pendfd=${_uvslurm_pendfd-} # the descriptor of its flock, which starts with the same
 # inputs wait for: released by _uvslurm_unpend, before anything that would inherit it lives on
@@ -502,15 +501,15 @@ _uvslurm_memo_write() {
     _uvslurm_owned "$_uvslurm_pdir" || return 0
   _uvslurm_jobless note " ${_uvslurm_nlnote//[$'\n\x1e']/_} "
   note=${note# }
-  _uvslurm_sigprobe
   [ -f "$memo" ] && [ -O "$memo" ] && mapfile -t m 2>/dev/null <"$memo"
   # a big lock is compared by cmp, a small one by bash (fast.sh)
   { IFS= read -r -d '' -N 32769 big <"$_uvslurm_pdir/.lock-${_uvslurm_lockhash:0:16}"; } 2>/dev/null
   if [ ${#big} -gt 32768 ]; then big=1; else big=0; fi
   {
     printf '%s\n' "$in"
+    # (the sixth field, once whether env(1) restores signals, stays empty: fields keep places)
     printf '%s\x1e' "$_uvslurm_keyname" "$_uvslurm_lockhash" "$_uvslurm_pyexe" "$_uvslurm_pyino" \
-      "${note% }" "$_uvslurm_envsig"
+      "${note% }" ""
     printf '%s\n' "$big"
     for ((i = 0; i + 1 < ${#m[@]} && n < 7; i += 2)); do
       [ "${m[i]}" = "$in" ] && continue

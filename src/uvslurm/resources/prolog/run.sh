@@ -63,7 +63,7 @@ _uvslurm_record() {
 # process; this shell stays only to unmount a mounted image when the command ends
 _uvslurm_exec() {
   local rc child sig c
-  local -a run dfl cachearg=()
+  local -a run cachearg=()
   unset VIRTUAL_ENV
   # uv's interpreter probe of a node-local venv is kept in a private cache beside it, not in the
   # user's shared one, where the path of every new copy would be written (a mounted image's path
@@ -98,11 +98,10 @@ _uvslurm_exec() {
   else
     # in a batch job: in the background, so that signals for the batch shell alone
     # (sbatch --signal=B:USR1@60, scancel --batch) are passed on, as an exec would let them
-    # through. Background commands start with SIGINT and SIGQUIT ignored; env restores them.
-    dfl=()
-    _uvslurm_sigprobe
-    [ "$_uvslurm_envsig" = 0 ] || dfl=(env "--default-signal=INT,QUIT")
-    "${dfl[@]}" "${run[@]}" <&0 &
+    # through. A command started in the background ignores SIGINT and SIGQUIT; in a background
+    # subshell, trap may set them back to the default (POSIX interpretation 751) before the
+    # exec, without a process (bash 5.2 already does in a subshell; older ones may not).
+    { trap - INT QUIT; exec "${run[@]}"; } <&0 &
     child=$!
     for sig in HUP INT QUIT TERM USR1 USR2; do
       # shellcheck disable=SC2064 # the signal and the pid are fixed here
@@ -130,15 +129,6 @@ _uvslurm_marker_fp() {
   done
   [[ ${_mf_m[_mf_i]:-} != modules=* ]] || printf -v _mf_t '%s\n' "${_mf_m[@]:_mf_i}"
   printf -v "$1" '%s' "${_mf_t%$'\n'}"
-}
-
-# _uvslurm_sigprobe: _uvslurm_envsig, whether this node's env(1) restores default signal handling
-# (coreutils >= 8.31; RHEL 8's has not): 1 or 0. Asked once, a process; the memo keeps the answer.
-_uvslurm_sigprobe() {
-  [ -n "${_uvslurm_envsig:-}" ] && return 0
-  _uvslurm_envsig=0
-  env --default-signal=INT true 2>/dev/null && _uvslurm_envsig=1
-  return 0
 }
 
 # a start that the memo answered in a job that records how it ends: its record, then the command
