@@ -18,6 +18,9 @@ Rows of its own, besides the suite's:
   16 imports         16 processes started at once, each `uv run --no-sync python -c "import M"`:
                      makespan with the venv placed on node-local disk, with the squashfs image
                      mounted, and with plain uv's venv on the shared (latency) filesystem
+  fresh submit       `uvslurm submit --hold` to an empty depot (uv lock, the prefetch into uv's
+                     warm cache, the login node's fingerprint, sbatch): its time and the
+                     metadata operations it costs the shared filesystem (the job is cancelled)
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ PARTS = (
     "whole cold node start: placement + first `uv run`",
     f"{PROCS} processes importing at once",
     "array on one cold node",
+    "submit to a fresh depot",
 )
 
 
@@ -225,6 +229,25 @@ def warm_ops(b: Bench, root: Path, runs: int) -> dict[str, Sample]:
     return res
 
 
+def fresh_submits(b: Bench, root: Path, runs: int, cluster: bool) -> dict[str, Sample]:
+    """`uvslurm submit` as a user's first of a project: an empty depot, uv's cache warm. The job
+    is held and cancelled; what is timed is the login node's side."""
+    res = {"ms": Sample(), "ops": Sample()}
+    if not cluster:
+        for s in res.values():
+            s.why = "no Slurm cluster (--no-cluster)"
+        return res
+    for i in range(runs):
+        env = {**b.env, "UVSLURM_DEPOT": str(b.work / f"depot-submit-{i}")}
+        before, t = ops(root), time.perf_counter()
+        job = b.uvslurm("submit", "--parsable", "--hold", "--", "python", "-c", "pass", env=env)
+        res["ms"].values.append((time.perf_counter() - t) * 1000)
+        res["ops"].values.append(ops(root) - before)
+        subprocess.run(["scancel", job.strip()], check=False)
+        shutil.rmtree(env["UVSLURM_DEPOT"], ignore_errors=True)
+    return res
+
+
 def cache_dir(root: Path) -> Path:
     """uv's cache on the shared filesystem, kept between runs as a site's shared cache is (the
     first run fills it from the index)."""
@@ -238,16 +261,19 @@ class Results:
     imports: Imports
     whole: dict[str, Sample]
     warm_ops: dict[str, Sample]
+    submits: dict[str, Sample]
 
 
-def measure(b: Bench, root: Path, runs: int, image: str) -> Results:
+def measure(b: Bench, root: Path, runs: int, image: str, cluster: bool) -> Results:
     n = max(3, runs // 4)
     log(f"metadata operations of a warm start ({n} runs)")
     ops_ = warm_ops(b, root, n)
     log(f"{PROCS} processes importing {module_of(b.deps)} at once ({n} runs)")
     imp = imports(b, n)
     log(f"whole cold node start, timed ({n} runs)")
-    return Results(imp, whole_start(b, n, image), ops_)
+    whole = whole_start(b, n, image)
+    log(f"submit to a fresh depot ({n} runs)")
+    return Results(imp, whole, ops_, fresh_submits(b, root, n, cluster))
 
 
 def na_rows(why: str) -> list[Row]:
@@ -270,6 +296,11 @@ def rows(p: Premise, r: Results, image: str) -> list[Row]:
         s = imp.res[what]
         out.append(Row(f"{PROCS} processes importing {imp.module} at once, {label} vs plain uv's venv on the shared FS: makespan (ms)",
                        s.median if s.values else None, plain.median, why=s.why))  # fmt: skip
+    sub = r.submits
+    for what, label, unit in (("ms", "time (ms)", "ms"), ("ops", "metadata operations on the shared FS", "ops")):  # fmt: skip
+        s = sub[what]
+        out.append(Row(f"`uvslurm submit` to a fresh depot (uv lock, prefetch, login fingerprint, sbatch): {label}",
+                       s.median if s.values else None, None, unit=unit, why=s.why))  # fmt: skip
     return out
 
 

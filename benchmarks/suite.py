@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         hooks = hook.measure(b, prompts, changes)
         if lat:
             image = nodestart._image()[0] or "tar.zst"
-            lat_res = latency.measure(b, lat.root, runs, image)
+            lat_res = latency.measure(b, lat.root, runs, image, cluster)
         if cluster:
             noise.wait_idle(a.wait_idle)
             arr = array.measure(b, tasks, rounds)

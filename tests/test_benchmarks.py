@@ -247,7 +247,8 @@ def test_the_latency_rows_say_why_a_figure_is_missing() -> None:
     imp = latency.Imports("numpy", {"placed": Sample([120.0]), "plain": Sample([240.0]),
                                     "squashfs": Sample(why="the image was not mounted (no fuse)")})  # fmt: skip
     res = latency.Results(imp, {"uvslurm": Sample([80.0]), "uv": Sample([400.0])},
-                          {"job script": Sample([118]), "uv run --no-sync": Sample([86])})  # fmt: skip
+                          {"job script": Sample([118]), "uv run --no-sync": Sample([86])},
+                          {"ms": Sample([2500.0, 3100.0, 2800.0]), "ops": Sample([2290, 2274, 2301])})  # fmt: skip
     premise = latency.Premise(Path("/x"), 0.5, measured_ms=0.61)
     table = summary_rows(summary(latency.rows(premise, res, "squashfs")))
     rows = {r["measure"].split(":")[0].split(",")[0]: r for r in table}
@@ -260,6 +261,10 @@ def test_the_latency_rows_say_why_a_figure_is_missing() -> None:
     placed, mounted = [r for r in table if r["measure"].startswith("16 processes importing numpy")]
     assert (placed["uvslurm"], placed["ratio"]) == ("120.0", "0.50")
     assert mounted["uvslurm"] == "n/a: the image was not mounted (no fuse)"
+    submit = [r for r in table if r["measure"].startswith("`uvslurm submit` to a fresh depot")]
+    assert [(r["uvslurm"], r["plain uv"]) for r in submit] == [("2800.0", "—"), ("2290", "—")]
+    skipped = latency.fresh_submits(None, Path("/x"), 3, cluster=False)  # type: ignore[arg-type]
+    assert [s.why for s in skipped.values()] == ["no Slurm cluster (--no-cluster)"] * 2
 
 
 def test_scale_solves_operations_per_node_and_per_task() -> None:

@@ -433,6 +433,20 @@ def test_project_leftovers(root: Path, proj: str) -> None:
     ) in (depot.leftovers(root, 30))
 
 
+def test_a_pending_file_older_than_a_day_is_a_leftover(root: Path, proj: str) -> None:
+    """A start killed on its full path leaves its .pending-<host>-<pid>; a later start with the
+    same inputs on that node removes it, but another node's stays: gc takes it after a day."""
+    pdir = make_venv(root, proj).parent
+    old, new = pdir / ".pending-n7-4242", pdir / ".pending-n1-99"
+    for p in (old, new):
+        p.write_text("inputs\n")
+    _age(old, 1.1, time.time())
+    _age(new, 0.9, time.time())
+    assert depot.leftovers(root, 30) == [depot.Leftover(old, "the pending file of a killed start")]
+    depot.remove_leftover(depot.leftovers(root, 30)[0])
+    assert not old.exists() and new.exists()
+
+
 def test_a_build_of_another_key_does_not_keep_a_lock(root: Path, proj: str) -> None:
     venv = make_venv(root, proj)
     pdir = venv.parent

@@ -524,6 +524,12 @@ def _project_leftovers(pdir: Path, problems: list[Problem] | None = None) -> lis
         elif names.FAILED.match(name):
             if time.time() - path.lstat().st_mtime > FAILED_FOR:
                 out.append(Leftover(path, "the record of a failed build"))
+        elif names.PENDING.match(name):
+            # its start removes it when its memo is written, a later start of the same node
+            # with the same inputs when it was killed; one killed on a node that runs no such
+            # start again stays. A day: no start is on its full path for that long
+            if time.time() - path.lstat().st_mtime > DAY:
+                out.append(Leftover(path, "the pending file of a killed start"))
         elif m := names.KEY_LOCK.match(name):
             key = m["key"]
             building = any(_BUILD.match(n) and n.startswith(f".{key}.build-") for n in present)

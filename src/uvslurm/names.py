@@ -34,6 +34,8 @@ PACK = re.compile(rf"^(?P<key>{KEY})\.(?:squashfs|tar\.zst)\.tmp-\d+$")
 # and the record of a failed build (kept a minute, so that waiting jobs fail at once)
 LEASE = re.compile(rf"^\.(?P<key>{KEY})\.lease(?:\.break)?$")
 FAILED = re.compile(rf"^\.(?P<key>{KEY})\.failed$")
+# a start on its full path that starts with the same inputs wait for (prolog fast.sh)
+PENDING = re.compile(r"^\.pending-.+-\d+$")
 # rebuilt wheels: <depot>/.wheels/<name>-<version>/<fingerprint>/
 WHEEL_PKG = re.compile(r"^[A-Za-z0-9._+!-]+$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
