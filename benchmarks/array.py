@@ -1,6 +1,7 @@
 """Array makespan on the dev cluster: N tasks starting together on one cold node vs one build.
 
-Every run starts from an empty depot. "One build" is a single job's `ready (cold) in N ms`; the
+Every run starts from an empty depot, with its own copy of the project: a node-local copy is
+named by project and key, not by depot, so one run's placements would serve the next. "One build" is a single job's `ready (cold) in N ms`; the
 makespan is the largest `ready (...) in N ms` over the array's tasks (each counts from its own
 start, and the tasks start together), so Slurm's scheduling and polling latency is left out.
 Each configuration runs `rounds` times, alternating; medians are reported.
@@ -9,10 +10,12 @@ Each configuration runs `rounds` times, alternating; medians are reported.
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmarks.common import Bench, log
 
@@ -32,11 +35,11 @@ class Run:
         return statistics.median(self.makespans)
 
 
-def submit(b: Bench, env: dict[str, str], logs: str, *args: str) -> None:
+def submit(proj: Path, env: dict[str, str], logs: str, *args: str) -> None:
     p = subprocess.run(
         [sys.executable, "-m", "uvslurm", "submit", "--wait", "-J", JOB_NAME, "-w", "n1", "-o", logs,
          "-e", logs, *args, "--", "python", "-c", "pass"],
-        cwd=b.proj, env=env, capture_output=True, text=True,
+        cwd=proj, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if p.returncode != 0:
         raise RuntimeError(f"uvslurm submit {args} exited {p.returncode}:\n{p.stderr}")
@@ -61,7 +64,9 @@ def measure(b: Bench, tasks: int, rounds: int) -> list[Run]:
                 env["UVSLURM_IMAGE"] = "squashfs"
             logs = b.work / f"array-logs-{n}"
             logs.mkdir()
-            submit(b, env, str(logs / "%a.log"), *[e for e in extra if e != "IMAGE=squashfs"])
+            proj = b.work / f"array-proj-{n}"
+            shutil.copytree(b.proj, proj, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+            submit(proj, env, str(logs / "%a.log"), *[e for e in extra if e != "IMAGE=squashfs"])
             found = [READY.search(p.read_text()) for p in logs.iterdir()]
             states = [m.group(1) for m in found if m]
             if len(states) != (tasks if "-a" in extra else 1):

@@ -267,6 +267,25 @@ def test_the_latency_rows_say_why_a_figure_is_missing() -> None:
     assert [s.why for s in skipped.values()] == ["no Slurm cluster (--no-cluster)"] * 2
 
 
+def test_an_array_row_is_a_number_only_where_every_run_started_cold() -> None:
+    """Each run needs its one build: a run that found its venv ready (a copy left on the node
+    by an earlier run, as a node-local copy is named by project and key, not by depot) would
+    compare an array that built nothing with a job that did."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks import array, suite
+
+    one = array.Run("one job", [1200, 1100], [1, 1], [1, 1])
+    many = array.Run("16-task array", [1500, 1400], [1, 1], [16, 16])
+    row = suite.array_row(one, many, " on one cold node: makespan vs one job's build")
+    assert (row.uvslurm, row.plain, row.met) == (1450.0, 1150.0, True)
+    assert row.measure.startswith("16-task array on one cold node")
+    warm = array.Run("16-task array", [300, 1400], [0, 1], [16, 16])
+    row = suite.array_row(one, warm, ", image = squashfs: makespan vs one squashfs job's build")
+    assert row.uvslurm is None and row.plain is None and row.met is None
+    assert row.cells()[1] == "n/a: not a cold start (16-task array: 0, 1 builds)"
+
+
 def test_scale_solves_operations_per_node_and_per_task() -> None:
     """benchmarks.scale's model, on the 8-node runs of docs/performance.md: one per node costs
     nodes*(n + t), the built array nodes*n + tasks*t, the build the cold array's surplus; and

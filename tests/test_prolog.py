@@ -836,6 +836,32 @@ def test_pruning_makes_room_for_the_new_copy(project: Path, tmp_path: Path) -> N
     assert sorted(p.name for p in userdir.iterdir() if p.name in ages) == sorted(ages)[:3]
 
 
+def test_a_copy_serves_a_depot_without_its_venv_quietly_but_not_a_job_of_several_nodes(
+    project: Path, tmp_path: Path
+) -> None:
+    """A node-local copy is named by project and key, not by depot: made from one depot, it
+    serves a job of another (or of the same after a purge took the venv) without a word about
+    the depot venv it could not mark as used. A job of several nodes needs the depot venv (its
+    other nodes copy from it): there the depot's venv is made again first."""
+    local = tmp_path / "local"
+    local.mkdir()
+    run = {"UVSLURM_NODE_LOCAL": str(local)}
+    first = prolog(project, tmp_path / "depot-a", **run)
+    copy = ready(first.stderr).venv
+    assert ready_state(first.stderr) == "cold" and copy.is_relative_to(local), first.stderr
+    other = tmp_path / "depot-b"
+    other.mkdir(mode=0o700)
+    r = prolog(project, other, **run)
+    assert r.returncode == 0 and ready(r.stderr) == ready(r.stderr).__class__("warm", ready(r.stderr).ms, copy), r.stderr  # fmt: skip
+    assert all(line.startswith("uvslurm: ") for line in r.stderr.splitlines()), r.stderr
+    assert not (other / project_id(str(project)) / copy.name[-21:]).exists(), "nothing built"
+    # a job of two nodes (no job id: the step that places the other nodes' copies is not run)
+    r = prolog(project, other, **run, SLURM_JOB_NUM_NODES="2")
+    assert r.returncode == 0 and ready(r.stderr).venv == copy, r.stderr
+    assert ready_state(r.stderr) == "cold" and "built" in r.stderr, r.stderr
+    assert (other / project_id(str(project)) / copy.name[-21:] / ".uvslurm-ready").is_file()
+
+
 def test_a_warm_node_local_start_runs_no_program_but_the_hold(
     project: Path, tmp_path: Path
 ) -> None:

@@ -4,7 +4,7 @@
 # node-local copy, the other nodes), then the mode: run, activate, prepare or fingerprint.
 
 _uvslurm_main() {
-  local t base fingerprint beat=""
+  local t base fingerprint beat="" copies=1
   local -a bases
   _uvslurm_finduv || _uvslurm_die "uv not found (recorded: '${UVSLURM_UV:-}');" \
     "put uv on PATH or set UVSLURM_UV"
@@ -39,12 +39,17 @@ _uvslurm_main() {
   _uvslurm_state=warm
   _uvslurm_venv=""
   _uvslurm_nl_candidates bases
-  # every node of a job must run from one path: a job-private mount on the first node would not
-  # be that (the other nodes' copies are made in a step whose processes end with it)
-  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then _uvslurm_nomount=1; fi
+  if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ] 2>/dev/null; then
+    # every node of a job must run from one path: a job-private mount on the first node would
+    # not be that (the other nodes' copies are made in a step whose processes end with it)
+    _uvslurm_nomount=1
+    # and the other nodes copy from the depot venv (spread.sh): a copy on this node alone does
+    # not serve when the depot has lost its venv (a purge, another depot)
+    _uvslurm_ready "$depot_venv" || copies=""
+  fi
   # warm: a ready venv where the command would run from
   for base in "${bases[@]}"; do
-    [ -n "$base" ] || continue
+    [ -n "$base" ] && [ -n "$copies" ] || continue
     # held (_uvslurm_holdcopy) against other jobs' pruning of node-local copies
     if _uvslurm_owned "$base/uvslurm-$UID" &&
       _uvslurm_holdcopy "$base/uvslurm-$UID/$_uvslurm_lkey"; then
@@ -76,7 +81,8 @@ _uvslurm_main() {
   fi
   _uvslurm_spread "$depot_venv"
   # last use of the depot venv when the command runs from a node-local copy (no hold needed)
-  [ -n "${_uvslurm_usefd:-}" ] || : >"$depot_venv/.uvslurm-used" 2>/dev/null
+  # (a copy of the same key can serve a job whose depot lacks the venv: nothing to record then)
+  [ -n "${_uvslurm_usefd:-}" ] || { : >"$depot_venv/.uvslurm-used"; } 2>/dev/null
   # no node-local copy took over after all: the depot venv's hold is kept fresh from here
   if [ "$beat" = later ] && [ -n "${_uvslurm_usefd:-}" ] && [ "$_uvslurm_venv" = "$depot_venv" ]
   then
