@@ -1,9 +1,10 @@
 """Array makespan on the dev cluster: N tasks starting together on one cold node vs one build.
 
 Every run starts from an empty depot, with its own copy of the project: a node-local copy is
-named by project and key, not by depot, so one run's placements would serve the next. "One build" is a single job's `ready (cold) in N ms`; the
-makespan is the largest `ready (...) in N ms` over the array's tasks (each counts from its own
-start, and the tasks start together), so Slurm's scheduling and polling latency is left out.
+named by project and key, not by depot, so one run's placements would serve the next. "One
+build" is a single job's `ready (cold) in N ms`; the makespan is the largest `ready (...) in N
+ms` over the array's tasks (each counts from its own start, and the tasks start together), so
+Slurm's scheduling and polling latency is left out.
 Each configuration runs `rounds` times, alternating; medians are reported.
 """
 

@@ -157,6 +157,20 @@ def test_the_throwaway_venv_is_on_this_machine_not_in_the_depot(
     assert [len(p.name) for p in _stamps(depot)] == [24], "the stamp alone"
 
 
+def test_a_stamp_that_cannot_be_put_in_place_leaves_nothing(
+    uv: FakeUv, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    depot = tmp_path / "depot"
+
+    def no_rename(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(uvtool.os, "replace", no_rename)
+    with pytest.raises(OSError):
+        _prefetch(project, depot)
+    assert _stamps(depot) == [], "no partial stamp left in the depot"
+
+
 def test_a_runtime_dir_others_can_write_into_is_not_used(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

@@ -109,15 +109,16 @@ def _stamped(
     stamps.mkdir(exist_ok=True)
     import tempfile  # with random, ~2 ms that `submit --dry-run` does not need
 
+    # written whole, then renamed into place: a stamp is either complete or absent
+    part = stamps / f".{stamp.name}.tmp-{os.getpid()}"
     # (mkdtemp: a new name, mode 0700, also in a shared /tmp)
     tmp = tempfile.mkdtemp(prefix=f"uvslurm-prefetch-{prefix}", dir=paths.throwaway_parent(os.environ))  # fmt: skip
     try:
         files = fill(Path(tmp))
-        # written whole, then renamed into place: a stamp is either complete or absent
-        part = stamps / f".{stamp.name}.tmp-{os.getpid()}"
         part.write_text(stamp_text(files), errors="surrogateescape")
         os.replace(part, stamp)
     finally:
+        part.unlink(missing_ok=True)  # (a write that failed half-way)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
