@@ -167,6 +167,11 @@ def rows_for(
 
     w = warm["job script"]
     rows.append(ratio_row("warm job start: job script vs the plain job script (ms)", w, warm["plain job script"], 1.05))  # fmt: skip
+    nc, pnc = warm["job script, no certificates"], warm["plain job script, no certificates"]
+    if nc.values:
+        rows.append(ratio_row("warm job start without SSL_CERT_DIR/SSL_CERT_FILE: job script vs the plain job script (ms)", nc, pnc, 1.05))  # fmt: skip
+    else:
+        rows.append(Row("warm job start without SSL_CERT_DIR/SSL_CERT_FILE: job script vs the plain job script (ms)", None, None, "≤ 1.05\N{MULTIPLICATION SIGN}", None, why=nc.why))  # fmt: skip
     rows.append(ratio_row("warm job start: job script vs `uv run --no-sync` (ms)", w, warm["uv run --no-sync"], 1.2))  # fmt: skip
     rows.append(ratio_row("warm job start: job script vs `uv run --frozen` (ms)", w, warm["uv run --frozen"], 1.2))  # fmt: skip
     rows.append(Row("cold build into the depot vs `uv sync --frozen` (copy) (ms)", cold["depot"].median, cold["uv sync"].median))  # fmt: skip
@@ -233,6 +238,8 @@ def details(
     names = {
         ("warm", "job script"): "warm: the job script (prolog + `uv run --no-sync`), from the depot",
         ("warm", "plain job script"): "warm: the plain job script (export UV_PROJECT_ENVIRONMENT, cd, `uv run --no-sync`)",
+        ("warm", "job script, no certificates"): "warm: the job script, without SSL_CERT_DIR and SSL_CERT_FILE",
+        ("warm", "plain job script, no certificates"): "warm: the plain job script, without SSL_CERT_DIR and SSL_CERT_FILE",
         ("warm", "uv run --no-sync"): "warm: `uv run --no-sync` on the same venv",
         ("warm", "uv run --frozen"): "warm: `uv run --frozen` on the same venv",
         ("cold", "depot"): "cold build into the depot (prolog)",

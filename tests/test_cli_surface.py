@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,16 @@ def test_srun_gets_the_configured_options_but_the_batch_only_ones() -> None:
     )
     assert args == ["--exclusive", "--partition=p", "--time=5"]
     assert skipped == ["array", "output"]
+
+
+def test_srun_hands_bash_a_script_bigger_than_one_argument_may_hold_byte_for_byte() -> None:
+    """The job script (~130 KB) travels in srun's argv, where one string holds at most 128 KiB:
+    in pieces, which bash joins and runs. Multibyte characters, quotes, `$` and newlines at the
+    pieces' edges come through as they were; positional parameters are those of `bash -c`."""
+    word = "é€" + "𝄞" * 300 + ' "$HOME" \\\\ `x`'  # mostly 4 bytes a character
+    line = f"printf '%s\\n' '{word}' \"$#\" \"$0\"\n"
+    text = line * (4 * 128 * 1024 // len(line.encode()) + 7)
+    argv = srun.bash_argv(text)
+    assert len(argv) > 6 and all(len(a.encode()) < 128 * 1024 for a in argv)
+    r = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert r.stdout == f"{word}\n0\nuvslurm-srun\n" * text.count("\n")

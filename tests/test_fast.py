@@ -228,6 +228,67 @@ def test_the_command_of_a_job_that_records_its_run_does_not_ignore_interrupts(
         assert ignored & (1 << 1 | 1 << 2) == 0, r.stdout  # bits of signals 2 (INT), 3 (QUIT)
 
 
+TLS = "import os; print('TLS', os.environ.get('SSL_CERT_DIR'), os.environ.get('SSL_CERT_FILE'))"
+# what uv says when it reads an SSL_CERT_DIR that names no directory (it builds its HTTP client,
+# and reads the certificates, at every `uv run`)
+UV_READ_CERTS = "Invalid `SSL_CERT_DIR`"
+
+
+def test_uv_runs_without_the_jobs_certificates_and_the_command_gets_them_back(
+    project: Path, tmp_path: Path
+) -> None:
+    """`uv run --no-sync` needs no network, yet reads every certificate SSL_CERT_DIR names (~7 ms
+    a start): the prolog leaves both variables out of uv's environment and hands them to the
+    command through an env file that never changes. On a warm start from the memo, on the full
+    path and in a job that records its run; not when the user has env files of their own; an
+    env file that is not ours, or says something else, is passed over, never rewritten."""
+    records = tmp_path / "records"
+    records.mkdir(mode=0o700)
+    root = tmp_path / "depot"
+    r = uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", TLS, cwd=project,
+                env={"UVSLURM_DEPOT": str(root)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(r.stdout)
+    recording = tmp_path / "rec.sh"
+    recording.write_text(re.sub(r"^UVSLURM_RECORD=.*$", f"UVSLURM_RECORD={records}", r.stdout, flags=re.M))  # fmt: skip
+    # built with the certificates as they are (a build may need the network)
+    venv = ready(_start(script, project, job="60").stderr).venv
+    pdir = venv.parent
+    bundle = tmp_path / "my certs.pem"  # (a space: not a plain path, see below)
+    tls = {"SSL_CERT_DIR": str(tmp_path / "no-such-dir"), "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+    want = f"TLS {tls['SSL_CERT_DIR']} {tls['SSL_CERT_FILE']}"
+    plain = subprocess.run([str(shutil.which("uv")), "run", "--no-sync", "true"], cwd=project,
+                           capture_output=True, text=True,
+                           env={**os.environ, **tls, "UV_PROJECT_ENVIRONMENT": str(venv)})  # fmt: skip
+    assert UV_READ_CERTS in plain.stderr, "the premise: plain `uv run` reads them"
+    # (the building start's, for the certificates this machine has)
+    for f in pdir.glob(".tls-env-*"):
+        f.unlink()
+    (pdir / ".memo").unlink()
+    for job, path, remembered in (("61", script, False), ("62", script, True), ("63", recording, True)):  # fmt: skip
+        r = _start(path, project, job=job, **tls)
+        assert _remembered(r) == remembered and UV_READ_CERTS not in r.stderr, r.stderr
+        assert want in r.stdout.splitlines(), r.stdout
+    assert (pdir / ".tls-env-0").read_text() == "".join(f"{k}={v}\n" for k, v in tls.items())
+    assert not (pdir / ".tls-env-1").exists()
+    # the user's env files: uv reads theirs, and the certificates as before
+    (tmp_path / "user.env").write_text("")
+    r = _start(script, project, job="64", UV_ENV_FILE=str(tmp_path / "user.env"), **tls)
+    assert UV_READ_CERTS in r.stderr and want in r.stdout.splitlines()
+    # not a plain path: as before
+    r = _start(script, project, job="65", **{**tls, "SSL_CERT_FILE": str(bundle)})
+    assert UV_READ_CERTS in r.stderr and f"TLS {tls['SSL_CERT_DIR']} {bundle}" in r.stdout
+    # other certificates: the next name; a file that is a symlink is not read, not replaced
+    other = {**tls, "SSL_CERT_DIR": str(tmp_path / "other-dir")}
+    (pdir / ".tls-env-1").symlink_to(pdir / ".tls-env-0")
+    r = _start(script, project, job="66", **other)
+    assert "Invalid `SSL_CERT_DIR`" not in r.stderr and f"TLS {other['SSL_CERT_DIR']} " in r.stdout
+    assert (pdir / ".tls-env-2").read_text().startswith(f"SSL_CERT_DIR={other['SSL_CERT_DIR']}\n")
+    assert (pdir / ".tls-env-1").is_symlink()
+    assert (pdir / ".tls-env-0").read_text().startswith(f"SSL_CERT_DIR={tls['SSL_CERT_DIR']}\n")
+
+
 def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(
     project: Path, tmp_path: Path
 ) -> None:
@@ -402,6 +463,8 @@ def test_the_memo_holds_every_variable_the_full_path_reads() -> None:
         "PYTHONPATH",  # snapshot only (never remembered)
         "UV_PROJECT_ENVIRONMENT",  # set by the prolog itself
         "LC_ALL",  # bash's own locale while it reads the memo, put back before anything runs
+        "SSL_CERT_DIR",  # which certificates: the command's, not the venv's; read at every
+        "SSL_CERT_FILE",  # start (_uvslurm_tls)
     }
     read = set()
     for name in ("fast.sh", "fingerprint.sh", "key.sh"):

@@ -29,6 +29,7 @@ from conftest import (
 )
 from uvslurm import depot as depot_mod
 from uvslurm import names
+from uvslurm.commands import srun
 from uvslurm.nodeenv import project_id
 from uvslurm.prolog import KEPT, section_text, warm_text
 
@@ -973,7 +974,7 @@ def test_the_rest_of_the_prolog_is_read_from_the_job_script_when_needed(
     """A batch script's body comes between the prolog's warm part and its rest: a cold job
     builds with the rest read from the script's own file (named with shell syntax here), the body
     runs with the venv active and its exit status is the job's; the same script from `bash -c`
-    (as `uvslurm prepare` runs the prolog) reads it from that text."""
+    (as `uvslurm srun` runs the job script, in pieces) reads it from that text."""
     job_sh = project / "job.sh"
     job_sh.write_text("#!/bin/bash\n#SBATCH -t 5\npython -c 'import six, sys; print(sys.prefix)'\n"
                       "exit 7\n")  # fmt: skip
@@ -993,12 +994,13 @@ def test_the_rest_of_the_prolog_is_read_from_the_job_script_when_needed(
     assert last.state == "cold" and run.stdout.strip() == str(last.venv)
     assert not list(tmp_path.rglob("pwned"))
     assert last.venv.is_relative_to(depot)
-    # the same text through `bash -c`, with another depot: built again, from that text
+    # the same text through `bash -c` as srun has it, with another depot: built again, from
+    # that text
     assert f"UVSLURM_DEPOT={depot}\n" in text
     body = text.replace("exit 7\n", "").replace(
         f"UVSLURM_DEPOT={depot}\n", f"UVSLURM_DEPOT={shlex.quote(str(other_depot))}\n"
     )
-    other = subprocess.run(["bash", "-c", body, "job"], cwd=project, capture_output=True, text=True,
+    other = subprocess.run(srun.bash_argv(body), cwd=project, capture_output=True, text=True,
                            env=env)  # fmt: skip
     assert other.returncode == 0, other.stderr
     assert ready_state(other.stderr) == "cold" and ready(other.stderr).venv.is_relative_to(

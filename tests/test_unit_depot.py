@@ -659,6 +659,13 @@ def test_remove_project_dir(root: Path, proj: str) -> None:
     remembered.mkdir()
     (remembered / ".keys").write_text(KEY)
     (remembered / ".lock-0123456789abcdef").write_text("version = 1\n")
+    # the warm start's memo and the certificates' env file: they went with it too (a project
+    # whose jobs ran kept its directory for ever)
+    (remembered / ".memo").write_text("inputs\nkey\n")
+    (remembered / ".tls-env-0").write_text("SSL_CERT_DIR=/etc/ssl/certs\n")
+    (remembered / ".tls-env-4").write_text("not of the grammar")
+    assert depot.remove_project_dir(remembered) is False
+    (remembered / ".tls-env-4").unlink()
     (remembered / ".lock-0123456789").write_text("not ours")
     assert depot.remove_project_dir(remembered) is False
     (remembered / ".lock-0123456789").unlink()

@@ -621,12 +621,19 @@ def remove_wheel_dir(wheel: WheelDir) -> None:
 
 def remove_project_dir(pdir: Path) -> bool:
     """Remove a project's depot directory once nothing but what it remembers (fingerprint
-    hashes, copies of small locks, the copies submitted jobs build from or run in) is left."""
+    hashes, copies of small locks, the memo, the certificates' env files, the copies submitted
+    jobs build from or run in) is left."""
     try:
         entries = list(pdir.iterdir())
     except OSError:
         return False
-    memory = [p for p in entries if p.name == names.KEYS or names.LOCK_COPY.match(p.name)]
+    memory = [
+        p
+        for p in entries
+        if p.name in (names.KEYS, names.MEMO)
+        or names.LOCK_COPY.match(p.name)
+        or names.TLS_ENV.match(p.name)
+    ]
     copies = [p for p in entries if names.SUBMITTED.match(p.name) or names.SNAPSHOT.match(p.name)]
     if len(memory) + len(copies) != len(entries) or any(
         p.is_symlink() or not p.is_file() for p in memory

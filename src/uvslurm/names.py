@@ -36,6 +36,10 @@ LEASE = re.compile(rf"^\.(?P<key>{KEY})\.lease(?:\.break)?$")
 FAILED = re.compile(rf"^\.(?P<key>{KEY})\.failed$")
 # a start on its full path that starts with the same inputs wait for (prolog fast.sh)
 PENDING = re.compile(r"^\.pending-.+-\d+$")
+# the warm start's memo, and the certificates' variables that the run step hands to the
+# command (prolog fast.sh: _uvslurm_tls)
+MEMO = ".memo"
+TLS_ENV = re.compile(r"^\.tls-env-[0-3]$")
 # rebuilt wheels: <depot>/.wheels/<name>-<version>/<fingerprint>/
 WHEEL_PKG = re.compile(r"^[A-Za-z0-9._+!-]+$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")

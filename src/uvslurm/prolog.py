@@ -44,7 +44,7 @@ WARM = (
     *("_uvslurm_exec", "_uvslurm_snapshot", "_uvslurm_ino", "_uvslurm_ldso", "_uvslurm_os"),
     *("_uvslurm_modules", "_uvslurm_python", "_uvslurm_uvlayout", "_uvslurm_watch_modules"),
     *("_uvslurm_finduv", "_uvslurm_factsname", "_uvslurm_pyfresh", "_uvslurm_jobhold"),
-    *("_uvslurm_runargs", "_uvslurm_jobless", "_uvslurm_marker_fp"),
+    *("_uvslurm_runargs", "_uvslurm_jobless", "_uvslurm_marker_fp", "_uvslurm_tls"),
     *KEPT,
 )
 # the line of main.sh that becomes the `unset -f` of every other function

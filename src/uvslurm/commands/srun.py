@@ -28,8 +28,19 @@ BATCH_ONLY = frozenset(
     {"array", "output", "error", "input", "requeue", "no-requeue", "ignore-pbs", "export-file",
      "kill-on-invalid-dep", "get-user-env", "open-mode", "wait-all-nodes"}
 )  # fmt: skip
-# one argv string holds at most 32 pages (MAX_ARG_STRLEN): the script travels as one
-MAX_SCRIPT = 128 * 1024 - 1
+# One argv string holds at most 32 pages (MAX_ARG_STRLEN, 128 KiB with its NUL), and the job
+# script is about that big: it travels in pieces of at most 32767 characters (4 bytes each at
+# most in UTF-8), which this loader, bash's whole `-c` text, joins and evaluates as `bash -c`
+# would have run the script; the prolog reads its rest from the same variable (lib.sh:
+# _uvslurm_load). All of argv and the environment may hold a quarter of the stack limit (2 MB).
+PIECE = 32 * 1024 - 1
+LOADER = 'printf -v _uvslurm_text %s "$@"; set --; eval "$_uvslurm_text"'
+
+
+def bash_argv(text: str) -> list[str]:
+    """`bash -c` for the script `text`, whatever its size (PIECE); $0 is uvslurm-srun."""
+    pieces = [text[i : i + PIECE] for i in range(0, len(text), PIECE)]
+    return ["bash", "-c", LOADER, "uvslurm-srun", *pieces]
 
 
 def srun_options(options: Mapping[str, str | bool]) -> tuple[list[str], list[str]]:
@@ -72,13 +83,8 @@ def run(ctx: Context, ns: argparse.Namespace) -> int:
             f"not for srun, left out: {', '.join('--' + n for n in skipped)} (from the config)"
         )
     p = pipeline.realize(plan, req)
-    if len(p.text.encode()) > MAX_SCRIPT:
-        raise UvslurmError(
-            f"the job script is {len(p.text.encode())} bytes, more than one argument can hold",
-            "report this as a bug of uvslurm",
-        )
     # the script travels in srun's argv (`bash -c`): no copy to keep readable on the node, and
     # none left behind, since this process becomes srun
     # --pty only with a terminal (srun warns and ignores it otherwise: scripts, CI)
     pty = ["--pty"] if os.isatty(0) else []
-    proc.exec([srun, *pty, *args, *ns.srun_args, "bash", "-c", p.text, "uvslurm-srun"])
+    proc.exec([srun, *pty, *args, *ns.srun_args, *bash_argv(p.text)])

@@ -287,7 +287,8 @@ _uvslurm_probe() {
   local -a run UVSLURM_CMD=(true)
   [ -z "${UVSLURM_SCRIPT:-}" ] || return 0 # a script runs in uv's environment for it
   _uvslurm_runargs run
-  UV_PROJECT_ENVIRONMENT=$1 VIRTUAL_ENV='' "${run[@]}" >/dev/null 2>&1 </dev/null
+  ( [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
+    UV_PROJECT_ENVIRONMENT=$1 VIRTUAL_ENV='' exec "${run[@]}" ) >/dev/null 2>&1 </dev/null
   return 0
 }
 

@@ -128,6 +128,51 @@ _uvslurm_jobless() {
   printf -v "$1" '%s' "${t% }"
 }
 
+# _uvslurm_tls VAR: uv builds its HTTP client at every `uv run`, though `--no-sync` never uses it,
+# and so reads every certificate that SSL_CERT_DIR and SSL_CERT_FILE name (~7 ms a start for the
+# 290 files of a Debian /etc/ssl/certs: a fifth of a warm start). When the job exports them as
+# plain paths, VAR gets `--env-file FILE` and _uvslurm_tlsoff is set: the exec of uv leaves them
+# out of uv's environment, and uv gives the command FILE's variables that its own lacks, so the
+# command sees them as they were. FILE holds the lines and never changes (a new content takes
+# the next free name: a start that read one can trust uv to read the same); it is this user's,
+# in the project's depot directory. Not with env files of the user's (uv would read only ours),
+# and not for a PEP 723 script, whose `uv run` may install.
+_uvslurm_tls() {
+  local -n _tl_out=$1
+  local _tl_want="" _tl_f _tl_i -
+  local -a _tl_m
+  _tl_out=() _uvslurm_tlsoff=""
+  [[ -n ${SSL_CERT_DIR:-}${SSL_CERT_FILE:-} && -z ${UV_ENV_FILE+1}${UV_NO_ENV_FILE+1} ]] &&
+    [[ -z ${UVSLURM_SCRIPT:-} && ${UVSLURM_SYNC_ARGS:-} != *env-file* ]] &&
+    [[ ${SSL_CERT_DIR:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] &&
+    [[ ${SSL_CERT_FILE:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] || return 0
+  # (exported: a shell variable is neither uv's nor the command's)
+  if [ -n "${SSL_CERT_DIR:-}" ]; then
+    [[ ${SSL_CERT_DIR@a} == *x* ]] || return 0
+    _tl_want="SSL_CERT_DIR=$SSL_CERT_DIR"$'\n'
+  fi
+  if [ -n "${SSL_CERT_FILE:-}" ]; then
+    [[ ${SSL_CERT_FILE@a} == *x* ]] || return 0
+    _tl_want+="SSL_CERT_FILE=$SSL_CERT_FILE"$'\n'
+  fi
+  for _tl_i in 0 1 2 3; do
+    _tl_f=$_uvslurm_pdir/.tls-env-$_tl_i
+    if [[ -e $_tl_f || -L $_tl_f ]]; then
+      [[ -f $_tl_f && ! -L $_tl_f && -O $_tl_f ]] || continue
+      _tl_m=()
+      mapfile -d '' _tl_m 2>/dev/null <"$_tl_f"
+      [ "${_tl_m[0]:-}" = "$_tl_want" ] || continue
+    else
+      # a new file (O_EXCL; `local -` sets -C back), written whole by one write; a start
+      # that reads it half-made takes the next name
+      set -C
+      { printf '%s' "$_tl_want" >"$_tl_f"; } 2>/dev/null || continue
+    fi
+    _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
+    return 0
+  done
+}
+
 # The warm start that the memo answers: one pass, left by `break` for the full path at the first
 # thing that differs. What it checks and why: after it (bash reads none of that on a hit).
 while [ "${UVSLURM_MODE:-run}" = run ] && [ -n "${UVSLURM_PROJECT_ID:-}" ] &&
@@ -268,10 +313,12 @@ do
   [ -z "${UVSLURM_RECORD:-}" ] || break
   # nothing left to do but the command: it replaces this shell
   unset VIRTUAL_ENV
+  _uvslurm_tls _uvslurm_a
+  [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
   [ "$_uvslurm_lc" = $'\x01' ] || LC_ALL=$_uvslurm_lc
   # as _uvslurm_runargs has it (section run) for a project's command
   # shellcheck disable=SC2086,SC2093 # validated flags; (when uv cannot run, the job ends)
-  exec "$_uvslurm_uv" run --no-sync --project "$UVSLURM_PROJECT" \
+  exec "$_uvslurm_uv" run --no-sync "${_uvslurm_a[@]}" --project "$UVSLURM_PROJECT" \
     ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-} "${UVSLURM_CMD[@]}"
 done
 # The pass above: a warm start in a job, from the venv that the memo names for these inputs.

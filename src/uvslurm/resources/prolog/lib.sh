@@ -140,7 +140,9 @@ _uvslurm_load() {
   for src in "$_uvslurm_self" "bash -c"; do
     lines=()
     if [ "$src" = "bash -c" ]; then
-      [ -z "${BASH_EXECUTION_STRING:-}" ] || mapfile -t lines <<<"${BASH_EXECUTION_STRING%$'\n'}"
+      # (uvslurm srun's text, joined from its pieces: commands/srun.py)
+      src=${_uvslurm_text:-${BASH_EXECUTION_STRING:-}}
+      [ -z "$src" ] || mapfile -t lines <<<"${src%$'\n'}"
     elif [ -f "$src" ] && [ -r "$src" ]; then
       mapfile -t lines <"$src"
     fi

@@ -19,9 +19,13 @@ _uvslurm_owned() { [[ -d $1 && ! -L $1 && -O $1 ]]; }
 # (else uv warns that it is not the project's); a PEP 723 script's venv is the active one
 _uvslurm_runargs() {
   local -n _ra_out=$1
+  local -a _ra_tls
   shift
+  # (and, where it sets _uvslurm_tlsoff, the exec leaves SSL_CERT_DIR and SSL_CERT_FILE out of
+  # uv's environment: _uvslurm_tls)
+  _uvslurm_tls _ra_tls
   # shellcheck disable=SC2206 # UVSLURM_SYNC_ARGS is a list of validated flags
-  _ra_out=("$_uvslurm_uv" run --no-sync "$@" --project "$UVSLURM_PROJECT"
+  _ra_out=("$_uvslurm_uv" run --no-sync "${_ra_tls[@]}" "$@" --project "$UVSLURM_PROJECT"
     ${UVSLURM_PYTHON:+--python "$UVSLURM_PYTHON"} ${UVSLURM_SYNC_ARGS:-})
   [ -z "${UVSLURM_SCRIPT:-}" ] || { export VIRTUAL_ENV=$_uvslurm_venv
     _ra_out=("$_uvslurm_uv" run --active --frozen "$@" --script); }
@@ -88,12 +92,13 @@ _uvslurm_exec() {
   # this shell stays only to unmount a mounted image or to record how the job ended
   if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
   then
+    [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
     exec "${run[@]}"
   fi
   if [ -t 0 ]; then
     # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
     trap '[ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount; exit 143' TERM
-    "${run[@]}"
+    ( [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE; exec "${run[@]}" )
     rc=$?
   else
     # in a batch job: in the background, so that signals for the batch shell alone
@@ -101,7 +106,8 @@ _uvslurm_exec() {
     # through. A command started in the background ignores SIGINT and SIGQUIT; in a background
     # subshell, trap may set them back to the default (POSIX interpretation 751) before the
     # exec, without a process (bash 5.2 already does in a subshell; older ones may not).
-    { trap - INT QUIT; exec "${run[@]}"; } <&0 &
+    { trap - INT QUIT; [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
+      exec "${run[@]}"; } <&0 &
     child=$!
     for sig in HUP INT QUIT TERM USR1 USR2; do
       # shellcheck disable=SC2064 # the signal and the pid are fixed here
