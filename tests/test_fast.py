@@ -287,6 +287,15 @@ def test_uv_runs_without_the_jobs_certificates_and_the_command_gets_them_back(
     assert (pdir / ".tls-env-2").read_text().startswith(f"SSL_CERT_DIR={other['SSL_CERT_DIR']}\n")
     assert (pdir / ".tls-env-1").is_symlink()
     assert (pdir / ".tls-env-0").read_text().startswith(f"SSL_CERT_DIR={tls['SSL_CERT_DIR']}\n")
+    # a depot whose path has a space: uv would split --env-file's value there; uv gets them
+    r = uvslurm("submit", "--dry-run", "--no-node-local", "--", "python", "-c", TLS, cwd=project,
+                env={"UVSLURM_DEPOT": str(tmp_path / "de pot")})  # fmt: skip
+    script.write_text(r.stdout)
+    _start(script, project, job="67")
+    for job in ("68", "69"):
+        r = _start(script, project, job=job, **tls)
+        assert UV_READ_CERTS in r.stderr and want in r.stdout.splitlines(), r.stderr
+    assert not list((tmp_path / "de pot").glob("*/.tls-env-*"))
 
 
 def test_default_node_local_on_a_per_job_tmpdir_is_remembered_for_the_next_job(

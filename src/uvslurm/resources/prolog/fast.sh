@@ -144,6 +144,7 @@ _uvslurm_tls() {
   _tl_out=() _uvslurm_tlsoff=""
   [[ -n ${SSL_CERT_DIR:-}${SSL_CERT_FILE:-} && -z ${UV_ENV_FILE+1}${UV_NO_ENV_FILE+1} ]] &&
     [[ -z ${UVSLURM_SCRIPT:-} && ${UVSLURM_SYNC_ARGS:-} != *env-file* ]] &&
+    [[ $_uvslurm_pdir != *' '* ]] && # (uv splits --env-file's value at spaces, as UV_ENV_FILE's)
     [[ ${SSL_CERT_DIR:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] &&
     [[ ${SSL_CERT_FILE:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] || return 0
   # (exported: a shell variable is neither uv's nor the command's)
