@@ -158,17 +158,20 @@ _uvslurm_tls() {
   fi
   for _tl_i in 0 1 2 3; do
     _tl_f=$_uvslurm_pdir/.tls-env-$_tl_i
-    if [[ -e $_tl_f || -L $_tl_f ]]; then
-      [[ -f $_tl_f && ! -L $_tl_f && -O $_tl_f ]] || continue
-      _tl_m=()
-      mapfile -d '' _tl_m 2>/dev/null <"$_tl_f"
-      [ "${_tl_m[0]:-}" = "$_tl_want" ] || continue
-    else
-      # a new file (O_EXCL; `local -` sets -C back), written whole by one write; a start
-      # that reads it half-made takes the next name
+    # a new file (O_EXCL; `local -` sets -C back), written whole by one write; one that is
+    # there (made by another start meanwhile, too) is read: a start that reads it half-made
+    # takes the next name
+    if [[ ! -e $_tl_f && ! -L $_tl_f ]]; then
       set -C
-      { printf '%s' "$_tl_want" >"$_tl_f"; } 2>/dev/null || continue
+      if { printf '%s' "$_tl_want" >"$_tl_f"; } 2>/dev/null; then
+        _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
+        return 0
+      fi
     fi
+    [[ -f $_tl_f && ! -L $_tl_f && -O $_tl_f ]] || continue
+    _tl_m=()
+    mapfile -d '' _tl_m 2>/dev/null <"$_tl_f"
+    [ "${_tl_m[0]:-}" = "$_tl_want" ] || continue
     _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
     return 0
   done
