@@ -144,18 +144,14 @@ _uvslurm_tls() {
   _tl_out=() _uvslurm_tlsoff=""
   [[ -n ${SSL_CERT_DIR:-}${SSL_CERT_FILE:-} && -z ${UV_ENV_FILE+1}${UV_NO_ENV_FILE+1} ]] &&
     [[ -z ${UVSLURM_SCRIPT:-} && ${UVSLURM_SYNC_ARGS:-} != *env-file* ]] &&
-    [[ $_uvslurm_pdir != *' '* ]] && # (uv splits --env-file's value at spaces, as UV_ENV_FILE's)
-    [[ ${SSL_CERT_DIR:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] &&
-    [[ ${SSL_CERT_FILE:-} != *[!A-Za-z0-9/._+,:@%=~-]* ]] || return 0
-  # (exported: a shell variable is neither uv's nor the command's)
-  if [ -n "${SSL_CERT_DIR:-}" ]; then
-    [[ ${SSL_CERT_DIR@a} == *x* ]] || return 0
-    _tl_want="SSL_CERT_DIR=$SSL_CERT_DIR"$'\n'
-  fi
-  if [ -n "${SSL_CERT_FILE:-}" ]; then
-    [[ ${SSL_CERT_FILE@a} == *x* ]] || return 0
-    _tl_want+="SSL_CERT_FILE=$SSL_CERT_FILE"$'\n'
-  fi
+    [[ $_uvslurm_pdir != *' '* ]] || return 0 # (uv splits --env-file's value at spaces)
+  for _tl_i in SSL_CERT_DIR SSL_CERT_FILE; do
+    [ -n "${!_tl_i:-}" ] || continue
+    # exported (a shell variable is neither uv's nor the command's), and bytes that a dotenv
+    # line keeps as they are
+    [[ ${!_tl_i@a} == *x* && ${!_tl_i} != *[!A-Za-z0-9/._+,:@%=~-]* ]] || return 0
+    _tl_want+="$_tl_i=${!_tl_i}"$'\n'
+  done
   for _tl_i in 0 1 2 3; do
     _tl_f=$_uvslurm_pdir/.tls-env-$_tl_i
     # a new file (O_EXCL; `local -` sets -C back), written whole by one write; one that is
@@ -163,18 +159,15 @@ _uvslurm_tls() {
     # takes the next name
     if [[ ! -e $_tl_f && ! -L $_tl_f ]]; then
       set -C
-      if { printf '%s' "$_tl_want" >"$_tl_f"; } 2>/dev/null; then
-        _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
-        return 0
-      fi
+      { printf '%s' "$_tl_want" >"$_tl_f"; } 2>/dev/null && break
     fi
-    [[ -f $_tl_f && ! -L $_tl_f && -O $_tl_f ]] || continue
     _tl_m=()
-    mapfile -d '' _tl_m 2>/dev/null <"$_tl_f"
-    [ "${_tl_m[0]:-}" = "$_tl_want" ] || continue
-    _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
-    return 0
+    [[ -f $_tl_f && ! -L $_tl_f && -O $_tl_f ]] && mapfile -d '' _tl_m 2>/dev/null <"$_tl_f"
+    [ "${_tl_m[0]:-}" = "$_tl_want" ] && break
+    _tl_f=""
   done
+  [ -n "$_tl_f" ] || return 0
+  _tl_out=(--env-file "$_tl_f") _uvslurm_tlsoff=1
 }
 
 # The warm start that the memo answers: one pass, left by `break` for the full path at the first

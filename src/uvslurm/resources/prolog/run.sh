@@ -89,16 +89,18 @@ _uvslurm_exec() {
     fi
   fi
   _uvslurm_runargs run "${cachearg[@]}"
+  # uv runs without the job's certificates, which it hands to the command (_uvslurm_tls); what
+  # this shell does after (unmount, record) needs none
+  [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
   # this shell stays only to unmount a mounted image or to record how the job ended
   if [ -z "${_uvslurm_mnt:-}" ] && { [ -z "${UVSLURM_RECORD:-}" ] || [ -z "${SLURM_JOB_ID:-}" ]; }
   then
-    [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
     exec "${run[@]}"
   fi
   if [ -t 0 ]; then
     # at a terminal (uvslurm srun): in the foreground, where the terminal's signals reach it
     trap '[ -z "${_uvslurm_mnt:-}" ] || _uvslurm_umount; exit 143' TERM
-    ( [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE; exec "${run[@]}" )
+    "${run[@]}"
     rc=$?
   else
     # in a batch job: in the background, so that signals for the batch shell alone
@@ -106,8 +108,7 @@ _uvslurm_exec() {
     # through. A command started in the background ignores SIGINT and SIGQUIT; in a background
     # subshell, trap may set them back to the default (POSIX interpretation 751) before the
     # exec, without a process (bash 5.2 already does in a subshell; older ones may not).
-    { trap - INT QUIT; [ -z "${_uvslurm_tlsoff:-}" ] || unset SSL_CERT_DIR SSL_CERT_FILE
-      exec "${run[@]}"; } <&0 &
+    { trap - INT QUIT; exec "${run[@]}"; } <&0 &
     child=$!
     for sig in HUP INT QUIT TERM USR1 USR2; do
       # shellcheck disable=SC2064 # the signal and the pid are fixed here
